@@ -1,0 +1,185 @@
+"""The `autow2s` command line: one command per user verb."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autow2s.errors import AutoW2SError
+from autow2s.testbed.experiment import DEFAULT_SEEDS, ExperimentResult, ExperimentSettings, run_experiment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="autow2s: automated research on weak-to-strong supervision.")
+console = Console()
+err_console = Console(stderr=True)
+
+SeedsOption = typer.Option(",".join(map(str, DEFAULT_SEEDS)), "--seeds", help="comma-separated training seeds")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _guarded(fn: Callable[[], None]) -> None:
+    """Run a command body; user errors become one line on stderr and exit code 2."""
+    try:
+        fn()
+    except AutoW2SError as exc:
+        _fail(str(exc))
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AutoW2SError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise AutoW2SError("--seeds needs at least one seed")
+    return seeds
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _result_table(results: list[ExperimentResult], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("method", "weak", "ceiling", "transfer", "PGR", "95% CI", "seconds"):
+        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
+    for r in results:
+        ci = "—" if r.pgr_ci is None else f"[{r.pgr_ci[0]:.2f}, {r.pgr_ci[1]:.2f}]"
+        table.add_row(r.method, _fmt(r.weak_acc), _fmt(r.ceiling_acc), _fmt(r.transfer_acc),
+                      _fmt(r.pgr), ci, f"{r.seconds:.1f}")
+    return table
+
+
+def _run_with_progress(task, methods, seeds: list[int], settings: ExperimentSettings) -> list[ExperimentResult]:
+    results = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        bar = progress.add_task("starting", total=len(methods))
+        for method in methods:
+            def tell(step: str, name: str = method.name) -> None:
+                progress.update(bar, description=f"{name}: {step}")
+            results.append(run_experiment(task, method, seeds, settings=settings, progress=tell))
+            progress.advance(bar)
+    return results
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks."""
+    from autow2s.testbed.tasks.registry import TASKS
+
+    table = Table(title="tasks")
+    table.add_column("name")
+    table.add_column("description")
+    for entry in TASKS.values():
+        table.add_row(entry.name, entry.description)
+    console.print(table)
+
+
+@app.command()
+def methods() -> None:
+    """List the registered baseline methods."""
+    from autow2s.testbed.methods.registry import builtin_methods
+
+    table = Table(title="methods")
+    table.add_column("name")
+    table.add_column("description")
+    for method in builtin_methods().values():
+        table.add_row(method.name, method.description)
+    console.print(table)
+
+
+@app.command()
+def experiment(
+    task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
+    method: str = typer.Option("vanilla", "--method", help="method name or method directory"),
+    seeds: str = SeedsOption,
+    strong: str = typer.Option("mlp", "--strong", help="strong model backend"),
+    weak: str = typer.Option("linear", "--weak", help="weak model backend"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON here"),
+) -> None:
+    """Run one method on one task over seeds and print weak, ceiling, transfer and PGR."""
+
+    def body() -> None:
+        from autow2s.testbed.methods.registry import load_method
+        from autow2s.testbed.tasks.registry import load_task
+
+        loaded_task, loaded_method = load_task(task), load_method(method)
+        settings = ExperimentSettings(strong=strong, weak=weak, device=device)
+        result = _run_with_progress(loaded_task, [loaded_method], _parse_seeds(seeds), settings)[0]
+        console.print(_result_table([result], f"{loaded_task.name} · seeds {','.join(map(str, result.seeds))}"))
+        if result.note:
+            console.print(f"[yellow]{result.note}[/]")
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+            console.print(f"result written to {json_out}")
+
+    _guarded(body)
+
+
+@app.command()
+def baselines(
+    task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
+    seeds: str = SeedsOption,
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write all results as JSON here"),
+) -> None:
+    """Run every baseline method on a task: the table researchers have to beat."""
+
+    def body() -> None:
+        from autow2s.testbed.methods.registry import builtin_methods
+        from autow2s.testbed.tasks.registry import load_task
+
+        loaded_task = load_task(task)
+        all_methods = list(builtin_methods().values())
+        results = _run_with_progress(loaded_task, all_methods, _parse_seeds(seeds), ExperimentSettings(device=device))
+        console.print(_result_table(results, f"baselines on {loaded_task.name} · seeds {seeds}"))
+        if results and results[0].note:
+            console.print(f"[yellow]{results[0].note}[/]")
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+            console.print(f"results written to {json_out}")
+
+    _guarded(body)
+
+
+@app.command()
+def prepare(
+    task: str = typer.Argument(..., help="task name or task directory"),
+    out: Path = typer.Option(..., "--out", help="where to write lab/ and public/"),
+    seed: int = typer.Option(0, "--seed", help="seed of the weak teacher and the dev/holdout partition"),
+    dev_fraction: float = typer.Option(0.5, "--dev-fraction", min=0.05, max=0.95, help="share of test scored as dev"),
+) -> None:
+    """Split a task into the lab's view (with labels) and the researchers' public view."""
+
+    def body() -> None:
+        from autow2s.testbed.prepare import prepare_task
+        from autow2s.testbed.tasks.registry import load_task
+
+        paths = prepare_task(load_task(task), out, seed=seed, dev_fraction=dev_fraction)
+        console.print(f"lab view (labels, dev/holdout partition): {paths['lab']}")
+        console.print(f"public view (no labels, weak artifacts):  {paths['public']}")
+
+    _guarded(body)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+
+
+class AutoW2SError(Exception):
+    """A problem the user can fix; the message says what went wrong and what to do next."""
+
+
+class TaskFormatError(AutoW2SError):
+    """A task directory or one of its rows does not match the task format."""
+
+
+class UnknownNameError(AutoW2SError):
+    """A task, method or backend name that is not registered."""
+
+
+class PredictionError(AutoW2SError):
+    """A method returned predictions of the wrong shape or with non-finite values."""

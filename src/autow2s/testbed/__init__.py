@@ -1,0 +1,1 @@
+"""The weak-to-strong science engine: tasks, models, methods, experiments and metrics."""
