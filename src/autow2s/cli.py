@@ -177,6 +177,28 @@ def prepare(
     _guarded(body)
 
 
+@app.command()
+def predict(
+    public: Path = typer.Option(..., "--public", help="a public task view written by `autow2s prepare`"),
+    method: str = typer.Option(..., "--method", help="method name or method directory"),
+    seed: int = typer.Option(42, "--seed"),
+    out: Path = typer.Option(..., "--out", help="where to write {ids, predictions} as JSON"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
+) -> None:
+    """Run a method on a public view (no labels anywhere) and write its test predictions."""
+
+    def body() -> None:
+        from autow2s.testbed.methods.registry import load_method
+        from autow2s.testbed.public_run import predict_public
+
+        ids, predictions = predict_public(public, load_method(method), seed, ExperimentSettings(device=device))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"ids": ids, "predictions": predictions.tolist()}) + "\n")
+        console.print(f"{len(ids)} test predictions written to {out}")
+
+    _guarded(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
