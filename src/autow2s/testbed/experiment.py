@@ -73,20 +73,21 @@ def task_info(task: Task) -> TaskInfo:
 
 def build_context(task: Task, teacher: WeakTeacher, seed: int, settings: ExperimentSettings) -> MethodContext:
     """The method's whole world: label-free inputs, the weak teacher's outputs, a student factory."""
-    splits = {}
-    for name in ("train_unlabel", "test"):
-        split = task.split(name)
-        splits[name] = PublicSplit(
-            strong_inputs=split.strong if split.strong is not None else split.rows,
-            weak_inputs=split.weak if split.weak is not None else split.rows,
+    strong = get_backend(settings.strong, task.kind)
+    weak = get_backend(teacher.backend, task.kind)
+    splits = {
+        name: PublicSplit(
+            strong_inputs=strong.inputs(task.split(name), "strong"),
+            weak_inputs=weak.inputs(task.split(name), "weak"),
             weak_soft_labels=teacher.soft_labels[name],
         )
-    backend = get_backend(settings.strong, task.kind)
-    strong_dim = int(task.split("test").strong.shape[1])
+        for name in ("train_unlabel", "test")
+    }
+    example = splits["test"].strong_inputs
 
     def make_student(seed: int, **hparams: Any):
         hparams.setdefault("device", settings.device)
-        return backend.make(input_dim=strong_dim, seed=seed, **hparams)
+        return strong.make(example=example, seed=seed, **hparams)
 
     return MethodContext(
         task=task_info(task),

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.models.registry import BACKENDS
 from autow2s.testbed.tasks.dataset import Split, Task
 from autow2s.testbed.tasks.schema import SPLIT_FILES
 from autow2s.testbed.teachers import weak_teacher
@@ -79,7 +80,7 @@ def prepare_task(
                  "dev": [rid for rid, dev in zip(test_ids, mask) if dev],
                  "holdout": [rid for rid, dev in zip(test_ids, mask) if not dev]}
     (lab / "partition.json").write_text(json.dumps(partition) + "\n")
-    if task.kind == "features":
+    if weak_backend in BACKENDS and task.kind in BACKENDS[weak_backend].kinds:
         teacher = weak_teacher(task, seed, cache or ArtifactCache(), backend=weak_backend)
         weak_dir = public / "weak"
         weak_dir.mkdir()
@@ -88,5 +89,5 @@ def prepare_task(
                          [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
         np.savez(weak_dir / "model.npz", **teacher.model_arrays)
         (weak_dir / "model.json").write_text(json.dumps(
-            {"backend": weak_backend, "input_dim": teacher.input_dim, "seed": seed}) + "\n")
+            {"backend": weak_backend, "seed": seed}) + "\n")
     return {"lab": lab, "public": public}

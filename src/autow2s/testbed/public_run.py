@@ -48,7 +48,7 @@ def load_public(public_dir: str | Path) -> tuple[Task, WeakTeacher]:
     soft = {split: _read_soft_labels(weak_dir / f"{split}.jsonl", task.split(split).ids)
             for split in ("train_unlabel", "test")}
     teacher = WeakTeacher(soft_labels=soft, model_arrays=model_arrays, backend=model_meta["backend"],
-                          input_dim=int(model_meta["input_dim"]))
+                          task_kind=task.kind)
     return task, teacher
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from autow2s.testbed.models.base import subset
+
 
 def fit_predict(
     ctx: Any,
@@ -21,7 +23,7 @@ def fit_predict(
     """Train a fresh strong student on train_unlabel (optionally a subset of rows) and predict."""
     inputs = ctx.inputs("train_unlabel")
     if rows is not None:
-        inputs, targets = inputs[rows], targets[rows]
+        inputs, targets = subset(inputs, rows), targets[rows]
         weights = None if weights is None else weights[rows]
     student = ctx.strong_model(**hparams)
     student.fit(inputs, targets, loss=loss, weights=weights, **(loss_params or {}))
@@ -30,3 +32,11 @@ def fit_predict(
 
 def harden(probs: np.ndarray) -> np.ndarray:
     return (np.asarray(probs) >= 0.5).astype(np.float64)
+
+
+def representation(ctx: Any, split: str) -> np.ndarray:
+    """A numeric matrix for a split: the feature vectors themselves, or the strong model's embedding."""
+    inputs = ctx.inputs(split)
+    if isinstance(inputs, np.ndarray):
+        return inputs.astype(np.float64)
+    return np.asarray(ctx.strong_model().features(inputs), dtype=np.float64)

@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from autow2s.testbed.methods.common import fit_predict
+from autow2s.testbed.methods.common import fit_predict, representation
 from autow2s.testbed.methods.registry import register
 
 
 @register("knn-relabel", "mean weak label over the k nearest neighbours in the strong feature space", k=32)
 def run(ctx: Any, k: int = 32) -> np.ndarray:
-    inputs = np.asarray(ctx.inputs("train_unlabel"), dtype=np.float64)
+    inputs = representation(ctx, "train_unlabel")
     standardized = (inputs - inputs.mean(axis=0)) / (inputs.std(axis=0) + 1e-9)
     weak = ctx.weak_soft_labels("train_unlabel")
     k = int(min(k, len(weak)))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import KMeans
 
+from autow2s.testbed.methods.common import representation
 from autow2s.testbed.methods.registry import register
 
 
@@ -18,8 +19,7 @@ def _bimodality(values: np.ndarray, seed: int) -> float:
 
 @register("ue-direction", "most bimodal of the top principal directions, sign set by the weak labels", components=8)
 def run(ctx: Any, components: int = 8) -> np.ndarray:
-    train = np.asarray(ctx.inputs("train_unlabel"), dtype=np.float64)
-    test = np.asarray(ctx.inputs("test"), dtype=np.float64)
+    train, test = representation(ctx, "train_unlabel"), representation(ctx, "test")
     mean, scale = train.mean(axis=0), train.std(axis=0) + 1e-9
     centered = (train - mean) / scale
     _, _, vt = np.linalg.svd(centered, full_matrices=False)

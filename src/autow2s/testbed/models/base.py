@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from autow2s.testbed.tasks.dataset import Split
+
+VIEWS: tuple[str, ...] = ("strong", "weak")
 
 
 @dataclass
@@ -36,10 +40,31 @@ class Student(Protocol):
 
     def features(self, inputs: Any) -> np.ndarray: ...
 
+    def state_arrays(self) -> dict[str, np.ndarray]: ...
+
 
 class Backend(Protocol):
-    """Builds students of one family (a torch head on features, an encoder, an LM)."""
+    """Builds students of one family (a torch head on features, an encoder, an LM).
+
+    `inputs` picks what a model of this family reads from a split (a feature matrix, text rows);
+    `make` builds an untrained student shaped for such inputs; `load` rebuilds a trained one
+    from `state_arrays()`; `cache_config` is what identifies its training in a cache key.
+    """
 
     name: str
+    kinds: tuple[str, ...]
 
-    def make(self, *, input_dim: int, seed: int, **hparams: Any) -> Student: ...
+    def inputs(self, split: Split, view: str) -> Any: ...
+
+    def make(self, *, example: Any, seed: int, **hparams: Any) -> Student: ...
+
+    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> Student: ...
+
+    def cache_config(self, **hparams: Any) -> dict[str, Any]: ...
+
+
+def subset(inputs: Any, rows: np.ndarray | Sequence[int]) -> Any:
+    """Select rows of model inputs, whether a numpy array or a list of records."""
+    if isinstance(inputs, np.ndarray):
+        return inputs[np.asarray(rows)]
+    return [inputs[int(i)] for i in rows]

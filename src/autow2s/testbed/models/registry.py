@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from autow2s.errors import AutoW2SError, UnknownNameError
-from autow2s.testbed.models.base import Student
+from autow2s.testbed.models.base import Backend, Student
 from autow2s.testbed.models.heads import HeadConfig, TorchHead
+from autow2s.testbed.tasks.dataset import Split
 
 
 @dataclass(frozen=True)
@@ -21,27 +24,42 @@ class FeatureHeadBackend:
     def config(self, **hparams: Any) -> HeadConfig:
         return self.defaults.with_overrides(**hparams)
 
-    def make(self, *, input_dim: int, seed: int, **hparams: Any) -> Student:
-        return TorchHead(input_dim, self.config(**hparams), seed)
+    def inputs(self, split: Split, view: str) -> np.ndarray:
+        array = split.strong if view == "strong" else split.weak
+        if array is None:
+            raise AutoW2SError(f"backend {self.name!r} needs feature vectors; this split has none")
+        return array
 
-    def load(self, *, input_dim: int, arrays: dict[str, Any], **hparams: Any) -> TorchHead:
-        return TorchHead(input_dim, self.config(**hparams), seed=0).load_state_arrays(arrays)
+    def make(self, *, example: Any, seed: int, **hparams: Any) -> Student:
+        return TorchHead(int(np.asarray(example).shape[1]), self.config(**hparams), seed)
+
+    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> Student:
+        return TorchHead(int(np.asarray(example).shape[1]), self.config(**hparams), seed=0).load_state_arrays(arrays)
+
+    def cache_config(self, **hparams: Any) -> dict[str, Any]:
+        config = self.config(**hparams).to_dict()
+        config.pop("device")  # results do not depend on where they were computed
+        return {"backend": self.name, **config}
 
 
-BACKENDS: dict[str, FeatureHeadBackend] = {
+BACKENDS: dict[str, Backend] = {
     "mlp": FeatureHeadBackend("mlp", HeadConfig(arch="mlp")),
     "linear": FeatureHeadBackend("linear", HeadConfig(arch="linear", lr=1e-2, epochs=60, patience=8)),
 }
 
 
-def get_backend(name: str, task_kind: str) -> FeatureHeadBackend:
+def register_backend(backend: Backend) -> None:
+    BACKENDS[backend.name] = backend
+
+
+def get_backend(name: str, task_kind: str) -> Backend:
     if name not in BACKENDS:
         raise UnknownNameError(f"unknown model backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}")
     backend = BACKENDS[name]
     if task_kind not in backend.kinds:
         raise AutoW2SError(
             f"backend {name!r} works on {'/'.join(backend.kinds)} tasks, not {task_kind!r}; "
-            "text tasks need a text backend (encoder, tfidf or hf-lm)"
+            f"backends for {task_kind!r} tasks: "
+            f"{', '.join(sorted(n for n, b in BACKENDS.items() if task_kind in b.kinds)) or 'none yet'}"
         )
     return backend
-
