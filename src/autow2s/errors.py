@@ -15,3 +15,7 @@ class UnknownNameError(AutoW2SError):
 
 class PredictionError(AutoW2SError):
     """A method returned predictions of the wrong shape or with non-finite values."""
+
+
+class MethodError(AutoW2SError):
+    """A method's own code raised while running."""

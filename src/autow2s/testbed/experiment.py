@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from autow2s.errors import PredictionError
+from autow2s.errors import AutoW2SError, MethodError, PredictionError
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.context import MethodContext, PublicSplit, TaskInfo
 from autow2s.testbed.methods.registry import Method
@@ -99,6 +101,18 @@ def build_context(task: Task, teacher: WeakTeacher, seed: int, settings: Experim
     )
 
 
+def call_method(method: Method, ctx: MethodContext) -> Any:
+    """Run a method, turning an exception in its code into one line that says where it happened."""
+    try:
+        return method.run(ctx)
+    except AutoW2SError:
+        raise
+    except Exception as exc:  # the method's own code: report it, don't crash the caller
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno}"
+        raise MethodError(f"method {method.name!r} raised {type(exc).__name__}: {exc} (at {where}, seed {ctx.seed})") from exc
+
+
 def check_predictions(method: str, predictions: Any, n_test: int) -> np.ndarray:
     """Predictions must be n_test finite probabilities (or 0/1) on the test split."""
     try:
@@ -148,7 +162,7 @@ def run_experiment(
         if progress:
             progress(f"seed {seed}: {method.name}")
         ctx = build_context(task, teacher, seed, settings)
-        predictions = check_predictions(method.name, method.run(ctx), len(labels))
+        predictions = check_predictions(method.name, call_method(method, ctx), len(labels))
         transfer_probs.append(predictions)
         for key, probs in (("weak", teacher.soft_labels["test"]), ("ceiling", ceiling), ("transfer", predictions)):
             correct[key].append(((probs >= 0.5).astype(np.int64) == labels).astype(np.float64))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from autow2s.errors import TaskFormatError
-from autow2s.testbed.experiment import ExperimentSettings, build_context, check_predictions
+from autow2s.testbed.experiment import ExperimentSettings, build_context, call_method, check_predictions
 from autow2s.testbed.methods.registry import Method
 from autow2s.testbed.tasks.dataset import Task
 from autow2s.testbed.tasks.loader import load_task_dir
@@ -58,4 +58,4 @@ def predict_public(public_dir: str | Path, method: Method, seed: int,
     task, teacher = load_public(public_dir)
     ctx = build_context(task, teacher, seed, settings)
     test_ids = task.split("test").ids
-    return test_ids, check_predictions(method.name, method.run(ctx), len(test_ids))
+    return test_ids, check_predictions(method.name, call_method(method, ctx), len(test_ids))

@@ -75,7 +75,9 @@ def ceiling_probs(task: Task, seed: int, cache: ArtifactCache, *, backend: str =
                   device: str = "cpu") -> np.ndarray:
     """The strong model trained on train_unlabel's ground truth, tuned on a held-out slice of it."""
     model_backend = get_backend(backend, task.kind)
-    config = _config(task, "ceiling", backend, seed) | {"grid": list(CEILING_GRID)}
+    # A backend may carry its own grid (LoRA wants far smaller learning rates than a head).
+    grid = tuple(getattr(model_backend, "ceiling_grid", None) or CEILING_GRID)
+    config = _config(task, "ceiling", backend, seed) | {"grid": list(grid)}
     arrays = cache.load("ceiling", config)
     if arrays is not None:
         return arrays["test_probs"]
@@ -90,7 +92,7 @@ def ceiling_probs(task: Task, seed: int, cache: ArtifactCache, *, backend: str =
     n_val = int(len(split) * CEILING_VAL_FRAC)
     val, train = order[:n_val], order[n_val:]
     best_acc, best_model = -1.0, None
-    for index, hparams in enumerate(CEILING_GRID):
+    for index, hparams in enumerate(grid):
         model = model_backend.make(example=inputs, seed=seed * 100 + index, device=device, **hparams)
         model.fit(subset(inputs, train), split.labels[train].astype(np.float32))
         val_acc = accuracy(model.predict_proba(subset(inputs, val)), split.labels[val])

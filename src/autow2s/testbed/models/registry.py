@@ -48,14 +48,36 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
+def _register_text_backends() -> None:
+    """Text backends import their heavy libraries (transformers, peft) only when a model is built."""
+    from autow2s.testbed.models.text import text_backends
+
+    BACKENDS.update(text_backends())
+
+
+_register_text_backends()
+
+
 def register_backend(backend: Backend) -> None:
     BACKENDS[backend.name] = backend
 
 
+def _variant(name: str) -> Backend | None:
+    """`NAME:ARG` picks a registered backend on another model, e.g. `hf-lm:Qwen/Qwen3-4B-Base`."""
+    base, _, arg = name.partition(":")
+    backend = BACKENDS.get(base)
+    if not arg or backend is None or not hasattr(backend, "with_model"):
+        return None
+    return backend.with_model(arg)
+
+
 def get_backend(name: str, task_kind: str) -> Backend:
-    if name not in BACKENDS:
-        raise UnknownNameError(f"unknown model backend {name!r}; known backends: {', '.join(sorted(BACKENDS))}")
-    backend = BACKENDS[name]
+    backend = BACKENDS.get(name) or _variant(name)
+    if backend is None:
+        raise UnknownNameError(
+            f"unknown model backend {name!r}; known backends: {', '.join(sorted(BACKENDS))} "
+            "(text backends also take a model: encoder:PATH, hf-lm:PATH_OR_HUB_NAME)"
+        )
     if task_kind not in backend.kinds:
         raise AutoW2SError(
             f"backend {name!r} works on {'/'.join(backend.kinds)} tasks, not {task_kind!r}; "

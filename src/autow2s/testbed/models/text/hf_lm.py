@@ -1,0 +1,6 @@
+"""stub"""
+from dataclasses import dataclass
+@dataclass(frozen=True)
+class HFLMBackend:
+    name: str = "hf-lm"
+    kinds: tuple = ("binary", "pairwise")

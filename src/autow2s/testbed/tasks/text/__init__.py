@@ -1,0 +1,1 @@
+"""Offline text tasks whose labels are computed, not annotated: arith-verify and code-verify."""

@@ -1,0 +1,120 @@
+"""The CLI as a user runs it: real subprocesses, tables, JSON, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.prepare import prepare_task
+from testbed_helpers import small_task, write_task_dir, features_rows
+
+
+def autow2s(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "autow2s", *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small task on disk (prepare's lab view is an ordinary task directory)."""
+    out = tmp_path_factory.mktemp("prepared")
+    return prepare_task(small_task(), out, cache=ArtifactCache(out / "cache"))["lab"]
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_experiment_on_a_task_dir_prints_a_row_and_writes_json(task_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = autow2s("experiment", "--task", str(task_dir), "--method", "vanilla", "--seeds", "42,43",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "vanilla" in result.stdout and "PGR" in result.stdout
+    data = json.loads(out.read_text())
+    assert {"task", "method", "seeds", "weak_acc", "ceiling_acc", "transfer_acc", "pgr", "pgr_ci",
+            "seconds"} <= set(data)
+    assert data["seeds"] == [42, 43] and data["method"] == "vanilla"
+    assert f"{data['transfer_acc']:.3f}" in result.stdout
+
+
+def test_method_directory_is_run_through_the_contract(task_dir: Path, tmp_path: Path) -> None:
+    method = tmp_path / "my_method"
+    method.mkdir()
+    (method / "method.py").write_text(
+        '"""Sharpened weak labels."""\n'
+        "def run(ctx):\n"
+        "    soft = ctx.weak_soft_labels('train_unlabel')\n"
+        "    student = ctx.strong_model(epochs=5)\n"
+        "    student.fit(ctx.inputs('train_unlabel'), (soft > 0.5).astype(float))\n"
+        "    ctx.log(note='done')\n"
+        "    return student.predict_proba(ctx.inputs('test'))\n"
+    )
+    result = autow2s("experiment", "--task", str(task_dir), "--method", str(method), "--seeds", "1")
+    assert result.returncode == 0, result.stderr
+    assert "my_method" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("return np.full(3, 0.5)", "shape (3,); expected (600,)"),
+        ("p = np.full(600, 0.5); p[10] = np.nan; return p", "1 NaN/inf predictions"),
+        ("raise ValueError('boom')", "raised ValueError: boom (at method.py:3, seed 1)"),
+    ],
+)
+def test_bad_method_output_is_one_line(task_dir: Path, tmp_path: Path, body: str, fragment: str) -> None:
+    method = tmp_path / "bad"
+    method.mkdir()
+    (method / "method.py").write_text(f"import numpy as np\ndef run(ctx):\n    {body}\n")
+    _assert_one_line_error(autow2s("experiment", "--task", str(task_dir), "--method", str(method), "--seeds", "1"),
+                           fragment)
+
+
+def test_unknown_names_and_malformed_files_exit_2(tmp_path: Path) -> None:
+    _assert_one_line_error(autow2s("experiment", "--task", "no-such-task"), "unknown task 'no-such-task'",
+                           "synth-linear")
+    _assert_one_line_error(autow2s("experiment", "--method", "no-such-method", "--seeds", "1"),
+                           "unknown method 'no-such-method'")
+    bad = write_task_dir(tmp_path / "bad", "features", {
+        "train_label": features_rows(4), "train_unlabel": features_rows(4, start=10),
+        "test": [*features_rows(2, start=20), '{"id": 99, "strong_features": [1, 2, 3]}']})
+    _assert_one_line_error(autow2s("experiment", "--task", str(bad), "--seeds", "1"),
+                           f"{bad / 'test.jsonl'}:3:", "missing field 'weak_features'")
+    _assert_one_line_error(autow2s("experiment", "--seeds", "a,b"), "--seeds must be comma-separated integers")
+
+
+def test_listing_commands_and_baselines_table(task_dir: Path) -> None:
+    tasks = autow2s("tasks")
+    assert tasks.returncode == 0 and "synth-pairwise" in tasks.stdout
+    methods = autow2s("methods")
+    assert methods.returncode == 0 and "knn-relabel" in methods.stdout
+    table = autow2s("baselines", "--task", str(task_dir), "--seeds", "1")
+    assert table.returncode == 0, table.stderr
+    for name in ("vanilla", "logconf", "ue-direction", "ensemble"):
+        assert name in table.stdout
+
+
+def test_prepare_then_predict_on_the_public_view(tmp_path: Path) -> None:
+    out = tmp_path / "prep"
+    assert autow2s("prepare", "synth-pairwise", "--out", str(out)).returncode == 0
+    partition = json.loads((out / "lab" / "partition.json").read_text())
+    assert len(partition["dev"]) == len(partition["holdout"]) == 2000
+    assert not set(partition["dev"]) & set(partition["holdout"])
+    preds = tmp_path / "preds.json"
+    result = autow2s("predict", "--public", str(out / "public"), "--method", "vanilla", "--out", str(preds))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(preds.read_text())
+    assert len(data["predictions"]) == 4000 and data["ids"][0] == "test-0"
