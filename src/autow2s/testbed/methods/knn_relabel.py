@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 from autow2s.testbed.methods.common import fit_predict, representation
 from autow2s.testbed.methods.registry import register
@@ -13,6 +12,8 @@ from autow2s.testbed.methods.registry import register
 
 @register("knn-relabel", "mean weak label over the k nearest neighbours in the strong feature space", k=32)
 def run(ctx: Any, k: int = 32) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors  # imported here: keeps CLI start-up fast
+
     inputs = representation(ctx, "train_unlabel")
     standardized = (inputs - inputs.mean(axis=0)) / (inputs.std(axis=0) + 1e-9)
     weak = ctx.weak_soft_labels("train_unlabel")

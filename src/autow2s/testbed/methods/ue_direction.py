@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from autow2s.testbed.methods.common import representation
 from autow2s.testbed.methods.registry import register
@@ -13,6 +12,8 @@ from autow2s.testbed.methods.registry import register
 
 def _bimodality(values: np.ndarray, seed: int) -> float:
     """Share of variance explained by a 2-means split of a 1-D projection."""
+    from sklearn.cluster import KMeans  # imported here: keeps CLI start-up fast
+
     km = KMeans(n_clusters=2, n_init=3, random_state=seed).fit(values[:, None])
     return 1.0 - km.inertia_ / (values.var() * values.size + 1e-12)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ class HeadConfig:
     val_frac: float = 0.15
     patience: int = 5
     device: str = "cpu"
+    threads: int = 1  # torch intra-op threads while this head trains or predicts
 
     def with_overrides(self, **hparams: Any) -> "HeadConfig":
         known = {f.name for f in fields(self)}
@@ -39,6 +41,52 @@ class HeadConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def _intra_op_threads(count: int) -> Iterator[None]:
+    """Small heads run fastest on one thread; more only adds spin-waiting when cores are shared."""
+    previous = torch.get_num_threads()
+    if previous != count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if previous != count:
+            torch.set_num_threads(previous)
+
+
+class _AdamW:
+    """Decoupled-weight-decay Adam for a handful of small tensors.
+
+    Written out because torch.optim's first step imports torch._dynamo (~1 s per process), which
+    would dominate short sandboxed jobs that each start a fresh interpreter.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params, self.lr, self.weight_decay, self.betas, self.eps = params, lr, weight_decay, betas, eps
+        self.first = [torch.zeros_like(p) for p in params]
+        self.second = [torch.zeros_like(p) for p in params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        correction1, correction2 = 1 - beta1**self.steps, 1 - beta2**self.steps
+        for p, m, v in zip(self.params, self.first, self.second):
+            if p.grad is None:
+                continue
+            p.mul_(1 - self.lr * self.weight_decay)
+            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            denom = (v / correction2).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / correction1)
 
 
 def _build_network(arch: str, input_dim: int, hidden: int) -> nn.Module:
@@ -89,8 +137,9 @@ class TorchHead:
 
     @torch.no_grad()
     def logits(self, inputs: Any) -> np.ndarray:
-        self.network.eval()
-        return self.network(self._tensor(inputs)).squeeze(-1).cpu().numpy()
+        with _intra_op_threads(self.config.threads):
+            self.network.eval()
+            return self.network(self._tensor(inputs)).squeeze(-1).cpu().numpy()
 
     def predict_proba(self, inputs: Any) -> np.ndarray:
         """P(label = 1) for each input."""
@@ -99,11 +148,12 @@ class TorchHead:
     @torch.no_grad()
     def features(self, inputs: Any) -> np.ndarray:
         """The representation the head classifies from: hidden activations, or the standardised inputs."""
-        self.network.eval()
-        x = self._tensor(inputs)
-        if self.config.arch == "mlp":
-            x = self.network[1](self.network[0](x))
-        return x.cpu().numpy()
+        with _intra_op_threads(self.config.threads):
+            self.network.eval()
+            x = self._tensor(inputs)
+            if self.config.arch == "mlp":
+                x = self.network[1](self.network[0](x))
+            return x.cpu().numpy()
 
     # -- training ------------------------------------------------------------------------
     def fit(
@@ -128,7 +178,8 @@ class TorchHead:
         loss_fn = get_loss(loss, **loss_params)
         self.mean = array.mean(axis=0)
         self.scale = array.std(axis=0) + 1e-6
-        return self._train(self._tensor(array), target_array, weight_array, loss_fn)
+        with _intra_op_threads(self.config.threads):
+            return self._train(self._tensor(array), target_array, weight_array, loss_fn)
 
     def _train(self, x: torch.Tensor, targets: np.ndarray, weights: np.ndarray | None, loss_fn: LossFn) -> FitReport:
         cfg = self.config
@@ -139,7 +190,7 @@ class TorchHead:
         val_idx, train_idx = order[:n_val].to(self.device), order[n_val:].to(self.device)
         y = torch.from_numpy(targets).to(self.device)
         w = torch.from_numpy(weights if weights is not None else np.ones(n, np.float32)).to(self.device)
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = _AdamW(list(self.network.parameters()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, -(-len(train_idx) // cfg.batch_size))
         total_steps = steps_per_epoch * cfg.epochs
         best_state, best_loss, best_epoch, bad_epochs = None, float("inf"), 0, 0
@@ -154,7 +205,7 @@ class TorchHead:
                 per_example = loss_fn(logits, y[batch], step / total_steps)
                 batch_w = w[batch]
                 loss = (per_example * batch_w).sum() / batch_w.sum().clamp_min(1e-12)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 step += 1

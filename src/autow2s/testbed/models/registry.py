@@ -38,7 +38,8 @@ class FeatureHeadBackend:
 
     def cache_config(self, **hparams: Any) -> dict[str, Any]:
         config = self.config(**hparams).to_dict()
-        config.pop("device")  # results do not depend on where they were computed
+        for key in ("device", "threads"):  # results do not depend on where they were computed
+            config.pop(key)
         return {"backend": self.name, **config}
 
 

@@ -1,6 +1,347 @@
-"""stub"""
-from dataclasses import dataclass
+"""`hf-lm`: an HF causal LM with LoRA doing label-token classification, exactly as the anchor does.
+
+A row becomes "Question: ...\\nAnswer: ...\\nLabel:" (or the pairwise A/B form); P(label = 1) is
+the two-way softmax of the True/False (B/A) token logits at the label position. LoRA comes from
+peft with the anchor's defaults (r=32, alpha=32, every projection). bf16 on CUDA, fp32 on CPU.
+
+Students of one base model share it: each is a named peft adapter on one loaded copy, so a
+method that trains five students loads the 4B weights once.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from autow2s.errors import AutoW2SError
+from autow2s.testbed.models.base import FitReport
+from autow2s.testbed.models.device import resolve_device
+from autow2s.testbed.models.losses import LossFn, get_loss
+from autow2s.testbed.models.text.common import TEXT_KINDS, check_rows, check_targets, meta_string, set_offline_if_local
+from autow2s.testbed.models.text.lm_batches import (
+    PromptCodec,
+    binary_logit_and_penalty,
+    collate,
+    label_hidden,
+    label_logits,
+    length_grouped_batches,
+    random_batches,
+)
+from autow2s.testbed.tasks.dataset import Split
+
+PROJECTIONS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Everything that shapes an LM student. All but `device` and the speed knobs enter cache keys."""
+
+    model: str = "Qwen/Qwen3-4B-Base"  # a local directory or a hub name
+    lora_r: int = 32
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = PROJECTIONS
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    epochs: int = 2
+    batch_size: int = 32
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    vocab_penalty: float = 1.0  # weight of the anchor's full-vocabulary term (0: two-way loss only)
+    prompt_style: str = "auto"  # "plain", "chat" or "auto" (chat for chat/instruct models)
+    length_grouped: bool = True  # batches of similar length: little padding
+    # Speed knobs: they change how, not what, is computed.
+    impl: str = "auto"  # "padded" (plain HF), "left", "packed", or "auto"
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    inference_batch_size: int = 64
+    dtype: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU
+    device: str = "cpu"
+
+    def with_overrides(self, **hparams: Any) -> "LMConfig":
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(hparams) - known)
+        if unknown:
+            raise AutoW2SError(f"unknown hf-lm hparams {unknown}; known: {sorted(known)}")
+        if "target_modules" in hparams:
+            hparams["target_modules"] = tuple(hparams["target_modules"])
+        return replace(self, **hparams)
+
+    def resolved_impl(self) -> str:
+        if self.impl != "auto":
+            return self.impl
+        return "packed" if self.attn_implementation == "flash_attention_2" else "left"
+
+    def torch_dtype(self, device: torch.device) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
+                "float32": torch.float32, "fp16": torch.float16}[self.dtype]
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the trained weights (the cache key part)."""
+        speed = {"impl", "attn_implementation", "gradient_checkpointing", "compile", "inference_batch_size", "device"}
+        return {k: v for k, v in asdict(self).items() if k not in speed}
+
+
+class SharedBase:
+    """One loaded base model and tokenizer; students are peft adapters on it."""
+
+    _instances: dict[tuple[str, str, str, str], "SharedBase"] = {}
+
+    def __init__(self, config: LMConfig, device: torch.device) -> None:
+        set_offline_if_local(config.model)
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            raise AutoW2SError("the hf-lm backend needs transformers and peft: `pip install transformers peft`") from None
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                config.model, dtype=config.torch_dtype(device), attn_implementation=config.attn_implementation)
+        except OSError as exc:
+            raise AutoW2SError(f"could not load {config.model!r} ({exc}); pass a local model directory, "
+                               "or a hub name on a machine that can reach the hub") from None
+        self.model.to(device)
+        self.model.config.use_cache = False
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.peft_model: Any = None
+        self.next_id = 0
+        name = (config.model or "").lower()
+        self.chat_model = any(tag in name for tag in ("chat", "instruct")) and bool(getattr(self.tokenizer, "chat_template", None))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def get(cls, config: LMConfig, device: torch.device) -> "SharedBase":
+        key = (config.model, str(device), str(config.torch_dtype(device)), config.attn_implementation)
+        if key not in cls._instances:
+            cls._instances[key] = cls(config, device)
+        return cls._instances[key]
+
+    def add_adapter(self, config: LMConfig, seed: int) -> str:
+        from peft import LoraConfig, get_peft_model
+
+        name = f"student{self.next_id}"
+        self.next_id += 1
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM")
+        torch.manual_seed(seed)
+        if self.peft_model is None:
+            self.peft_model = get_peft_model(self.model, lora, adapter_name=name)
+        else:
+            self.peft_model.add_adapter(name, lora)
+        return name
+
+    def activate(self, name: str, train: bool) -> list[torch.nn.Parameter]:
+        """Route the forward through adapter `name`; only its weights train. Returns them."""
+        self.peft_model.set_adapter(name)
+        own = []
+        for param_name, parameter in self.peft_model.named_parameters():
+            mine = f".{name}." in param_name
+            parameter.requires_grad_(mine and train)
+            if mine:
+                own.append(parameter)
+        return own
+
+    def release(self, name: str) -> None:
+        try:
+            if self.peft_model is not None and name in self.peft_model.peft_config and len(self.peft_model.peft_config) > 1:
+                self.peft_model.delete_adapter(name)
+        except Exception:  # best effort: a leftover adapter only costs memory
+            pass
+
+
+def _release(base: SharedBase, name: str) -> None:
+    base.release(name)
+
+
+class LMStudent:
+    """A LoRA adapter trained on soft targets at the label position."""
+
+    def __init__(self, config: LMConfig, seed: int, kind: str) -> None:
+        self.config = config
+        self.seed = seed
+        self.kind = kind
+        self.device = resolve_device(config.device)
+        self.base = SharedBase.get(config, self.device)
+        self.adapter = self.base.add_adapter(config, seed)
+        weakref.finalize(self, _release, self.base, self.adapter)
+        use_chat = config.prompt_style == "chat" or (config.prompt_style == "auto" and self.base.chat_model)
+        self.codec = PromptCodec(self.base.tokenizer, use_chat, config.max_length)
+        self.label_ids = self.codec.label_token_ids(kind)
+        self.impl = config.resolved_impl()
+        self.trained = False
+        self.step_losses: list[float] = []  # one per optimiser step: the loss curve
+
+    @property
+    def causal_lm(self) -> Any:
+        return self.base.peft_model.get_base_model()
+
+    def _sequences(self, inputs: Any) -> list[list[int]]:
+        rows, kind = check_rows(inputs)
+        if kind != self.kind:
+            raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
+        return self.codec.encode_all(rows)
+
+    def _batch(self, sequences: list[list[int]], index: np.ndarray) -> dict[str, torch.Tensor]:
+        return collate([sequences[i] for i in index], self.impl, int(self.base.tokenizer.pad_token_id), self.device)
+
+    # -- training ------------------------------------------------------------------------
+    def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
+            weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
+        cfg = self.config
+        sequences = self._sequences(inputs)
+        target_array, weight_array = check_targets(targets, weights, len(sequences))
+        loss_fn = get_loss(loss, **loss_params)
+        y = torch.from_numpy(target_array).to(self.device)
+        w = torch.from_numpy(weight_array if weight_array is not None else np.ones_like(target_array)).to(self.device)
+        params = self.base.activate(self.adapter, train=True)
+        model = self.causal_lm
+        model.train()
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(self.seed)
+        plan = [self._epoch_batches(sequences, rng) for _ in range(cfg.epochs)]
+        total = max(1, sum(len(p) for p in plan))
+        warmup = max(1, int(round(cfg.warmup_ratio * total)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+        history, step = [], 0
+        for batches in plan:
+            epoch_loss = 0.0
+            for index in batches:
+                batch = self._batch(sequences, index)
+                logit, penalty = binary_logit_and_penalty(label_logits(model, batch, self.impl), self.label_ids)
+                idx = torch.as_tensor(index, device=self.device)
+                per_example = loss_fn(logit, y[idx], step / total) + cfg.vocab_penalty * penalty
+                batch_w = w[idx]
+                value = (per_example * batch_w).sum() / batch_w.sum().clamp_min(1e-12)
+                optimizer.zero_grad(set_to_none=True)
+                value.backward()
+                if cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                self.step_losses.append(float(value.detach()))
+                epoch_loss += self.step_losses[-1] * len(index) / len(sequences)
+            history.append(epoch_loss)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_disable()
+        self.base.activate(self.adapter, train=False)
+        self.trained = True
+        return FitReport(epochs_run=cfg.epochs, best_epoch=cfg.epochs - 1, best_val_loss=float("nan"), history=history)
+
+    def _epoch_batches(self, sequences: list[list[int]], rng: np.random.Generator) -> list[np.ndarray]:
+        if self.config.length_grouped:
+            return length_grouped_batches([len(s) for s in sequences], self.config.batch_size, rng)
+        return random_batches(len(sequences), self.config.batch_size, rng)
+
+    # -- inference -----------------------------------------------------------------------
+    @torch.no_grad()
+    def _over_batches(self, inputs: Any, what: str) -> np.ndarray:
+        sequences = self._sequences(inputs)
+        self.base.activate(self.adapter, train=False)
+        model = self.causal_lm
+        model.eval()
+        out: list[np.ndarray] = [np.empty(0)] * len(sequences)
+        for index in length_grouped_batches([len(s) for s in sequences], self.config.inference_batch_size, None):
+            batch = self._batch(sequences, index)
+            if what == "features":
+                values = label_hidden(model, batch, self.impl if self.impl != "padded" else "left").float()
+            else:
+                values = binary_logit_and_penalty(label_logits(model, batch, self.impl), self.label_ids)[0]
+            for i, value in zip(index, values.cpu().numpy()):
+                out[int(i)] = value
+        return np.stack(out).astype(np.float64)
+
+    def logits(self, inputs: Any) -> np.ndarray:
+        """logit P(label = 1) = logit(True) - logit(False) (or B - A) at the label position."""
+        return self._over_batches(inputs, "logits")
+
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(inputs)))
+
+    def features(self, inputs: Any) -> np.ndarray:
+        """The last hidden state at the label position (before any training: the base model's)."""
+        return self._over_batches(inputs, "features").astype(np.float32)
+
+    # -- persistence ---------------------------------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self.base.peft_model, adapter_name=self.adapter)
+        arrays = {f"lora.{k}": v.detach().float().cpu().numpy() for k, v in state.items()}
+        arrays["meta.model"] = np.array(self.config.model)
+        arrays["meta.kind"] = np.array(self.kind)
+        arrays["meta.config"] = np.array(json.dumps(self.config.identity()))
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "LMStudent":
+        from peft import set_peft_model_state_dict
+
+        dtype = self.config.torch_dtype(self.device)
+        state = {k[len("lora."):]: torch.from_numpy(np.array(v)).to(dtype) for k, v in arrays.items() if k.startswith("lora.")}
+        if not state:
+            raise AutoW2SError("these arrays hold no LoRA weights; were they saved by an hf-lm student?")
+        result = set_peft_model_state_dict(self.base.peft_model, state, adapter_name=self.adapter)
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise AutoW2SError(f"stored LoRA weights do not fit {self.config.model!r} (e.g. {unexpected[0]}); "
+                               "load them with the model and LoRA settings that trained them")
+        self.trained = True
+        return self
+
+
 @dataclass(frozen=True)
 class HFLMBackend:
+    """`hf-lm` (default Qwen/Qwen3-4B-Base) and `hf-lm:PATH_OR_HUB_NAME` for any causal LM."""
+
     name: str = "hf-lm"
-    kinds: tuple = ("binary", "pairwise")
+    defaults: LMConfig = LMConfig()
+    kinds: tuple[str, ...] = TEXT_KINDS
+    # One LoRA run per seed for the ceiling, at the anchor's learning rate.
+    ceiling_grid: tuple[dict[str, float], ...] = ({"lr": 1e-4},)
+
+    def with_model(self, model: str) -> "HFLMBackend":
+        return replace(self, name=f"{self.name}:{model}", defaults=replace(self.defaults, model=model))
+
+    def config(self, **hparams: Any) -> LMConfig:
+        return self.defaults.with_overrides(**hparams)
+
+    def inputs(self, split: Split, view: str) -> list[dict[str, Any]]:
+        if split.rows is None:
+            raise AutoW2SError(f"backend {self.name!r} reads text rows; this split has none (is it a features task?)")
+        return split.rows
+
+    def make(self, *, example: Any, seed: int, **hparams: Any) -> LMStudent:
+        return LMStudent(self.config(**hparams), seed, check_rows(example)[1])
+
+    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> LMStudent:
+        # The adapter's shape (and model) come from what trained it; explicit hparams still win.
+        stored = json.loads(meta_string(arrays, "meta.config") or "{}")
+        hparams = {**stored, **hparams}
+        kind = meta_string(arrays, "meta.kind") or check_rows(example)[1]
+        return LMStudent(self.config(**hparams), 0, kind).load_state_arrays(arrays)
+
+    def cache_config(self, **hparams: Any) -> dict[str, Any]:
+        return {"backend": "hf-lm", **self.config(**hparams).identity()}
+
+
+def training_tokens(student: LMStudent, inputs: Any) -> int:
+    """Tokens one epoch over `inputs` processes (for throughput figures)."""
+    return int(sum(len(s) for s in student._sequences(inputs)))
+
+

@@ -15,7 +15,6 @@ import torch
 
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.models.base import FitReport
-from autow2s.testbed.models.device import resolve_device
 from autow2s.testbed.models.losses import LossFn, get_loss
 from autow2s.testbed.models.text.common import TEXT_KINDS, check_rows, check_targets, meta_string
 from autow2s.testbed.tasks.dataset import Split
@@ -32,7 +31,7 @@ class TfidfConfig:
     weight_decay: float = 1e-4  # L2 penalty on the weights
     epochs: int = 40
     batch_size: int = 128
-    device: str = "cpu"
+    device: str = "cpu"  # accepted for interface parity; this model always runs on the CPU
 
     def with_overrides(self, **hparams: Any) -> "TfidfConfig":
         known = {f.name for f in fields(self)}
@@ -52,7 +51,7 @@ def _row_text(row: dict[str, Any]) -> str:
 
 
 class TfidfStudent:
-    """Sparse TF-IDF features -> logistic regression, trained by minibatch Adam on any loss."""
+    """Sparse TF-IDF features -> logistic regression, trained on any pluggable loss and sample weights."""
 
     def __init__(self, config: TfidfConfig, seed: int, kind: str) -> None:
         self.config = config
@@ -83,27 +82,18 @@ class TfidfStudent:
             counts = counts.multiply(self.idf[None, :]).tocsr()
         return normalize(counts).astype(np.float32)
 
-    @staticmethod
-    def _torch_sparse(matrix, device: torch.device) -> torch.Tensor:
-        coo = matrix.tocoo()
-        indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data), matrix.shape, device=device)
-
     def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
             weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
+        """Minibatch Adam. Sparse products run in scipy; torch only differentiates the loss."""
         counts = self._counts(inputs)
         target_array, weight_array = check_targets(targets, weights, counts.shape[0])
         document_freq = np.bincount(counts.indices, minlength=self.config.n_features)
         self.idf = (np.log((1 + counts.shape[0]) / (1 + document_freq)) + 1).astype(np.float32)
         matrix = self.features(inputs)
         loss_fn = get_loss(loss, **loss_params)
-        device = resolve_device(self.config.device)
-        torch.manual_seed(self.seed)
-        weight = torch.zeros(self.config.n_features, 1, device=device, requires_grad=True)
-        bias = torch.zeros(1, device=device, requires_grad=True)
-        optimizer = torch.optim.Adam([weight, bias], lr=self.config.lr)
-        y = torch.from_numpy(target_array).to(device)
-        w = torch.from_numpy(weight_array if weight_array is not None else np.ones_like(target_array)).to(device)
+        sample_weights = weight_array if weight_array is not None else np.ones_like(target_array)
+        params = np.zeros(self.config.n_features + 1, dtype=np.float64)  # weights, then the bias
+        moment1, moment2 = np.zeros_like(params), np.zeros_like(params)
         n, generator = matrix.shape[0], np.random.default_rng(self.seed)
         total_steps = self.config.epochs * max(1, -(-n // self.config.batch_size))
         step, history = 0, []
@@ -111,20 +101,25 @@ class TfidfStudent:
             order, epoch_loss = generator.permutation(n), 0.0
             for start in range(0, n, self.config.batch_size):
                 batch = order[start : start + self.config.batch_size]
-                x = self._torch_sparse(matrix[batch], device)
-                logits = (torch.sparse.mm(x, weight).squeeze(-1) + bias)
-                per_example = loss_fn(logits, y[batch], step / total_steps)
-                batch_w = w[batch]
+                x = matrix[batch]
+                logits = torch.tensor(x @ params[:-1] + params[-1], dtype=torch.float32, requires_grad=True)
+                per_example = loss_fn(logits, torch.from_numpy(target_array[batch]), step / total_steps)
+                batch_w = torch.from_numpy(sample_weights[batch])
                 value = (per_example * batch_w).sum() / batch_w.sum().clamp_min(1e-12)
-                value = value + self.config.weight_decay * weight.pow(2).sum()
-                optimizer.zero_grad(set_to_none=True)
                 value.backward()
-                optimizer.step()
+                assert logits.grad is not None
+                dlogits = logits.grad.numpy().astype(np.float64)
+                grad = np.empty_like(params)
+                grad[:-1] = x.T @ dlogits + 2 * self.config.weight_decay * params[:-1]
+                grad[-1] = dlogits.sum()
                 step += 1
-                epoch_loss += float(value) * len(batch) / n
+                moment1 = 0.9 * moment1 + 0.1 * grad
+                moment2 = 0.999 * moment2 + 0.001 * grad**2
+                update = (moment1 / (1 - 0.9**step)) / (np.sqrt(moment2 / (1 - 0.999**step)) + 1e-8)
+                params -= self.config.lr * update
+                epoch_loss += float(value.detach()) * len(batch) / n
             history.append(epoch_loss)
-        self.weight = weight.detach().cpu().numpy().reshape(-1)
-        self.bias = bias.detach().cpu().numpy()
+        self.weight, self.bias = params[:-1].astype(np.float32), params[-1:].astype(np.float32)
         return FitReport(epochs_run=self.config.epochs, best_epoch=self.config.epochs - 1,
                          best_val_loss=float("nan"), history=history)
 
