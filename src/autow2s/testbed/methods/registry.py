@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "smoothing",
     "ensemble",
     "ue_direction",
+    "composed",
 )
 
 
