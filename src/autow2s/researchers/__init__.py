@@ -1,0 +1,1 @@
+"""Researchers: policies that act only through tools (search, claude, openai, replay)."""
