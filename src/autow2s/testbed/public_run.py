@@ -6,6 +6,7 @@ Nothing here can read labels: the public directory has none, and the loader is t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from autow2s.errors import TaskFormatError
 from autow2s.testbed.experiment import ExperimentSettings, build_context, call_method, check_predictions
 from autow2s.testbed.methods.registry import Method
-from autow2s.testbed.tasks.dataset import Task
+from autow2s.testbed.tasks.dataset import Split, Task
 from autow2s.testbed.tasks.loader import load_task_dir
 from autow2s.testbed.teachers import WeakTeacher
 
@@ -52,10 +53,28 @@ def load_public(public_dir: str | Path) -> tuple[Task, WeakTeacher]:
     return task, teacher
 
 
+def subsample_train(task: Task, teacher: WeakTeacher, fraction: float, seed: int) -> tuple[Task, WeakTeacher]:
+    """Keep a seeded fraction of train_unlabel (quick experiments); test stays whole for scoring."""
+    if not 0 < fraction <= 1:
+        raise TaskFormatError(f"train fraction must be in (0, 1], got {fraction}")
+    split = task.split("train_unlabel")
+    keep = np.sort(np.random.default_rng(seed).permutation(len(split))[: max(1, int(len(split) * fraction))])
+    small = Split(ids=[split.ids[i] for i in keep],
+                  strong=None if split.strong is None else split.strong[keep],
+                  weak=None if split.weak is None else split.weak[keep],
+                  rows=None if split.rows is None else [split.rows[i] for i in keep])
+    splits = dict(task.splits) | {"train_unlabel": small}
+    soft = dict(teacher.soft_labels) | {"train_unlabel": teacher.soft_labels["train_unlabel"][keep]}
+    return Task(meta=task.meta, splits=splits), replace(teacher, soft_labels=soft, _model=None)
+
+
 def predict_public(public_dir: str | Path, method: Method, seed: int,
-                   settings: ExperimentSettings = ExperimentSettings()) -> tuple[list[str], np.ndarray]:
+                   settings: ExperimentSettings = ExperimentSettings(),
+                   train_fraction: float = 1.0) -> tuple[list[str], np.ndarray]:
     """Run `method` on the public view; returns test ids and checked P(label = 1)."""
     task, teacher = load_public(public_dir)
+    if train_fraction < 1.0:
+        task, teacher = subsample_train(task, teacher, train_fraction, seed)
     ctx = build_context(task, teacher, seed, settings)
     test_ids = task.split("test").ids
     return test_ids, check_predictions(method.name, call_method(method, ctx), len(test_ids))

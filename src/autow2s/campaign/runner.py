@@ -1,0 +1,203 @@
+"""`autow2s run`: start (or resume) a campaign, run the researchers, verify the best, write the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from autow2s.campaign.lab_process import LabProcess, new_admin_token
+from autow2s.campaign.progress import live_progress
+from autow2s.campaign.researchers import ResearcherStatus, ResearcherWorker, make_step, on_event
+from autow2s.campaign.state import CampaignConfig, RunDir, RunState, write_json_atomic
+from autow2s.campaign.verify import final_verification
+from autow2s.errors import AutoW2SError
+from autow2s.researchers.accounting import Ledger, load_prices, save_prices
+from autow2s.researchers.directions import assign_directions, load_directions
+from autow2s.researchers.lab_client import LabClient, LabError
+from autow2s.researchers.toolbox import ToolBox
+from autow2s.sandbox.limits import GiB, Limits
+
+JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
+
+
+class Campaign:
+    def __init__(self, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> None:
+        self.paths = RunDir(run_dir)
+        self.config = config
+        self.console = console or Console(stderr=True)
+        self.state = RunState.load(self.paths.state)
+        self.lab_process: LabProcess | None = None
+        self.statuses: dict[str, ResearcherStatus] = {}
+        self._state_lock = threading.Lock()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> "Campaign":
+        paths = RunDir(run_dir)
+        if paths.config.exists():
+            raise AutoW2SError(f"{run_dir} already holds a campaign; resume it with --resume {run_dir}, "
+                               "or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_prices(load_prices(config.prices_file), paths.prices)
+        write_json_atomic(paths.config, config.to_json())
+        return cls(run_dir, config, console)
+
+    @classmethod
+    def resume(cls, run_dir: Path, console: Console | None = None) -> "Campaign":
+        paths = RunDir(run_dir)
+        return cls(run_dir, paths.load_config(), console)
+
+    def persist(self) -> None:
+        with self._state_lock:
+            self.state.researchers = {name: vars(status).copy() for name, status in self.statuses.items()}
+            self.state.save(self.paths.state)
+
+    # -- the lab -----------------------------------------------------------------------------
+    def _prepare_data(self) -> None:
+        from autow2s.testbed.prepare import prepare_task
+        from autow2s.testbed.tasks.registry import load_task
+
+        task = load_task(self.config.task)
+        target = self.paths.data / task.name
+        if not (target / "public" / "weak" / "model.json").exists() and not (target / "public").exists():
+            self.console.print(f"preparing task {task.name} (lab and public views)…")
+            prepare_task(task, target, seed=self.config.seed)
+        self.task_name = task.name
+        self.public_dir = target / "public"
+        self.hidden = (target / "lab", self.paths.lab_state, self.paths.secrets, self.paths.spend)
+
+    def _start_lab(self, secrets: dict[str, Any]) -> str:
+        if self.config.lab_url:
+            token = os.environ.get("AUTOW2S_ADMIN_TOKEN")
+            if not token:
+                raise AutoW2SError("--lab URL needs that lab's admin token in AUTOW2S_ADMIN_TOKEN")
+            secrets["admin_token"] = token
+            return self.config.lab_url
+        secrets.setdefault("admin_token", new_admin_token())
+        self.paths.save_secrets(secrets)
+        extra = ("--budget-rate", str(self.config.eval_rate))
+        if self.config.eval_budget is not None:
+            extra += ("--budget-total", str(self.config.eval_budget))
+        self.console.print("starting the lab on loopback…")
+        self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
+                                      self.paths.lab_log, extra_args=extra).start()
+        return self.lab_process.url
+
+    def _token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str:
+        tokens = secrets.setdefault("researchers", {})
+        if name not in tokens:
+            import httpx
+
+            response = httpx.post(f"{lab_url}/api/v1/researchers", json={"name": name}, timeout=60,
+                                  headers={"Authorization": f"Bearer {secrets['admin_token']}"})
+            if response.status_code != 201:
+                raise AutoW2SError(f"the lab refused to create researcher {name}: {response.text[:300]}")
+            tokens[name] = response.json()["token"]
+            self.paths.save_secrets(secrets)
+        return tokens[name]
+
+    def _executor(self):
+        if self.config.executor == "ray":
+            from autow2s.executor import RayExecutor
+
+            return RayExecutor(self.paths.jobs, address=self.config.ray_address,
+                               unsafe_no_sandbox=self.config.unsafe_no_sandbox)
+        from autow2s.executor import LocalExecutor
+
+        return LocalExecutor(self.paths.jobs, unsafe_no_sandbox=self.config.unsafe_no_sandbox)
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> Path:
+        if self.state.phase == "done" and self.paths.leaderboard.exists():
+            self.console.print(f"campaign already finished; leaderboard at {self.paths.leaderboard}")
+            return self.paths.leaderboard
+        secrets = self.paths.load_secrets()
+        self._prepare_data()
+        lab_url = self._start_lab(secrets)
+        executor = self._executor()
+        try:
+            workers = self._workers(lab_url, secrets, executor)
+            if self.state.phase in ("starting", "researching"):
+                self._research(workers)
+            self.state.phase = "verifying"
+            self.persist()
+            admin = LabClient(lab_url, secrets["admin_token"])
+            rows = final_verification(self, lab_url, secrets, admin)
+            write_json_atomic(self.paths.leaderboard, rows)
+            self.state.phase = "done"
+            self.persist()
+            return self.paths.leaderboard
+        finally:
+            executor.shutdown()
+            if self.lab_process is not None:
+                self.lab_process.stop()
+
+    def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:
+        directions = assign_directions(sum(n for _, n in self.config.researchers),
+                                       load_directions(self.config.directions_file))
+        ledger = Ledger(prices=load_prices(self.paths.prices), researcher_cap=self.config.researcher_dollars,
+                        campaign_cap=self.config.max_dollars, journal=self.paths.spend)
+        self.ledger = ledger
+        self.stop = threading.Event()
+        remaining = max(0.0, self.config.budget_s - self.state.elapsed_s)
+        deadline = time.monotonic() + remaining
+        kinds = [kind for kind, count in self.config.researchers for _ in range(count)]
+        names = [f"{kind}-{i + 1}" for i, kind in enumerate(kinds)]
+        workers = []
+        for index, (kind, name) in enumerate(zip(kinds, names)):
+            direction = directions[index]
+            saved = self.state.researchers.get(name, {})
+            status = ResearcherStatus(name=name, kind=kind, direction=direction.name,
+                                      experiments=saved.get("experiments", 0), best_dev_pgr=saved.get("best_dev_pgr"),
+                                      iterations=saved.get("iterations", 0),
+                                      verifications=saved.get("verifications", {}))
+            self.statuses[name] = status
+            researcher_dir = self.paths.researcher_dir(name)
+            researcher_dir.mkdir(parents=True, exist_ok=True)
+            workspace = self.paths.workspace(name)
+            workspace.mkdir(parents=True, exist_ok=True)
+            others = tuple(self.paths.workspace(other) for other in names if other != name)
+            toolbox = ToolBox(name=name, task=self.task_name, workspace=workspace, public_dir=self.public_dir,
+                              lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
+                              notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + others,
+                              limits=JOB_LIMITS, on_event=on_event(status, self.persist))
+            step = make_step(kind, toolbox, direction, self.config.seed * 1000 + index + 1, researcher_dir,
+                             ledger, self.config.model, self.config.base_url, self.config.replay_transcript)
+            workers.append(ResearcherWorker(status, toolbox, step, self.stop, deadline,
+                                            researcher_dir / "errors.log"))
+        self.persist()
+        return workers
+
+    def _research(self, workers: list[ResearcherWorker]) -> None:
+        self.state.phase = "researching"
+        self.persist()
+        started, base = time.monotonic(), self.state.elapsed_s
+        for worker in workers:
+            worker.start()
+        try:
+            with live_progress(self, workers) as refresh:
+                while any(w.thread and w.thread.is_alive() for w in workers):
+                    time.sleep(1.0)
+                    self.state.elapsed_s = base + time.monotonic() - started
+                    self.persist()
+                    refresh()
+        finally:
+            self.stop.set()
+            for worker in workers:
+                if worker.thread:
+                    worker.thread.join(timeout=120)
+            self.state.elapsed_s = base + time.monotonic() - started
+            self.persist()
+
+
+def leaderboard_summary(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+__all__ = ["Campaign", "LabError", "leaderboard_summary"]

@@ -1,0 +1,93 @@
+"""The end of a campaign: verify the best snapshots and the vanilla baseline, then build the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autow2s.researchers.lab_client import LabClient, LabError
+from autow2s.testbed.methods.composed import Recipe, render_method
+
+if TYPE_CHECKING:
+    from autow2s.campaign.runner import Campaign
+
+VERIFY_WAIT_S = 300.0
+BASELINE = "baseline-vanilla"
+
+
+def _wait(client: LabClient, verify_ids: list[int], timeout: float) -> dict[int, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    done: dict[int, dict[str, Any]] = {}
+    while len(done) < len(verify_ids) and time.monotonic() < deadline:
+        for verify_id in verify_ids:
+            if verify_id not in done:
+                status = client.verification(verify_id)
+                if status["status"] not in ("queued", "running"):
+                    done[verify_id] = status
+        time.sleep(1.0)
+    return done
+
+
+def _best_candidates(campaign: "Campaign", k: int) -> list[tuple[str, str, float]]:
+    """(researcher, snapshot_id, dev score) of each researcher's best snapshotted trial, best first."""
+    best: dict[str, tuple[str, str, float]] = {}
+    for name in campaign.statuses:
+        trials = campaign.paths.researcher_dir(name) / "trials.jsonl"
+        if not trials.exists():
+            continue
+        for line in trials.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("snapshot_id") and (name not in best or entry["score"] > best[name][2]):
+                best[name] = (name, entry["snapshot_id"], entry["score"])
+    return sorted(best.values(), key=lambda row: -row[2])[:k]
+
+
+def _verify_baseline(campaign: "Campaign", lab_url: str, secrets: dict[str, Any]) -> int | None:
+    token = campaign._token(lab_url, secrets, BASELINE)
+    client = LabClient(lab_url, token)
+    with tempfile.TemporaryDirectory() as tmp:
+        method_dir = Path(tmp) / "vanilla"
+        method_dir.mkdir()
+        (method_dir / "method.py").write_text(render_method(Recipe(), "vanilla: the strong student on weak soft labels"))
+        snapshot = client.save_snapshot(method_dir, name="vanilla", message="the vanilla baseline, verified by the campaign")
+    return int(client.request_verification(snapshot["snapshot_id"], campaign.task_name)["verify_id"])
+
+
+def final_verification(campaign: "Campaign", lab_url: str, secrets: dict[str, Any],
+                       admin: LabClient) -> dict[str, Any]:
+    campaign.console.print("verifying the best snapshots and the vanilla baseline on lab-chosen seeds…")
+    verify_ids: list[int] = []
+    saved = campaign.state.researchers.get(BASELINE, {}).get("verify_id")
+    baseline_id = saved if saved else _verify_baseline(campaign, lab_url, secrets)
+    campaign.state.researchers[BASELINE] = {"verify_id": baseline_id}
+    verify_ids.append(baseline_id)
+    for name, snapshot_id, _score in _best_candidates(campaign, campaign.config.verify_top_k):
+        status = campaign.statuses[name]
+        if snapshot_id not in status.verifications:
+            client = LabClient(lab_url, secrets["researchers"][name])
+            try:
+                status.verifications[snapshot_id] = int(
+                    client.request_verification(snapshot_id, campaign.task_name)["verify_id"])
+            except LabError as exc:
+                campaign.console.print(f"[yellow]could not verify {snapshot_id[:10]} of {name}: {exc}[/]")
+                continue
+        verify_ids.append(status.verifications[snapshot_id])
+    verify_ids += [v for s in campaign.statuses.values() for v in s.verifications.values() if v not in verify_ids]
+    campaign.persist()
+    finished = _wait(admin, verify_ids, VERIFY_WAIT_S)
+    baseline = finished.get(baseline_id, {})
+    vanilla_pgr = baseline.get("holdout_pgr")
+    rows = []
+    for row in admin.leaderboard(campaign.task_name):
+        if row["researcher"] == BASELINE:
+            continue
+        rows.append({"method": row["method"], "researcher": row["researcher"], "snapshot": row["snapshot_id"],
+                     "dev_pgr": row["dev_pgr"], "holdout_pgr": row["holdout_pgr"], "holdout_ci": row["holdout_ci"],
+                     "vanilla_holdout_pgr": vanilla_pgr, "verify_id": row["verify_id"]})
+    return {"task": campaign.task_name,
+            "vanilla": {"holdout_pgr": vanilla_pgr, "holdout_ci": baseline.get("holdout_ci"),
+                        "dev_pgr": baseline.get("dev_pgr"), "verify_id": baseline_id},
+            "rows": rows, "unfinished_verifications": sorted(set(verify_ids) - set(finished))}

@@ -1,0 +1,122 @@
+"""Token and dollar accounting from a price table that is saved with the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autow2s.errors import AutoW2SError
+
+DEFAULT_CLAUDE_MODEL = "claude-opus-5"
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input: float
+    output: float
+    cache_write: float | None = None  # default 1.25 x input
+    cache_read: float | None = None  # default 0.1 x input
+
+
+# Public list prices at the time of writing; pass --prices FILE to override. The table in force is
+# copied into the run dir, so a resumed run charges exactly what the first one did.
+DEFAULT_PRICES: dict[str, Price] = {
+    "claude-opus-5": Price(5.0, 25.0),
+    "claude-sonnet-5": Price(2.0, 10.0),
+    "claude-haiku-4-5": Price(1.0, 5.0),
+    "*": Price(5.0, 25.0),  # unknown models are charged like the default, never for free
+}
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        for key in asdict(self):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+
+
+def cost(usage: Usage, price: Price) -> float:
+    write = price.cache_write if price.cache_write is not None else price.input * 1.25
+    read = price.cache_read if price.cache_read is not None else price.input * 0.1
+    return (usage.input_tokens * price.input + usage.output_tokens * price.output
+            + usage.cache_write_tokens * write + usage.cache_read_tokens * read) / 1e6
+
+
+def load_prices(path: str | Path | None) -> dict[str, Price]:
+    if path is None:
+        return dict(DEFAULT_PRICES)
+    try:
+        data = json.loads(Path(path).read_text())
+        return {model: Price(**fields) for model, fields in data.items()}
+    except (OSError, json.JSONDecodeError, TypeError) as exc:
+        raise AutoW2SError(f"{path}: cannot read the price table ({exc}); expected "
+                           '{"model": {"input": $/Mtok, "output": $/Mtok}, ...}') from None
+
+
+def save_prices(prices: dict[str, Price], path: Path) -> None:
+    path.write_text(json.dumps({model: asdict(price) for model, price in prices.items()}, indent=1) + "\n")
+
+
+class CapReached(AutoW2SError):
+    """A dollar cap stops the researcher (or the whole campaign)."""
+
+
+@dataclass
+class Ledger:
+    """Spend per researcher and in total, checked against caps before each model call."""
+
+    prices: dict[str, Price]
+    researcher_cap: float | None = None
+    campaign_cap: float | None = None
+    spent: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Usage] = field(default_factory=dict)
+    journal: Path | None = None  # append-only spend records; reloaded on resume
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.journal is not None and self.journal.exists():
+            for line in self.journal.read_text().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill mid-write
+                self.spent[entry["researcher"]] = self.spent.get(entry["researcher"], 0.0) + entry["dollars"]
+                self.usage.setdefault(entry["researcher"], Usage()).add(Usage(**entry["usage"]))
+
+    def price(self, model: str) -> Price:
+        return self.prices.get(model) or self.prices.get("*") or DEFAULT_PRICES["*"]
+
+    def total(self) -> float:
+        return sum(self.spent.values())
+
+    def check(self, researcher: str) -> None:
+        with self._lock:
+            if self.researcher_cap is not None and self.spent.get(researcher, 0.0) >= self.researcher_cap:
+                raise CapReached(f"{researcher} reached its ${self.researcher_cap:.2f} cap")
+            if self.campaign_cap is not None and self.total() >= self.campaign_cap:
+                raise CapReached(f"the campaign reached its ${self.campaign_cap:.2f} cap")
+
+    def charge(self, researcher: str, model: str, usage: Usage) -> float:
+        dollars = cost(usage, self.price(model))
+        with self._lock:
+            self.spent[researcher] = self.spent.get(researcher, 0.0) + dollars
+            self.usage.setdefault(researcher, Usage()).add(usage)
+            if self.journal is not None:
+                with self.journal.open("a") as handle:
+                    handle.write(json.dumps({"researcher": researcher, "model": model, "dollars": dollars,
+                                             "usage": asdict(usage)}) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        return dollars

@@ -1,0 +1,149 @@
+"""A researcher's HTTP client for the lab: every trusted-side tool goes through here, with its token."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from autow2s.errors import AutoW2SError
+
+
+class LabError(AutoW2SError):
+    """The lab refused or failed a request; the message is the lab's own explanation."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"lab answered {status}: {message}")
+        self.status = status
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        message = body.get("error") or body.get("detail") or response.text
+    except ValueError:
+        message = response.text or response.reason_phrase
+    if response.status_code == 429 and response.headers.get("Retry-After"):
+        message = f"{message} (retry after {response.headers['Retry-After']} s)"
+    raise LabError(response.status_code, str(message)[:2000])
+
+
+def pack_method_dir(method_dir: Path, max_bytes: int = 2_000_000) -> bytes:
+    """The method directory as a gzipped tarball (regular files only, no caches)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(method_dir.rglob("*")):
+            if path.is_symlink() or not path.is_file() or "__pycache__" in path.parts:
+                continue
+            tar.add(path, arcname=str(path.relative_to(method_dir)), recursive=False)
+    data = buffer.getvalue()
+    if len(data) > max_bytes:
+        raise AutoW2SError(f"{method_dir}: packed to {len(data)} bytes, over the {max_bytes}-byte snapshot limit")
+    return data
+
+
+def unpack_tarball(data: bytes, dest: Path) -> list[str]:
+    """Extract regular files only, refusing anything that would land outside dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest.resolve()):
+                raise AutoW2SError(f"snapshot member {member.name!r} escapes the destination; refusing it")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            target.write_bytes(extracted.read())
+            names.append(member.name)
+    return names
+
+
+class LabClient:
+    """Thin, typed-enough wrapper over the lab's REST API (see docs/lab.md)."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LabError(0, f"cannot reach the lab at {self.base_url} ({type(exc).__name__}: {exc})") from None
+        _raise_for(response)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+    # -- scoring ---------------------------------------------------------------------------
+    def tasks(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/tasks")
+
+    def evaluate(self, task: str, predictions: list[float], snapshot_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"task": task, "predictions": predictions}
+        if snapshot_id:
+            body["snapshot_id"] = snapshot_id
+        return self._call("POST", "/api/v1/evaluate", json=body)
+
+    def evaluations(self, **params: Any) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/evaluations", params=params)
+
+    # -- forum -----------------------------------------------------------------------------
+    def share_finding(self, **finding: Any) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/findings", json={k: v for k, v in finding.items() if v is not None})
+
+    def search_findings(self, q: str | None = None, sort: str | None = None, limit: int = 20,
+                        **filters: Any) -> list[dict[str, Any]]:
+        params = {"q": q, "sort": sort, "limit": limit, **filters}
+        return self._call("GET", "/api/v1/findings", params={k: v for k, v in params.items() if v is not None})
+
+    def read_finding(self, finding_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/findings/{int(finding_id)}")
+
+    def comment(self, finding_id: int, body: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/findings/{int(finding_id)}/comments", json={"body": body})
+
+    def vote(self, finding_id: int, value: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/findings/{int(finding_id)}/vote", json={"value": value})
+
+    # -- snapshots, verification, leaderboard ----------------------------------------------
+    def save_snapshot(self, method_dir: Path, name: str, message: str, parent_id: str | None = None) -> dict[str, Any]:
+        params = {"name": name, "message": message, **({"parent_id": parent_id} if parent_id else {})}
+        return self._call("POST", "/api/v1/snapshots", params=params, content=pack_method_dir(method_dir),
+                          headers={"Content-Type": "application/gzip"})
+
+    def download_snapshot(self, snapshot_id: str, dest: Path) -> list[str]:
+        return unpack_tarball(self._call("GET", f"/api/v1/snapshots/{snapshot_id}/tarball"), dest)
+
+    def snapshots(self, **params: Any) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/snapshots", params=params)
+
+    def request_verification(self, snapshot_id: str, task: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/verify", json={"snapshot_id": snapshot_id, "task": task})
+
+    def verification(self, verify_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/verify/{int(verify_id)}")
+
+    def wait_verification(self, verify_id: int, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.verification(verify_id)
+            if status["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                return status
+            time.sleep(poll)
+
+    def leaderboard(self, task: str | None = None) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/leaderboard", params={"task": task} if task else {})
