@@ -70,7 +70,7 @@ class SearchResearcher:
         if self.steps % READ_FORUM_EVERY == 0:
             self._read_leaderboard()
         decision = self.policy(self.state, self.rng)
-        method_dir = f"candidates/c{self.steps:03d}"
+        method_dir = f"candidates/c{self.steps:03d}-{decision.recipe.slug()}"
         self.toolbox.call("write_file", {"path": f"{method_dir}/method.py",
                                          "content": render_method(decision.recipe, decision.recipe.describe())})
         raw = self.toolbox.call("run_experiment", {"method_dir": method_dir, "seeds": list(self.seeds_per_trial)})

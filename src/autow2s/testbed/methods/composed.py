@@ -60,6 +60,19 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def slug(self) -> str:
+        """A short file-name-safe label, e.g. 'logconf-knn-temperature-x3'."""
+        parts = [self.loss]
+        if self.relabel != "none":
+            parts.append(self.relabel)
+        if self.targets != "soft":
+            parts.append(self.targets)
+        if self.confident_margin > 0:
+            parts.append("confident")
+        if self.members > 1:
+            parts.append(f"x{self.members}")
+        return "-".join(parts)
+
     def describe(self) -> str:
         parts = [f"{self.loss} loss on {self.targets} targets"]
         if self.relabel != "none":

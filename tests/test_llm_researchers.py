@@ -1,0 +1,150 @@
+"""Both LLM policies, through the official SDKs, against local servers speaking their wire protocols.
+
+A scripted conversation calls every tool against a real lab and a real sandboxed executor, hits
+tool errors and carries on, and a second conversation stops at the dollar cap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from autow2s.executor import LocalExecutor
+from autow2s.researchers.accounting import DEFAULT_PRICES, Ledger
+from autow2s.researchers.chat import AnthropicChat, OpenAIChat
+from autow2s.researchers.directions import BUILTIN_DIRECTIONS
+from autow2s.researchers.lab_client import LabClient
+from autow2s.researchers.llm_policy import LLMPolicy, replay_calls
+from autow2s.researchers.tool_specs import TOOL_NAMES
+from autow2s.researchers.toolbox import ToolBox
+from lab_helpers import lab_data, start_lab  # noqa: F401 - fixture
+from llm_fakes import ScriptedLLM, fake_llm_server, last_tool_results
+
+METHOD = """import numpy as np
+
+def run(ctx):
+    student = ctx.strong_model(epochs=5)
+    student.fit(ctx.inputs("train_unlabel"), ctx.weak_soft_labels("train_unlabel"))
+    return student.predict_proba(ctx.inputs("test"))
+"""
+
+
+WEAK_PREDICTIONS = """import json
+rows = [json.loads(line) for line in open('/task/weak/test.jsonl')]
+json.dump({'predictions': [row['p'] for row in rows]}, open('/workspace/preds.json', 'w'))
+"""
+
+
+def _from_last(body: dict[str, Any], key: str) -> Any:
+    for text in last_tool_results(body):
+        match = re.search(rf'"{key}": ?"?([0-9a-f]+)', text)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no {key} in the last tool results: {last_tool_results(body)}")
+
+
+def every_tool_script() -> list:
+    return [
+        lambda b: [("write_file", {"path": "method/method.py", "content": METHOD}), ("list_files", {})],
+        lambda b: [("read_file", {"path": "method/method.py"}),
+                   ("edit_file", {"path": "method/method.py", "old_text": "epochs=5", "new_text": "epochs=8"})],
+        lambda b: [("read_file", {"path": "no/such/file.py"}), ("no_such_tool", {})],  # two tool errors
+        lambda b: [("bash", {"command": "ls /task && echo sandboxed-ok"}),
+                   ("python", {"code": "import autow2s, sys; print('py', sys.version_info[0])"})],
+        lambda b: [("run_experiment", {"method_dir": "method", "seeds": [1], "quick": True})],
+        lambda b: [("python", {"code": WEAK_PREDICTIONS})],
+        lambda b: [("evaluate_predictions", {"predictions_file": "preds.json"})],
+        lambda b: [("share_finding", {"type": "result", "title": "vanilla on mini", "body": "quick run",
+                                      "evaluation_id": int(_from_last(b, "evaluation_id"))})],
+        lambda b: [("search_findings", {"query": "vanilla"}), ("leaderboard", {})],
+        lambda b: [("read_finding", {"finding_id": 1}), ("comment", {"finding_id": 1, "body": "replicated"}),
+                   ("vote", {"finding_id": 1, "value": 1})],
+        lambda b: [("save_snapshot", {"method_dir": "method", "message": "vanilla, 8 epochs"})],
+        lambda b: [("download_snapshot", {"snapshot_id": _from_last(b, "snapshot_id")}),
+                   ("request_verification", {"snapshot_id": _from_last(b, "snapshot_id")})],
+        lambda b: [("notebook", {"action": "append", "text": "vanilla works; verify requested"}),
+                   ("notebook", {"action": "read"})],
+        lambda b: "This iteration is done.",
+    ]
+
+
+@pytest.fixture()
+def toolbox(lab_data: Path, tmp_path: Path) -> Iterator[ToolBox]:  # noqa: F811
+    with start_lab(lab_data, tmp_path / "state") as lab, LocalExecutor(tmp_path / "jobs") as executor:
+        token = lab.create_researcher("llm-1")
+        workspace = tmp_path / "workspace"
+        workspace.mkdir()
+        yield ToolBox(name="llm-1", task="mini", workspace=workspace, public_dir=lab_data / "mini" / "public",
+                      lab=LabClient(lab.url, token), executor=executor, notebook_path=tmp_path / "notebook.md",
+                      hidden=(lab_data / "mini" / "lab",))
+
+
+def _chat(kind: str, base_url: str):
+    if kind == "claude":
+        return AnthropicChat("claude-opus-5", api_key="sk-ant-test", base_url=base_url)
+    return OpenAIChat("fake-gpt", api_key="sk-test", base_url=f"{base_url}/v1")
+
+
+@pytest.mark.parametrize("kind", ["claude", "openai"])
+def test_scripted_conversation_calls_every_tool(kind: str, toolbox: ToolBox, tmp_path: Path) -> None:
+    script = ScriptedLLM(every_tool_script())
+    ledger = Ledger(prices=dict(DEFAULT_PRICES), journal=tmp_path / "spend.jsonl")
+    transcript = tmp_path / "transcript.jsonl"
+    with fake_llm_server(script) as url:
+        outcome = LLMPolicy(chat=_chat(kind, url), ledger=ledger).run_iteration(
+            toolbox, BUILTIN_DIRECTIONS[0], 0, transcript)
+    assert outcome.stopped_by == "end_turn"
+    entries = [json.loads(line) for line in transcript.read_text().splitlines()]
+    called = {e["tool"] for e in entries if "tool" in e}
+    assert set(TOOL_NAMES) <= called
+    results = {e["tool"]: e["result"] for e in entries if "tool" in e}
+    assert results["no_such_tool"].startswith("error: unknown tool")
+    assert any(e["tool"] == "read_file" and "no such file" in e["result"] for e in entries if "tool" in e)
+    assert "sandboxed-ok" in results["bash"] and "exit 0" in results["bash"]
+    experiment = json.loads(results["run_experiment"])
+    assert experiment["per_seed"][0]["dev_pgr"] is not None, experiment
+    assert "error" not in results["share_finding"][:10]
+    assert (toolbox.workspace / "prior_work").is_dir()
+    assert "verify requested" in toolbox.notebook_path.read_text()
+    # The conversation went over the wire: tools offered, tool results returned, one request per turn.
+    assert len(script.requests) == len(every_tool_script())
+    first = script.requests[0]
+    if kind == "claude":
+        assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
+        assert {t["name"] for t in first["tools"]} == set(TOOL_NAMES)
+        sent = script.headers[0]
+        assert "sk-ant-test" in (sent.get("x-api-key", ""), sent.get("authorization", "").removeprefix("Bearer "))
+        assert "anthropic-version" in sent
+    else:
+        assert first["messages"][0]["role"] == "system"
+        assert {t["function"]["name"] for t in first["tools"]} == set(TOOL_NAMES)
+        assert script.headers[0]["authorization"] == "Bearer sk-test"
+    # Every turn was charged and journaled: 14 turns x $1.50.
+    assert ledger.spent["llm-1"] == pytest.approx(14 * 1.5)
+    assert len((tmp_path / "spend.jsonl").read_text().splitlines()) == 14
+    assert [name for name, _ in replay_calls(transcript)][:2] == ["write_file", "list_files"]
+
+
+@pytest.mark.parametrize("kind", ["claude", "openai"])
+def test_conversation_stops_at_the_dollar_cap(kind: str, toolbox: ToolBox, tmp_path: Path) -> None:
+    looping = [lambda b: [("list_files", {})]] * 50
+    script = ScriptedLLM(looping)
+    ledger = Ledger(prices=dict(DEFAULT_PRICES), researcher_cap=4.0)
+    with fake_llm_server(script) as url:
+        outcome = LLMPolicy(chat=_chat(kind, url), ledger=ledger, max_turns=50).run_iteration(
+            toolbox, BUILTIN_DIRECTIONS[1], 0, tmp_path / "t.jsonl")
+    assert outcome.stopped_by == "cap"
+    assert len(script.requests) == 3  # $1.50 a turn: the fourth call would start past $4
+    assert ledger.spent["llm-1"] == pytest.approx(4.5)
+
+
+def test_malformed_tool_arguments_come_back_as_an_error(toolbox: ToolBox, tmp_path: Path) -> None:
+    script = ScriptedLLM([lambda b: [("read_file", "{not json")], lambda b: "ok"])
+    with fake_llm_server(script) as url:
+        LLMPolicy(chat=_chat("openai", url), ledger=Ledger(prices=dict(DEFAULT_PRICES))).run_iteration(
+            toolbox, BUILTIN_DIRECTIONS[2], 0, tmp_path / "t.jsonl")
+    assert "not a JSON object" in last_tool_results(script.requests[1])[0]
