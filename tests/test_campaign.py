@@ -1,0 +1,93 @@
+"""Campaigns end to end: a short seeded run beats vanilla on holdout, and kill -9 + --resume loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autow2s.campaign.state import parse_researchers
+from autow2s.errors import AutoW2SError
+
+
+def _run(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "autow2s", "run", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _evaluation_ids(run_dir: Path) -> set[int]:
+    with sqlite3.connect(run_dir / "lab-state" / "lab.sqlite") as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM evaluations")}
+
+
+def _trials(run_dir: Path) -> list[dict]:
+    rows = []
+    for path in sorted((run_dir / "researchers").glob("*/trials.jsonl")):
+        rows += [json.loads(line) | {"who": path.parent.name} for line in path.read_text().splitlines()]
+    return rows
+
+
+def test_short_seeded_campaign_beats_vanilla_on_holdout(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = _run("--researchers", "search:2", "--budget", "45", "--seed", "1", "--out", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    vanilla = board["vanilla"]["holdout_pgr"]
+    assert vanilla is not None and board["rows"], board
+    best = max(row["holdout_pgr"] for row in board["rows"] if row["holdout_pgr"] is not None)
+    assert best > vanilla + 0.1, board
+    row = board["rows"][0]
+    assert {"method", "researcher", "snapshot", "dev_pgr", "holdout_pgr", "holdout_ci", "vanilla_holdout_pgr"} <= set(row)
+    assert "verified leaderboard" in result.stdout and str(run_dir) in result.stdout
+    secrets = run_dir / "secrets.json"
+    assert oct(secrets.stat().st_mode & 0o777) == "0o600"
+    for token in json.loads(secrets.read_text())["researchers"].values():
+        assert token not in (run_dir / "lab.log").read_text()
+
+
+def test_kill_9_then_resume_keeps_every_record(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    env = os.environ | {"COLUMNS": "160"}
+    process = subprocess.Popen([sys.executable, "-m", "autow2s", "run", "--researchers", "search:2", "--budget", "40",
+                                "--out", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(_trials(run_dir)) < 3:
+        time.sleep(0.5)
+    assert len(_trials(run_dir)) >= 3, "the campaign made no progress to interrupt"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    time.sleep(1.0)  # the lab child dies with its parent (PDEATHSIG)
+    before_trials, before_evals = _trials(run_dir), _evaluation_ids(run_dir)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phase"] == "researching" and before_evals
+
+    result = _run("--resume", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    after_trials, after_evals = _trials(run_dir), _evaluation_ids(run_dir)
+    assert before_evals <= after_evals  # no acknowledged evaluation lost
+    for who in {t["who"] for t in before_trials}:
+        mine_before = [t for t in before_trials if t["who"] == who]
+        mine_after = [t for t in after_trials if t["who"] == who]
+        assert mine_after[: len(mine_before)] == mine_before  # history kept, in order
+        steps = [t["step"] for t in mine_after]
+        assert steps == list(range(len(steps)))  # finished steps not redone
+    assert json.loads((run_dir / "state.json").read_text())["phase"] == "done"
+    assert json.loads((run_dir / "leaderboard.json").read_text())["rows"]
+    again = _run("--resume", str(run_dir))  # a finished campaign is not run twice
+    assert again.returncode == 0 and "already finished" in again.stderr
+
+
+def test_researcher_spec_parsing_and_errors() -> None:
+    assert parse_researchers("search:2,claude:1") == (("search", 2), ("claude", 1))
+    with pytest.raises(AutoW2SError, match="unknown kind 'gpt'"):
+        parse_researchers("gpt:2")
+    with pytest.raises(AutoW2SError, match="needs a count"):
+        parse_researchers("search:x")
