@@ -18,7 +18,7 @@ from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.search_policy import random_policy, search_policy
 from autow2s.researchers.toolbox import ToolBox
 
-FORUM_MIRROR_EVERY_S = 20.0
+FORUM_MIRROR_EVERY_S = 10.0
 
 
 @dataclass
