@@ -184,6 +184,8 @@ def predict(
     seed: int = typer.Option(42, "--seed"),
     out: Path = typer.Option(..., "--out", help="where to write {ids, predictions} as JSON"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
+    train_fraction: float = typer.Option(1.0, "--train-fraction", min=0.01, max=1.0,
+                                         help="train on a seeded fraction of train_unlabel (quick runs)"),
 ) -> None:
     """Run a method on a public view (no labels anywhere) and write its test predictions."""
 
@@ -191,12 +193,91 @@ def predict(
         from autow2s.testbed.methods.registry import load_method
         from autow2s.testbed.public_run import predict_public
 
-        ids, predictions = predict_public(public, load_method(method), seed, ExperimentSettings(device=device))
+        ids, predictions = predict_public(public, load_method(method), seed, ExperimentSettings(device=device),
+                                          train_fraction=train_fraction)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"ids": ids, "predictions": predictions.tolist()}) + "\n")
         console.print(f"{len(ids)} test predictions written to {out}")
 
     _guarded(body)
+
+
+from autow2s.sandbox.cli import sandbox_app  # noqa: E402 - light: no torch, no ray
+
+app.add_typer(sandbox_app, name="sandbox")
+
+
+from autow2s.lab.cli import serve  # noqa: E402 - light: the server's imports happen inside the command
+
+app.command()(serve)
+
+
+@app.command()
+def run(
+    researchers: str = typer.Option("search:4", "--researchers", help="kinds and counts: search:4, claude:9, "
+                                    "openai:2, random:1, replay:1, or a mix like search:2,claude:2"),
+    task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
+    budget: float = typer.Option(180.0, "--budget", min=5.0, help="wall-clock seconds of research"),
+    max_dollars: Optional[float] = typer.Option(None, "--max-dollars", help="campaign-wide LLM spend cap"),
+    researcher_dollars: Optional[float] = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
+    eval_budget: Optional[int] = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
+    eval_rate: int = typer.Option(120, "--eval-rate", help="evaluations per researcher per minute"),
+    lab: Optional[str] = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
+    executor: str = typer.Option("local", "--executor", help="local or ray"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
+    directions: Optional[Path] = typer.Option(None, "--directions", help="JSON list of starting directions"),
+    prices: Optional[Path] = typer.Option(None, "--prices", help="JSON price table, $/Mtok per model"),
+    model: Optional[str] = typer.Option(None, "--model", help="LLM model name (claude default: current Opus)"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
+    replay: Optional[Path] = typer.Option(None, "--replay", help="transcript.jsonl for replay researchers"),
+    seed: int = typer.Option(0, "--seed"),
+    verify_top_k: int = typer.Option(3, "--verify-top-k", min=1),
+    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: runs/run-<time>)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the campaign in this run directory"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+                                           help="run researchers' code without bubblewrap (prints a warning per job)"),
+) -> None:
+    """Run a campaign of automated researchers; resumable after a crash with --resume RUN_DIR."""
+
+    def body() -> None:
+        import time as _time
+
+        from autow2s.campaign.runner import Campaign
+        from autow2s.campaign.state import CampaignConfig, parse_researchers
+
+        if resume is not None:
+            campaign = Campaign.resume(resume, err_console)
+        else:
+            if executor not in ("local", "ray"):
+                raise AutoW2SError(f"--executor must be local or ray, got {executor!r}")
+            config = CampaignConfig(
+                task=task, researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
+                researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate, lab_url=lab,
+                executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
+                prices_file=str(prices) if prices else None, model=model, base_url=base_url, seed=seed,
+                verify_top_k=verify_top_k, unsafe_no_sandbox=unsafe_no_sandbox,
+                replay_transcript=str(replay) if replay else None)
+            run_dir = out or Path("runs") / _time.strftime("run-%Y%m%d-%H%M%S")
+            campaign = Campaign.create(run_dir, config, err_console)
+        leaderboard = campaign.run()
+        _print_leaderboard(json.loads(leaderboard.read_text()))
+        console.print(f"run directory: {campaign.paths.root}")
+        console.print(f"leaderboard:   {leaderboard}")
+
+    _guarded(body)
+
+
+def _print_leaderboard(board: dict) -> None:
+    vanilla = board.get("vanilla", {})
+    table = Table(title=f"verified leaderboard · {board.get('task')} · vanilla holdout PGR "
+                        f"{_fmt(vanilla.get('holdout_pgr'))}")
+    for column in ("method", "researcher", "snapshot", "dev PGR", "holdout PGR", "95% CI"):
+        table.add_column(column, no_wrap=True)
+    for row in board.get("rows", []):
+        ci = row.get("holdout_ci")
+        table.add_row(row["method"], row["researcher"], (row["snapshot"] or "")[:10], _fmt(row["dev_pgr"]),
+                      _fmt(row["holdout_pgr"]), "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]")
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry

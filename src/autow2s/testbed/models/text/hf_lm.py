@@ -11,6 +11,7 @@ method that trains five students loads the 4B weights once.
 from __future__ import annotations
 
 import json
+import warnings
 import weakref
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -96,7 +97,24 @@ class SharedBase:
 
     _instances: dict[tuple[str, str, str, str], "SharedBase"] = {}
 
-    def __init__(self, config: LMConfig, device: torch.device) -> None:
+    def __init__(self, model: Any, tokenizer: Any, model_name: str) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.model.config.use_cache = False
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.peft_model: Any = None
+        self.next_id = 0
+        name = model_name.lower()
+        self.chat_model = any(tag in name for tag in ("chat", "instruct")) and bool(getattr(tokenizer, "chat_template", None))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @staticmethod
+    def _key(config: LMConfig, device: torch.device) -> tuple[str, str, str, str]:
+        return (config.model, str(device), str(config.torch_dtype(device)), config.attn_implementation)
+
+    @classmethod
+    def load(cls, config: LMConfig, device: torch.device) -> "SharedBase":
         set_offline_if_local(config.model)
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,29 +123,25 @@ class SharedBase:
             raise AutoW2SError("the hf-lm backend needs transformers and peft: `pip install transformers peft`") from None
         hf_logging.disable_progress_bar()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-            self.model = AutoModelForCausalLM.from_pretrained(
+            tokenizer = AutoTokenizer.from_pretrained(config.model)
+            model = AutoModelForCausalLM.from_pretrained(
                 config.model, dtype=config.torch_dtype(device), attn_implementation=config.attn_implementation)
         except OSError as exc:
             raise AutoW2SError(f"could not load {config.model!r} ({exc}); pass a local model directory, "
                                "or a hub name on a machine that can reach the hub") from None
-        self.model.to(device)
-        self.model.config.use_cache = False
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        self.peft_model: Any = None
-        self.next_id = 0
-        name = (config.model or "").lower()
-        self.chat_model = any(tag in name for tag in ("chat", "instruct")) and bool(getattr(self.tokenizer, "chat_template", None))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        return cls(model.to(device), tokenizer, config.model)
 
     @classmethod
     def get(cls, config: LMConfig, device: torch.device) -> "SharedBase":
-        key = (config.model, str(device), str(config.torch_dtype(device)), config.attn_implementation)
+        key = cls._key(config, device)
         if key not in cls._instances:
-            cls._instances[key] = cls(config, device)
+            cls._instances[key] = cls.load(config, device)
         return cls._instances[key]
+
+    @classmethod
+    def register(cls, config: LMConfig, device: torch.device, model: Any, tokenizer: Any) -> None:
+        """Use an in-memory model under config.model's name (benchmarks build 4B-shaped ones from a config)."""
+        cls._instances[cls._key(config, device)] = cls(model, tokenizer, config.model)
 
     def add_adapter(self, config: LMConfig, seed: int) -> str:
         from peft import LoraConfig, get_peft_model
@@ -157,7 +171,9 @@ class SharedBase:
     def release(self, name: str) -> None:
         try:
             if self.peft_model is not None and name in self.peft_model.peft_config and len(self.peft_model.peft_config) > 1:
-                self.peft_model.delete_adapter(name)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "adapter was active": every student re-activates its own
+                    self.peft_model.delete_adapter(name)
         except Exception:  # best effort: a leftover adapter only costs memory
             pass
 
@@ -188,6 +204,14 @@ class LMStudent:
     def causal_lm(self) -> Any:
         return self.base.peft_model.get_base_model()
 
+    def _decoder(self) -> Any:
+        """The decoder, compiled once per student when config.compile is set (CUDA: fused kernels)."""
+        if not self.config.compile:
+            return None
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = torch.compile(self.causal_lm.get_decoder(), dynamic=True)
+        return self._compiled
+
     def _sequences(self, inputs: Any) -> list[list[int]]:
         rows, kind = check_rows(inputs)
         if kind != self.kind:
@@ -210,7 +234,9 @@ class LMStudent:
         model = self.causal_lm
         model.train()
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            with warnings.catch_warnings():  # renamed activation_checkpointing_* in transformers 5.x
+                warnings.simplefilter("ignore", FutureWarning)
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(self.seed)
         plan = [self._epoch_batches(sequences, rng) for _ in range(cfg.epochs)]
@@ -223,7 +249,8 @@ class LMStudent:
             epoch_loss = 0.0
             for index in batches:
                 batch = self._batch(sequences, index)
-                logit, penalty = binary_logit_and_penalty(label_logits(model, batch, self.impl), self.label_ids)
+                logit, penalty = binary_logit_and_penalty(label_logits(model, batch, self.impl, self._decoder()),
+                                                         self.label_ids)
                 idx = torch.as_tensor(index, device=self.device)
                 per_example = loss_fn(logit, y[idx], step / total) + cfg.vocab_penalty * penalty
                 batch_w = w[idx]
@@ -239,7 +266,9 @@ class LMStudent:
                 epoch_loss += self.step_losses[-1] * len(index) / len(sequences)
             history.append(epoch_loss)
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_disable()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                model.gradient_checkpointing_disable()
         self.base.activate(self.adapter, train=False)
         self.trained = True
         return FitReport(epochs_run=cfg.epochs, best_epoch=cfg.epochs - 1, best_val_loss=float("nan"), history=history)
@@ -262,7 +291,8 @@ class LMStudent:
             if what == "features":
                 values = label_hidden(model, batch, self.impl if self.impl != "padded" else "left").float()
             else:
-                values = binary_logit_and_penalty(label_logits(model, batch, self.impl), self.label_ids)[0]
+                values = binary_logit_and_penalty(label_logits(model, batch, self.impl, self._decoder()),
+                                                  self.label_ids)[0]
             for i, value in zip(index, values.cpu().numpy()):
                 out[int(i)] = value
         return np.stack(out).astype(np.float64)

@@ -120,9 +120,12 @@ def collate(sequences: Sequence[list[int]], impl: str, pad_id: int, device: torc
     return batch
 
 
-def label_hidden(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str) -> torch.Tensor:
-    """The last-layer hidden state at each sequence's label position, shape (batch, hidden)."""
-    decoder = causal_lm.get_decoder()
+def label_hidden(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str, decoder: Any = None) -> torch.Tensor:
+    """The last-layer hidden state at each sequence's label position, shape (batch, hidden).
+
+    `decoder` may be a compiled copy of causal_lm's decoder (torch.compile); default: the decoder.
+    """
+    decoder = decoder if decoder is not None else causal_lm.get_decoder()
     if impl == "packed":
         out = decoder(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
         return out.last_hidden_state[0, batch["label_index"]]
@@ -132,7 +135,7 @@ def label_hidden(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str) -> t
     return out.last_hidden_state[rows, batch["label_index"]]
 
 
-def label_logits(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str) -> torch.Tensor:
+def label_logits(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str, decoder: Any = None) -> torch.Tensor:
     """Full-vocabulary logits at the label positions, shape (batch, vocab), in float32."""
     if impl not in IMPLS:
         raise AutoW2SError(f"unknown batch impl {impl!r}; use one of {', '.join(IMPLS)}")
@@ -141,7 +144,7 @@ def label_logits(causal_lm: Any, batch: dict[str, torch.Tensor], impl: str) -> t
         rows = torch.arange(logits.shape[0], device=logits.device)
         return logits[rows, batch["label_index"]].float()
     head = causal_lm.get_output_embeddings()
-    return head(label_hidden(causal_lm, batch, impl)).float()
+    return head(label_hidden(causal_lm, batch, impl, decoder)).float()
 
 
 def binary_logit_and_penalty(logits: torch.Tensor, label_ids: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

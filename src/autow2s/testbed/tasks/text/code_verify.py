@@ -44,6 +44,7 @@ class CodeVerifyConfig:
     mismatched_per_problem: int = 1  # another problem's solution under this problem's name
     label_frac: float = 0.25  # share of problems in train_label
     test_frac: float = 0.35  # share in test; the rest are train_unlabel
+    balance: bool = True  # per problem, as many failing candidates as passing ones
     timeout_s: float = 3.0
     data_seed: int = 0
 
@@ -186,6 +187,24 @@ def candidates(problem: dict[str, Any], rng: np.random.Generator, n_mutants: int
     return out
 
 
+def _balanced(kept: list[tuple[int, dict[str, Any], bool]], rng: np.random.Generator) -> list[tuple[int, dict[str, Any], bool]]:
+    """Per problem, as many failing candidates as passing ones (at least one), chosen at random.
+
+    Without it most candidates fail, and a model that always says "fails" looks good.
+    """
+    by_problem: dict[int, list[tuple[int, dict[str, Any], bool]]] = {}
+    for item in kept:
+        by_problem.setdefault(item[0], []).append(item)
+    out = []
+    for items in by_problem.values():
+        passing = [item for item in items if item[2]]
+        failing = [item for item in items if not item[2]]
+        keep = set(rng.permutation(len(failing))[: max(1, len(passing))].tolist())
+        chosen = {id(failing[i]) for i in keep}
+        out.extend(item for item in items if item[2] or id(item) in chosen)
+    return out
+
+
 def build_code_verify(cfg: CodeVerifyConfig = CodeVerifyConfig(), name: str = "code-verify",
                       progress: Callable[[int, int], None] | None = None) -> Task:
     """Generate candidates, execute them (cached), and split by problem."""
@@ -201,7 +220,9 @@ def build_code_verify(cfg: CodeVerifyConfig = CodeVerifyConfig(), name: str = "c
                    "choice": shown, "subset": problem["task_id"]}
             rows.append((p_index, row, program))
     outcomes = execute_all([program for _, _, program in rows], timeout_s=cfg.timeout_s, progress=progress)
-    kept = [(p, row, outcome == "passed") for (p, row, _), outcome in zip(rows, outcomes) if outcome != "timeout"]
+    kept = _balanced([(p, row, outcome == "passed") for (p, row, _), outcome in zip(rows, outcomes)
+                      if outcome != "timeout"], rng) if cfg.balance else \
+        [(p, row, outcome == "passed") for (p, row, _), outcome in zip(rows, outcomes) if outcome != "timeout"]
     order = rng.permutation(len(problems))
     n_label = int(round(len(problems) * cfg.label_frac))
     n_test = int(round(len(problems) * cfg.test_frac))
