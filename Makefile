@@ -1,11 +1,11 @@
-# Two commands on a fresh machine: `make run` and `make test`. Each sets up .venv itself.
+# Two commands on a fresh machine: `make run` and `make test`. Each sets up what it needs itself.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench calibrate system-deps-run system-deps-test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,14 +15,33 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/autow2s baselines --task synth-linear
+# Debian packages: bubblewrap sandboxes researchers' code; chromium drives the dashboard tests.
+define need_debs
+	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "autow2s needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing)"; exit 2; fi; fi
+endef
 
-test: $(STAMP)
+system-deps-run:
+	$(call need_debs,bwrap:bubblewrap)
+
+system-deps-test:
+	$(call need_debs,bwrap:bubblewrap chromium:chromium)
+
+run: $(STAMP) system-deps-run
+	$(VENV)/bin/autow2s run
+
+test: $(STAMP) system-deps-test
 	$(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(PY) benchmarks/experiment_throughput.py
+
+calibrate: $(STAMP)
+	$(PY) scripts/calibrate.py
 
 clean:
 	rm -rf $(VENV) .autow2s-cache
