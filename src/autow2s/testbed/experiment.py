@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -15,7 +15,7 @@ from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.context import MethodContext, PublicSplit, TaskInfo
 from autow2s.testbed.methods.registry import Method
 from autow2s.testbed.metrics import accuracy, auroc, bootstrap_pgr_ci, gap_message, pgr
-from autow2s.testbed.models.registry import get_backend
+from autow2s.testbed.models.registry import default_backend, get_backend
 from autow2s.testbed.tasks.dataset import Task
 from autow2s.testbed.teachers import WeakTeacher, ceiling_probs, weak_teacher
 
@@ -24,11 +24,16 @@ DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
 
 @dataclass(frozen=True)
 class ExperimentSettings:
-    strong: str = "mlp"
-    weak: str = "linear"
+    strong: str | None = None  # None: the task kind's default (mlp on features, encoder on text)
+    weak: str | None = None  # None: the task kind's default (linear on features, tfidf on text)
     device: str = "cpu"
     time_budget_s: float = 600.0
     n_boot: int = 1000
+
+    def for_task(self, task_kind: str) -> "ExperimentSettings":
+        """These settings with the task kind's default backends filled in."""
+        return replace(self, strong=self.strong or default_backend(task_kind, "strong"),
+                       weak=self.weak or default_backend(task_kind, "weak"))
 
 
 @dataclass
@@ -75,6 +80,7 @@ def task_info(task: Task) -> TaskInfo:
 
 def build_context(task: Task, teacher: WeakTeacher, seed: int, settings: ExperimentSettings) -> MethodContext:
     """The method's whole world: label-free inputs, the weak teacher's outputs, a student factory."""
+    settings = settings.for_task(task.kind)
     strong = get_backend(settings.strong, task.kind)
     weak = get_backend(teacher.backend, task.kind)
     splits = {
@@ -147,6 +153,7 @@ def run_experiment(
     `progress` is an optional callable(str) told about each step, for progress bars.
     """
     cache = cache if cache is not None else ArtifactCache()
+    settings = settings.for_task(task.kind)
     seeds = list(seeds)
     labels = task.labels("test")
     started = time.perf_counter()

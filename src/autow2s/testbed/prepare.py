@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from autow2s.testbed.cache import ArtifactCache
-from autow2s.testbed.models.registry import BACKENDS
+from autow2s.testbed.models.registry import default_backend
 from autow2s.testbed.tasks.dataset import Split, Task
 from autow2s.testbed.tasks.schema import SPLIT_FILES
 from autow2s.testbed.teachers import weak_teacher
@@ -59,7 +59,7 @@ def prepare_task(
     seed: int = 0,
     dev_fraction: float = 0.5,
     cache: ArtifactCache | None = None,
-    weak_backend: str = "linear",
+    weak_backend: str | None = None,
 ) -> dict[str, Path]:
     """Write out/lab (labels, dev/holdout partition) and out/public (no labels, weak artifacts)."""
     lab, public = out / "lab", out / "public"
@@ -80,14 +80,14 @@ def prepare_task(
                  "dev": [rid for rid, dev in zip(test_ids, mask) if dev],
                  "holdout": [rid for rid, dev in zip(test_ids, mask) if not dev]}
     (lab / "partition.json").write_text(json.dumps(partition) + "\n")
-    if weak_backend in BACKENDS and task.kind in BACKENDS[weak_backend].kinds:
-        teacher = weak_teacher(task, seed, cache or ArtifactCache(), backend=weak_backend)
-        weak_dir = public / "weak"
-        weak_dir.mkdir()
-        for split, probs in teacher.soft_labels.items():
-            _write_jsonl(weak_dir / f"{split}.jsonl",
-                         [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
-        np.savez(weak_dir / "model.npz", **teacher.model_arrays)
-        (weak_dir / "model.json").write_text(json.dumps(
-            {"backend": weak_backend, "seed": seed}) + "\n")
+    weak_backend = weak_backend or default_backend(task.kind, "weak")
+    teacher = weak_teacher(task, seed, cache or ArtifactCache(), backend=weak_backend)
+    weak_dir = public / "weak"
+    weak_dir.mkdir()
+    for split, probs in teacher.soft_labels.items():
+        _write_jsonl(weak_dir / f"{split}.jsonl",
+                     [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
+    np.savez(weak_dir / "model.npz", **teacher.model_arrays)
+    (weak_dir / "model.json").write_text(json.dumps(
+        {"backend": weak_backend, "seed": seed}) + "\n")
     return {"lab": lab, "public": public}

@@ -59,6 +59,20 @@ def _register_text_backends() -> None:
 _register_text_backends()
 
 
+# (strong, weak) when the user names none: heads on feature vectors, MiniLM vs TF-IDF on text.
+DEFAULT_BACKENDS: dict[str, tuple[str, str]] = {
+    "features": ("mlp", "linear"),
+    "binary": ("encoder", "tfidf"),
+    "pairwise": ("encoder", "tfidf"),
+}
+
+
+def default_backend(task_kind: str, role: str) -> str:
+    """The default backend for a task kind; role is 'strong' or 'weak'."""
+    strong, weak = DEFAULT_BACKENDS[task_kind]
+    return strong if role == "strong" else weak
+
+
 def register_backend(backend: Backend) -> None:
     BACKENDS[backend.name] = backend
 

