@@ -1,0 +1,82 @@
+"""`autow2s serve`: run the lab server. Heavy imports happen inside the command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def serve(
+    data: Path = typer.Option(..., "--data", help="the folder `autow2s prepare` wrote (one subfolder per task)"),
+    port: int = typer.Option(8600, "--port", min=0, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless you mean to share the lab"),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
+    state: Optional[Path] = typer.Option(None, "--state", help="state folder: DB and snapshot repo "
+                                         "(default: DATA/.lab-state)"),
+    budget_total: Optional[int] = typer.Option(None, "--budget-total", min=0,
+                                               help="evaluations per researcher per task (default: 7.5% of dev, 20 to 300)"),
+    budget_rate: int = typer.Option(30, "--budget-rate", min=1, help="evaluations per researcher per task per minute"),
+    sqlite_synchronous: str = typer.Option("FULL", "--sqlite-synchronous", help="FULL (default) or NORMAL"),
+    score_noise_se: float = typer.Option(1.5, "--score-noise-se", min=0.0,
+                                         help="noise on reported dev accuracy, in standard errors (0: none)"),
+    score_resolution: float = typer.Option(0.005, "--score-resolution", min=0.0, help="rounding of dev accuracy"),
+    near_duplicate_fraction: float = typer.Option(0.01, "--near-duplicate-fraction", min=0.0, max=1.0,
+                                                  help="refuse submissions this close to an earlier one"),
+    near_duplicate_min_items: int = typer.Option(8, "--near-duplicate-min-items", min=0),
+    noise_seed: Optional[int] = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
+    log_level: str = typer.Option("info", "--log-level"),
+    http: str = typer.Option("auto", "--http", help="auto (httptools when installed), h11 or httptools"),
+    loop: str = typer.Option("auto", "--loop", help="auto (uvloop when installed), asyncio or uvloop"),
+) -> None:
+    """Run the lab server: scoring, verified runs, leaderboard, forum and snapshots (see docs/lab.md)."""
+    from autow2s.errors import AutoW2SError
+    from autow2s.lab.settings import LabSettings, admin_token_from_env
+
+    try:
+        admin_token = admin_token_from_env()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    settings = LabSettings(data_dir=data, admin_token=admin_token, state_dir=state, db_url=db,
+                           budget_total=budget_total, budget_rate_per_minute=budget_rate,
+                           sqlite_synchronous=sqlite_synchronous, score_noise_se=score_noise_se,
+                           score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,
+                           near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed)
+    try:
+        run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop)
+    except AutoW2SError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def configure_logging(level: str, secrets_to_hide: tuple[str, ...]) -> None:
+    """One stderr handler whose filter redacts tokens from every record, uvicorn's included."""
+    from autow2s.lab.auth import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets_to_hide))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+def run_server(settings, *, host: str, port: int, log_level: str = "info", http: str = "auto",  # noqa: ANN001
+               loop: str = "auto") -> None:
+    """One process, one event loop: budgets and the probing history live in it (see docs/lab.md)."""
+    import uvicorn
+
+    from autow2s.lab.app import create_app
+
+    configure_logging(log_level, (settings.admin_token,))
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level.lower(), access_log=True,
+                timeout_graceful_shutdown=5, backlog=2048, http=http, loop=loop, workers=1)

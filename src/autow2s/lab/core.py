@@ -1,0 +1,122 @@
+"""The lab's state in one object: the engine and writer, tasks, tokens, budgets, probes, services.
+
+Built by create_app's lifespan; routes reach it as request.app.state.lab.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.orm import Session
+
+from autow2s.lab.auth import TokenBook
+from autow2s.lab.budgets import BudgetBook, Limit
+from autow2s.lab.db import Writer, create_schema, make_engine
+from autow2s.lab.errors import APIError
+from autow2s.lab.models import Evaluation, Researcher, Snapshot
+from autow2s.lab.probing import ProbeDetector
+from autow2s.lab.search import make_search
+from autow2s.lab.settings import LabSettings
+from autow2s.lab.snapshot_store import SnapshotStore
+from autow2s.lab.tasks import LabTask, load_tasks
+from autow2s.lab.verify import InProcessRunner, VerifyRunner, VerifyService
+from autow2s.testbed.cache import ArtifactCache
+
+log = logging.getLogger("autow2s.lab")
+DEFAULT_TOTAL_CAP = 300
+DEFAULT_TOTAL_FLOOR = 20
+DEFAULT_TOTAL_FRACTION = 0.075
+
+
+class Lab:
+    def __init__(self, settings: LabSettings, *, runner: VerifyRunner | None = None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.resolved_db_url, synchronous=settings.sqlite_synchronous)
+        self.writer = Writer(self.engine)
+        self.tokens = TokenBook(settings.admin_token)
+        self.tasks: dict[str, LabTask] = {}
+        self.budgets = BudgetBook(self.default_limit)
+        self.probes = ProbeDetector(
+            near_duplicate_fraction=settings.near_duplicate_fraction,
+            near_duplicate_min_items=settings.near_duplicate_min_items, noise_se=settings.score_noise_se,
+            resolution=settings.score_resolution, degenerate_fraction=settings.degenerate_fraction,
+            degenerate_resolution=settings.degenerate_resolution, noise_seed=settings.noise_seed)
+        self.search = make_search(self.engine)
+        self.snapshots = SnapshotStore(settings.snapshot_repo, settings)
+        self.snapshot_owner: dict[str, int] = {}
+        self.verifier = VerifyService(self, runner or InProcessRunner(), workers=settings.verify_workers)
+        self._evaluation_ids = itertools.count(1)
+        self.started_at = time.time()
+
+    # lifecycle
+    def start(self) -> None:
+        create_schema(self.engine)
+        self.search.setup()
+        self.snapshots.init()
+        self.tasks = load_tasks(self.settings.data_dir, self.engine.connect, self.settings.baseline_seeds,
+                                ArtifactCache())
+        with self.engine.connect() as conn:
+            self._restore(conn)
+        self.writer.start()
+        self.verifier.start()
+        # Everything loaded so far (torch, numpy, the tasks) lives as long as the server: keep the
+        # cyclic GC from walking it on every full collection, which stalls every request for tens of ms.
+        gc.collect()
+        gc.freeze()
+        log.info("lab ready: %d task(s): %s", len(self.tasks), ", ".join(sorted(self.tasks)))
+
+    def stop(self) -> None:
+        self.verifier.stop()
+        self.writer.stop()
+        self.engine.dispose()
+
+    def _restore(self, conn: Connection) -> None:
+        """Everything kept in memory is rebuilt from the DB, so a restart resumes exactly."""
+        for row in conn.execute(select(Researcher)):
+            self.tokens.add(row.id, row.name, row.token_hash)
+        self.budgets.load(conn)
+        rows = conn.execute(select(Evaluation.researcher_id, Evaluation.task, Evaluation.id, Evaluation.pred_bits,
+                                   Evaluation.reported_accuracy).order_by(Evaluation.id))
+        for researcher_id, task, evaluation_id, bits, reported in rows:
+            self.probes.restore((researcher_id, task), bits, evaluation_id, reported)
+        for snapshot_id, researcher_id in conn.execute(select(Snapshot.id, Snapshot.researcher_id)):
+            self.snapshot_owner[snapshot_id] = researcher_id
+        last = conn.execute(select(func.max(Evaluation.id))).scalar()
+        self._evaluation_ids = itertools.count((last or 0) + 1)
+
+    # lookups used by routes
+    def session(self) -> Session:
+        """A read session (ORM objects); writes go through self.writer."""
+        return Session(self.engine)
+
+    def next_evaluation_id(self) -> int:
+        return next(self._evaluation_ids)
+
+    def task(self, name: str, *, field: str = "task") -> LabTask:
+        task = self.tasks.get(name)
+        if task is None:
+            raise APIError(404, f"unknown task {name!r}; this lab serves: {', '.join(sorted(self.tasks))}", field=field,
+                           outcome="unknown_task")
+        return task
+
+    def default_limit(self, task: str, kind: str) -> Limit:
+        s = self.settings
+        if kind == "verify":
+            return Limit(s.verify_total, s.verify_rate_per_minute)
+        total = s.budget_total
+        if total is None:
+            n_dev = self.tasks[task].n_dev if task in self.tasks else 0
+            total = min(DEFAULT_TOTAL_CAP, max(DEFAULT_TOTAL_FLOOR, int(DEFAULT_TOTAL_FRACTION * n_dev)))
+        return Limit(total, s.budget_rate_per_minute)
+
+    def researcher_names(self) -> dict[int, str]:
+        return self.tokens.names()
+
+    def summary(self) -> dict[str, Any]:
+        return {"tasks": sorted(self.tasks), "uptime_s": round(time.time() - self.started_at, 1),
+                "writer_batches": self.writer.batches, "writer_jobs": self.writer.jobs}

@@ -1,0 +1,148 @@
+"""Verified runs and the leaderboard: the only place a holdout figure is shown, and only in aggregate.
+
+No endpoint accepts a PGR from a client: the leaderboard is built from verify runs the lab
+executed itself on seeds it chose.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, func, insert, select
+
+from autow2s.lab.audit import audit_row
+from autow2s.lab.auth import Principal, any_principal, researcher
+from autow2s.lab.errors import APIError
+from autow2s.lab.models import AuditEntry, Evaluation, Snapshot, VerifyRun
+
+router = APIRouter(tags=["verify"])
+SEED_RANGE = 2**31 - 1
+
+
+class VerifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    snapshot_id: str = Field(pattern=r"^[0-9a-f]{40}$")
+    task: str = Field(min_length=1, max_length=200)
+
+
+class VerifyOut(BaseModel):
+    verify_id: int
+    status: str
+    task: str
+    snapshot_id: str
+    researcher: str
+    seeds: list[int]
+    error: str
+    dev_pgr: float | None
+    holdout_pgr: float | None
+    holdout_ci: list[float] | None
+    created_at: float
+    finished_at: float | None
+
+
+class LeaderboardRow(BaseModel):
+    rank: int
+    verify_id: int
+    method: str
+    researcher: str
+    snapshot_id: str
+    dev_pgr: float | None
+    holdout_pgr: float | None
+    holdout_ci: list[float] | None
+    best_seen_dev_pgr: float | None = Field(description="the best dev PGR this researcher was shown on the task")
+    overfit_gap: float | None = Field(description="best_seen_dev_pgr - holdout_pgr; large values suggest overfitting "
+                                                  "to dev or gaming the scorer")
+    n_seeds: int
+    finished_at: float | None
+
+
+def _out(run: VerifyRun, names: dict[int, str]) -> dict[str, Any]:
+    ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+    return {"verify_id": run.id, "status": run.status, "task": run.task, "snapshot_id": run.snapshot_id,
+            "researcher": names.get(run.researcher_id, "?"), "seeds": json.loads(run.seeds), "error": run.error,
+            "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr, "holdout_ci": ci, "created_at": run.created_at,
+            "finished_at": run.finished_at}
+
+
+@router.post("/api/v1/verify", status_code=202, response_model=VerifyOut)
+async def request_verify(body: VerifyRequest, request: Request,
+                         principal: Principal = Depends(researcher)) -> dict[str, Any]:
+    """Queue a verified run of your snapshot on seeds the lab chooses; poll GET /api/v1/verify/{id}."""
+    lab = request.app.state.lab
+    state = request.scope.setdefault("state", {})
+    task = lab.task(body.task)
+    state["task"] = task.name
+    owner = lab.snapshot_owner.get(body.snapshot_id)
+    if owner is None:
+        raise APIError(404, f"snapshot_id: no snapshot {body.snapshot_id}; upload it with POST /api/v1/snapshots",
+                       field="snapshot_id", outcome="not_found")
+    if owner != principal.researcher_id:
+        raise APIError(403, "snapshot_id: you can verify only your own snapshots", field="snapshot_id",
+                       outcome="forbidden")
+    now = time.time()
+    standing = lab.budgets.try_charge(principal.researcher_id, task.name, "verify", now)
+    if not standing.allowed:
+        headers = {} if standing.resets_at is None else {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
+        raise APIError(429, standing.reason, outcome="over_budget", headers=headers, budget_left=standing.total_left)
+    rng = secrets.SystemRandom()
+    seeds = sorted(rng.sample(range(1, SEED_RANGE), lab.settings.verify_seed_count))
+    row = {"researcher_id": principal.researcher_id, "snapshot_id": body.snapshot_id, "task": task.name,
+           "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}
+
+    def job(conn: Connection) -> int:
+        run_id = int(conn.execute(insert(VerifyRun), row).inserted_primary_key[0])
+        conn.execute(insert(AuditEntry), audit_row(request.scope, 202, outcome="accepted", charged="verify",
+                                                   detail=f"verify run {run_id}"))
+        return run_id
+
+    run_id = await lab.writer.run(job)
+    state["audited"] = True
+    lab.verifier.submit(run_id)
+    with lab.session() as conn:
+        run = conn.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
+        return _out(run, lab.researcher_names())
+
+
+@router.get("/api/v1/verify/{verify_id}", response_model=VerifyOut)
+def get_verify(request: Request, verify_id: Annotated[int, PathParam(ge=1, le=2**62)],
+               principal: Principal = Depends(any_principal)) -> dict[str, Any]:
+    lab = request.app.state.lab
+    with lab.session() as conn:
+        run = conn.execute(select(VerifyRun).where(VerifyRun.id == verify_id)).scalar_one_or_none()
+    if run is None:
+        raise APIError(404, f"verify_id: no verified run {verify_id}", field="verify_id", outcome="not_found")
+    return _out(run, lab.researcher_names())
+
+
+@router.get("/api/v1/leaderboard", response_model=list[LeaderboardRow], tags=["leaderboard"])
+def leaderboard(request: Request, task: Annotated[str, Query(min_length=1, max_length=200)],
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                principal: Principal = Depends(any_principal)) -> list[dict[str, Any]]:
+    """Verified runs only, best holdout PGR first."""
+    lab = request.app.state.lab
+    lab_task = lab.task(task)
+    names = lab.researcher_names()
+    with lab.session() as conn:
+        runs = conn.execute(select(VerifyRun, Snapshot.name).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
+                            .where(VerifyRun.task == lab_task.name, VerifyRun.status == "done")).all()
+        best_seen = dict(conn.execute(select(Evaluation.researcher_id, func.max(Evaluation.reported_pgr))
+                                      .where(Evaluation.task == lab_task.name)
+                                      .group_by(Evaluation.researcher_id)).all())
+    runs.sort(key=lambda pair: (pair[0].holdout_pgr is None, -(pair[0].holdout_pgr or 0.0), pair[0].id))
+    rows = []
+    for rank, (run, method) in enumerate(runs[:limit], start=1):
+        seen = best_seen.get(run.researcher_id)
+        if seen is None or (run.dev_pgr is not None and run.dev_pgr > seen):
+            seen = run.dev_pgr if seen is None else max(seen, run.dev_pgr)
+        gap = None if seen is None or run.holdout_pgr is None else seen - run.holdout_pgr
+        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+        rows.append({"rank": rank, "verify_id": run.id, "method": method, "researcher": names.get(run.researcher_id, "?"),
+                     "snapshot_id": run.snapshot_id, "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr,
+                     "holdout_ci": ci, "best_seen_dev_pgr": seen, "overfit_gap": gap,
+                     "n_seeds": len(json.loads(run.seeds)), "finished_at": run.finished_at})
+    return rows

@@ -1,0 +1,192 @@
+"""Scoring endpoints: the v1 evaluation and the anchor-compatible one, both on dev only.
+
+A submission is validated, charged to the budget, judged by the probing detector, scored on the
+preloaded label arrays, and stored with its audit row in one transaction before the answer
+leaves. Holdout correctness is stored and never returned; nothing per item ever is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, insert
+
+from autow2s.lab.audit import audit_row
+from autow2s.lab.auth import Principal, researcher
+from autow2s.lab.errors import APIError
+from autow2s.lab.models import AuditEntry, Evaluation
+from autow2s.testbed.metrics import gap_message, pgr
+
+router = APIRouter(tags=["scoring"])
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+SnapshotId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="a snapshot (git commit) id")]
+TaskName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class EvaluateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: TaskName
+    predictions: list[Probability] = Field(description="P(label = 1), or 0/1, for every test item in order")
+    snapshot_id: SnapshotId | None = None
+
+
+class EvaluateResponse(BaseModel):
+    evaluation_id: int
+    task: str
+    dev_accuracy: float = Field(description="coarsened: rounded, with noise of about one standard error")
+    dev_pgr: float | None
+    n_scored: int = Field(description="dev items scored (the rest of test is holdout, never scored for you)")
+    budget_left: int
+    rate_left: int
+    flags: list[str]
+    note: str = ""
+
+
+class AnchorRequest(BaseModel):
+    """The anchor's body, as its remote_evaluation client sends it."""
+
+    predictions: list[Probability]
+    dataset: TaskName
+    split: str = "test"
+    weak_model: str | None = Field(default=None, max_length=200)
+    strong_model: str | None = Field(default=None, max_length=200)
+
+
+class AnchorResponse(BaseModel):
+    transfer_acc: float
+    pgr: float | None
+    correct: int
+    total: int
+    fixed_weak_acc: float
+    fixed_strong_acc: float
+    evaluation_id: int
+    budget_left: int
+    warnings: list[str] = []
+    pgr_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    evaluation_id: int
+    task: str
+    reported_accuracy: float
+    reported_pgr: float | None
+    n_dev: int
+    budget_left: int
+    rate_left: int
+    flags: list[str]
+    weak_acc: float
+    ceiling_acc: float
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],
+                           snapshot_id: str | None, endpoint: str, *, task_field: str = "task") -> Scored:
+    lab = request.app.state.lab
+    state = request.scope.setdefault("state", {})
+    task = lab.task(task_name, field=task_field)
+    state["task"] = task.name
+    if len(predictions) != task.n_test:
+        raise APIError(422, f"predictions: expected {task.n_test} values (one per test item of task {task.name!r}, "
+                       f"in test.jsonl order), got {len(predictions)}", field="predictions")
+    if snapshot_id is not None and snapshot_id not in lab.snapshot_owner:
+        raise APIError(404, f"snapshot_id: no snapshot {snapshot_id}; upload it with POST /api/v1/snapshots first",
+                       field="snapshot_id", outcome="not_found")
+    researcher_id = principal.researcher_id
+    now = time.time()
+    standing = lab.budgets.try_charge(researcher_id, task.name, "evaluate", now)
+    if not standing.allowed:
+        headers = {} if standing.resets_at is None else {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
+        raise APIError(429, standing.reason, field=None, outcome="over_budget", headers=headers,
+                       resets_at=None if standing.resets_at is None else _iso(standing.resets_at),
+                       retry_after_s=None if standing.resets_at is None else round(standing.resets_at - now, 1),
+                       budget_left=standing.total_left)
+    bits = np.asarray(predictions, dtype=np.float64) >= 0.5
+    dev_correct, holdout_correct = task.correct(bits)
+    evaluation_id = lab.next_evaluation_id()
+    verdict, reported = lab.probes.check_and_record((researcher_id, task.name), bits, evaluation_id,
+                                                    dev_correct / task.n_dev, task.n_dev)
+    baselines = task.baselines
+    if verdict.near_duplicate_of is not None:
+        minimum = lab.probes.min_changed(task.n_test)
+        message = (f"predictions: this submission differs from your evaluation {verdict.near_duplicate_of} in only "
+                   f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
+                   "an earlier one (that is how labels are probed). It was charged and flagged; submit a genuinely "
+                   "different method's predictions")
+        row = audit_row(request.scope, 409, outcome="refused_probe", charged="evaluate", flags="near_duplicate",
+                        detail=message[:500])
+        await lab.writer.run(lambda conn: conn.execute(insert(AuditEntry), row))
+        state["audited"] = True
+        raise APIError(409, message, field="predictions", outcome="refused_probe",
+                       earlier_evaluation_id=verdict.near_duplicate_of, earlier_dev_accuracy=verdict.earlier_reported,
+                       items_changed=verdict.distance, min_items_changed=minimum, budget_left=standing.total_left)
+    reported_pgr = pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported)
+    flags = ",".join(verdict.flags)
+    evaluation = {"id": evaluation_id, "researcher_id": researcher_id, "task": task.name, "snapshot_id": snapshot_id,
+                  "endpoint": endpoint, "created_at": now, "n_dev": task.n_dev, "dev_correct": dev_correct,
+                  "holdout_correct": holdout_correct, "n_holdout": len(task.holdout_idx),
+                  "reported_accuracy": reported, "reported_pgr": reported_pgr, "flags": flags,
+                  "pred_bits": np.packbits(bits).tobytes()}
+    audit = audit_row(request.scope, 200, outcome="accepted", charged="evaluate", evaluation_id=evaluation_id,
+                      flags=flags)
+
+    def job(conn: Connection) -> None:
+        conn.execute(insert(Evaluation), evaluation)
+        conn.execute(insert(AuditEntry), audit)
+
+    await lab.writer.run(job)
+    state["audited"] = True
+    return Scored(evaluation_id, task.name, reported, reported_pgr, task.n_dev, standing.total_left,
+                  standing.rate_left, verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
+
+
+def _note(scored: Scored) -> str:
+    notes = []
+    if scored.reported_pgr is None:
+        notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))
+    if "degenerate" in scored.flags:
+        notes.append("nearly every prediction is the same class: the score is rounded to a coarse grid and flagged")
+    return "; ".join(notes)
+
+
+@router.post("/api/v1/evaluate", response_model=EvaluateResponse,
+             responses={404: {"description": "unknown task or snapshot"}, 409: {"description": "near-duplicate"},
+                        429: {"description": "over budget"}})
+async def evaluate(body: EvaluateRequest, request: Request,
+                   principal: Principal = Depends(researcher)) -> dict[str, Any]:
+    """Score test predictions on the dev items only; the answer is coarsened and budgeted."""
+    scored = await score_submission(request, principal, body.task, body.predictions, body.snapshot_id, "v1")
+    return {"evaluation_id": scored.evaluation_id, "task": scored.task, "dev_accuracy": scored.reported_accuracy,
+            "dev_pgr": scored.reported_pgr, "n_scored": scored.n_dev, "budget_left": scored.budget_left,
+            "rate_left": scored.rate_left, "flags": scored.flags, "note": _note(scored)}
+
+
+@router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"])
+async def evaluate_predictions(body: AnchorRequest, request: Request,
+                               principal: Principal = Depends(researcher)) -> dict[str, Any]:
+    """The anchor's endpoint and keys, computed on dev only; train_unlabel is refused."""
+    if body.split == "train_unlabel":
+        raise APIError(403, "split: train_unlabel is never scored: its labels are what weak-to-strong methods must "
+                       "not see, and scoring it would hand them out (the anchor allowed this; this lab does not). "
+                       "Send test predictions", field="split", outcome="forbidden")
+    if body.split != "test":
+        raise APIError(422, f"split: only 'test' is scored (on its dev part), got {body.split!r}", field="split")
+    scored = await score_submission(request, principal, body.dataset, body.predictions, None, "anchor",
+                                    task_field="dataset")
+    warnings = [f"scored on the {scored.n_dev} dev items of test only; the accuracy is coarsened"]
+    if body.weak_model or body.strong_model:
+        warnings.append("weak_model/strong_model are ignored: the lab's fixed baselines for this task are used")
+    return {"transfer_acc": scored.reported_accuracy, "pgr": scored.reported_pgr,
+            "correct": int(round(scored.reported_accuracy * scored.n_dev)), "total": scored.n_dev,
+            "fixed_weak_acc": scored.weak_acc, "fixed_strong_acc": scored.ceiling_acc,
+            "evaluation_id": scored.evaluation_id, "budget_left": scored.budget_left, "warnings": warnings,
+            "pgr_error": None if scored.reported_pgr is not None else gap_message(scored.weak_acc, scored.ceiling_acc)}

@@ -1,0 +1,129 @@
+"""Verified runs: the lab re-runs a snapshot's method on seeds it chooses and scores dev and holdout.
+
+The runner is behind a one-method interface so the sandboxed executor can replace the
+in-process one without touching the service. Runs execute on background threads; clients poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+import numpy as np
+from sqlalchemy import select, update
+
+from autow2s.lab.models import VerifyRun
+from autow2s.lab.tasks import LabTask
+from autow2s.testbed.metrics import bootstrap_pgr_ci, pgr
+
+if TYPE_CHECKING:
+    from autow2s.lab.core import Lab
+
+log = logging.getLogger("autow2s.lab")
+
+
+class VerifyRunner(Protocol):
+    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
+        """P(label = 1) on every test item, one array per seed. Sees only the public view."""
+        ...
+
+
+class InProcessRunner:
+    """Runs the method in the server process: acceptable until the sandboxed executor lands."""
+
+    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
+        from autow2s.testbed.methods.registry import load_method
+        from autow2s.testbed.public_run import predict_public
+
+        method = load_method(str(snapshot_dir))
+        return [predict_public(public_dir, method, seed)[1] for seed in seeds]
+
+
+def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: int = 0) -> dict[str, Any]:
+    """Dev and holdout accuracy and PGR over seeds, and a bootstrap CI of the holdout PGR."""
+    baselines = task.baselines
+    assert baselines is not None
+    bits = np.stack([np.asarray(p) >= 0.5 for p in predictions])
+    if bits.shape[1] != task.n_test:
+        raise ValueError(f"the method returned {bits.shape[1]} predictions; task {task.name!r} has {task.n_test}")
+    right = bits == task.labels
+    dev_acc = float(right[:, task.dev_idx].mean())
+    holdout_acc = float(right[:, task.holdout_idx].mean())
+    holdout = task.holdout_idx
+    n_seeds = len(predictions)
+    weak = np.tile(baselines.weak_bits[holdout] == task.labels[holdout], (n_seeds, 1))
+    ceiling = np.resize(baselines.ceiling_bits[:, holdout] == task.labels[holdout], (n_seeds, len(holdout)))
+    interval = bootstrap_pgr_ci(weak, ceiling, right[:, holdout], seed=ci_seed)
+    return {"dev_accuracy": dev_acc, "holdout_accuracy": holdout_acc,
+            "dev_pgr": pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, dev_acc),
+            "holdout_pgr": pgr(baselines.weak_holdout_acc, baselines.ceiling_holdout_acc, holdout_acc),
+            "holdout_ci_low": None if interval is None else interval.low,
+            "holdout_ci_high": None if interval is None else interval.high}
+
+
+class VerifyService:
+    def __init__(self, lab: "Lab", runner: VerifyRunner, *, workers: int = 1) -> None:
+        self.lab = lab
+        self.runner = runner
+        self.workers = workers
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        with self.lab.engine.connect() as conn:
+            pending = conn.execute(select(VerifyRun.id).where(VerifyRun.status.in_(("queued", "running")))
+                                   .order_by(VerifyRun.id)).scalars().all()
+        for run_id in pending:  # runs interrupted by a restart start again
+            self._queue.put(run_id)
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._loop, name=f"lab-verify-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def submit(self, run_id: int) -> None:
+        self._queue.put(run_id)
+
+    def _loop(self) -> None:
+        while True:
+            run_id = self._queue.get()
+            if run_id is None:
+                return
+            try:
+                self._run(run_id)
+            except Exception as exc:  # the method's failure is the run's result, not the server's
+                message = f"{type(exc).__name__}: {exc}".splitlines()[0][:1000] if str(exc) else type(exc).__name__
+                log.info("verify run %d failed: %s", run_id, message)
+                self._set(run_id, status="failed", error=message, finished_at=time.time())
+
+    def _set(self, run_id: int, **values: Any) -> None:
+        self.lab.writer.run_sync(lambda conn: conn.execute(update(VerifyRun).where(VerifyRun.id == run_id)
+                                                           .values(**values)))
+
+    def _run(self, run_id: int) -> None:
+        with self.lab.session() as session:
+            run = session.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
+        task = self.lab.tasks.get(run.task)
+        if task is None:
+            raise ValueError(f"task {run.task!r} is no longer served by this lab")
+        seeds = json.loads(run.seeds)
+        self._set(run_id, status="running")
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="autow2s-verify-") as tmp:
+            snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
+            predictions = self.runner.run(snapshot_dir, task.public_dir, seeds)
+        metrics = verified_metrics(task, predictions, ci_seed=run_id)
+        self._set(run_id, status="done", finished_at=time.time(), **metrics)
+        log.info("verify run %d done in %.1fs: holdout PGR %s", run_id, time.perf_counter() - started,
+                 "n/a" if metrics["holdout_pgr"] is None else f"{metrics['holdout_pgr']:.3f}")

@@ -1,0 +1,117 @@
+"""Verified runs and the leaderboard: the lab re-runs a snapshot on its own seeds; no client PGR."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
+from test_lab_snapshots import make_tarball, upload
+
+from autow2s.testbed.methods.registry import load_method
+from autow2s.testbed.metrics import pgr
+from autow2s.testbed.public_run import predict_public
+
+STUDENT = b'''"""A strong student on the weak soft labels."""
+
+def run(ctx):
+    student = ctx.strong_model()
+    student.fit(ctx.inputs("train_unlabel"), ctx.weak_soft_labels("train_unlabel"))
+    return student.predict_proba(ctx.inputs("test"))
+'''
+BROKEN = b'def run(ctx):\n    raise RuntimeError("this method is broken on purpose")\n'
+
+
+@pytest.fixture(scope="module")
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    with start_lab(lab_data, tmp_path_factory.mktemp("verify-state")) as server:
+        yield server
+
+
+def wait_for(client, verify_id: int, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/v1/verify/{verify_id}").json()
+        if run["status"] in ("done", "failed"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"verify run {verify_id} did not finish in {timeout}s")
+
+
+def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab, lab_data: Path, tmp_path: Path) -> None:
+    client = lab.client(lab.create_researcher("verifier"))
+    snapshot = upload(client, make_tarball([("student/method.py", None, STUDENT)]), name="student").json()
+    snapshot_id = snapshot["snapshot_id"]
+    # What the researcher saw on dev before verifying: the leaderboard compares it with holdout.
+    seen = client.post("/api/v1/evaluate", json={"task": "mini", "snapshot_id": snapshot_id,
+                                                 "predictions": np.linspace(0, 1, 400).tolist()}).json()
+    queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot_id, "task": "mini"})
+    assert queued.status_code == 202, queued.text
+    run = wait_for(client, queued.json()["verify_id"])
+    assert run["status"] == "done", run["error"]
+    seeds = run["seeds"]
+    assert len(seeds) >= 5 and len(set(seeds)) == len(seeds)
+    assert run["holdout_ci"][0] <= run["holdout_pgr"] <= run["holdout_ci"][1]
+
+    # The lab's holdout PGR is the testbed's, recomputed here from the same seeds and the lab view.
+    tasks = {t["name"]: t for t in client.get("/api/v1/tasks").json()}
+    rows, dev, holdout = read_labels(lab_data / "mini")
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "method.py").write_bytes(STUDENT)
+    method = load_method(str(tmp_path / "student"))
+    predictions = [predict_public(lab_data / "mini" / "public", method, seed)[1] for seed in seeds]
+    labels = np.array([bool(r["label"]) for r in rows])
+    dev_mask = np.array([r["id"] in dev for r in rows])
+    dev_acc = float(np.mean([((p >= 0.5) == labels)[dev_mask].mean() for p in predictions]))
+    assert run["dev_pgr"] == pytest.approx(pgr(tasks["mini"]["weak_dev_acc"], tasks["mini"]["ceiling_dev_acc"], dev_acc),
+                                           abs=1e-6)
+
+    board = client.get("/api/v1/leaderboard", params={"task": "mini"}).json()
+    row = next(r for r in board if r["verify_id"] == run["verify_id"])
+    assert row["method"] == "student" and row["researcher"] == "verifier" and row["snapshot_id"] == snapshot_id
+    assert row["holdout_pgr"] == run["holdout_pgr"] and row["holdout_ci"] == run["holdout_ci"]
+    assert row["n_seeds"] == len(seeds)
+    best_seen = max(seen["dev_pgr"], run["dev_pgr"])
+    assert row["best_seen_dev_pgr"] == pytest.approx(best_seen)
+    assert row["overfit_gap"] == pytest.approx(best_seen - run["holdout_pgr"])
+    assert client.get("/api/v1/leaderboard", params={"task": "wide"}).json() == []
+
+
+def test_verify_refusals_and_failures(lab) -> None:
+    owner = lab.client(lab.create_researcher("owner"))
+    stranger = lab.client(lab.create_researcher("stranger"))
+    broken = upload(owner, make_tarball([("method.py", None, BROKEN)]), name="broken").json()["snapshot_id"]
+    assert stranger.post("/api/v1/verify", json={"snapshot_id": broken, "task": "mini"}).status_code == 403
+    missing = owner.post("/api/v1/verify", json={"snapshot_id": "a" * 40, "task": "mini"})
+    assert missing.status_code == 404 and missing.json()["field"] == "snapshot_id"
+    assert owner.post("/api/v1/verify", json={"snapshot_id": broken, "task": "nope"}).json()["field"] == "task"
+    run = wait_for(owner, owner.post("/api/v1/verify", json={"snapshot_id": broken, "task": "mini"}).json()["verify_id"])
+    assert run["status"] == "failed" and "broken on purpose" in run["error"]
+    assert all(r["verify_id"] != run["verify_id"] for r in owner.get("/api/v1/leaderboard",
+                                                                     params={"task": "mini"}).json())
+
+
+def test_no_endpoint_accepts_a_pgr(lab) -> None:
+    schema = lab.client().get("/openapi.json").json()
+
+    def properties(node, seen=()) -> set[str]:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                name = node["$ref"].rsplit("/", 1)[-1]
+                return set() if name in seen else properties(schema["components"]["schemas"][name], (*seen, name))
+            found = set(node.get("properties", {}))
+            for value in node.values():
+                found |= properties(value, seen)
+            return found
+        if isinstance(node, list):
+            return set().union(*(properties(v, seen) for v in node)) if node else set()
+        return set()
+
+    accepted = set()
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            accepted |= properties(operation.get("requestBody", {}))
+            accepted |= {p["name"] for p in operation.get("parameters", [])}
+    assert accepted and not [name for name in accepted if "pgr" in name.lower() or "acc" in name.lower()]
