@@ -1,0 +1,96 @@
+"""Run one job to its end: sandbox, log files, the files it wrote, and a JobResult.
+
+Both executors call `run_job`, the local one in a thread and the Ray one inside a Ray task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+from autow2s.executor.base import JobResult, JobSpec, JobStatus
+from autow2s.sandbox.config import SandboxConfig
+from autow2s.sandbox.runner import run_sandboxed
+
+TAIL_BYTES = 4096
+
+
+def _snapshot(workspace: Path) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of every regular file in the workspace, outside dot-directories (caches).
+
+    Symlinks are left out on purpose: a job could point "preds.json" at a host file for the lab
+    to read. Whoever reads an output file should still open it with O_NOFOLLOW.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for current, dirs, files in os.walk(workspace):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = os.path.join(current, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[path] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: bool = False,
+            gpu_ids: tuple[str, ...] = (), cancel: threading.Event | None = None) -> JobResult:
+    """Run `spec` in the sandbox with logs under log_dir/job_id; never raises for a job's failure."""
+    job_dir = Path(log_dir) / job_id
+    job_dir.mkdir(parents=True, exist_ok=True)
+    stdout_path, stderr_path = job_dir / "stdout.log", job_dir / "stderr.log"
+    workspace = Path(spec.workspace).resolve()
+    env = dict(spec.env)
+    if spec.gpus > 0:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+    config = SandboxConfig(workspace=workspace, task_data=spec.task_data, limits=spec.limits, gpu=spec.gpus > 0,
+                           cpus=spec.cpus, env=env, hidden=spec.hidden, unsafe_no_sandbox=unsafe_no_sandbox)
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        def write_out(data: bytes) -> None:
+            out.write(data)
+            out.flush()
+
+        def write_err(data: bytes) -> None:
+            err.write(data)
+            err.flush()
+
+        try:
+            before = _snapshot(workspace)
+            sandbox = run_sandboxed(config, spec.command, stdout=write_out, stderr=write_err,
+                                    cancel=cancel, warn=write_err)
+        except Exception as exc:  # a job that cannot start is a failed job, with the reason
+            err.write(f"autow2s: the job could not start: {exc}\n".encode())
+            err.flush()
+            return JobResult(job_id=job_id, status=JobStatus.FAILED, exit_code=None,
+                             error=f"could not start: {exc}", stdout_path=stdout_path, stderr_path=stderr_path,
+                             stderr_tail=_tail(stderr_path))
+    after = _snapshot(workspace)
+    outputs = tuple(sorted(Path(p) for p, stamp in after.items() if before.get(p) != stamp))
+    if sandbox.cancelled:
+        status = JobStatus.CANCELLED
+    elif sandbox.ok:
+        status = JobStatus.SUCCEEDED
+    else:
+        status = JobStatus.FAILED
+    result = JobResult(
+        job_id=job_id, status=status, exit_code=sandbox.exit_code, limit_hit=sandbox.limit_hit,
+        error=None if status is JobStatus.SUCCEEDED else sandbox.message,
+        stdout_path=stdout_path, stderr_path=stderr_path, stdout_tail=_tail(stdout_path),
+        stderr_tail=_tail(stderr_path), output_files=outputs, wall_seconds=sandbox.wall_seconds,
+        cpu_seconds=sandbox.cpu_seconds, peak_memory_bytes=sandbox.peak_memory_bytes)
+    (job_dir / "report.json").write_text(json.dumps(sandbox.to_json() | {"status": status.value}, indent=2) + "\n")
+    return result
