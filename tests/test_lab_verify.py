@@ -115,3 +115,23 @@ def test_no_endpoint_accepts_a_pgr(lab) -> None:
             accepted |= properties(operation.get("requestBody", {}))
             accepted |= {p["name"] for p in operation.get("parameters", [])}
     assert accepted and not [name for name in accepted if "pgr" in name.lower() or "acc" in name.lower()]
+
+
+def _snoop_method(targets: list[Path]) -> bytes:
+    """A method that tries to read the lab's own files from inside a verified run."""
+    paths = ", ".join(repr(str(p)) for p in targets)
+    return (f"import os\n\ndef run(ctx):\n    for path in [{paths}]:\n"
+            "        if os.path.exists(path):\n"
+            "            raise RuntimeError('LEAK: could see ' + path)\n"
+            "    raise RuntimeError('nothing to see')\n").encode()
+
+
+def test_verified_runs_are_sandboxed_away_from_the_labs_files(lab, lab_data: Path) -> None:
+    client = lab.client(lab.create_researcher("snoop"))
+    targets = [lab_data / "mini" / "lab" / "test.jsonl", lab_data / "mini" / "lab", lab.state_dir / "lab.sqlite"]
+    assert all(p.exists() for p in targets)
+    snapshot = upload(client, make_tarball([("snoop/method.py", None, _snoop_method(targets))]), name="snoop").json()
+    queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot["snapshot_id"], "task": "mini"})
+    run = wait_for(client, queued.json()["verify_id"])
+    assert run["status"] == "failed"
+    assert "nothing to see" in run["error"] and "LEAK" not in run["error"], run["error"]

@@ -28,6 +28,8 @@ def serve(
                                                   help="refuse submissions this close to an earlier one"),
     near_duplicate_min_items: int = typer.Option(8, "--near-duplicate-min-items", min=0),
     noise_seed: Optional[int] = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
+    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+                                           help="verify snapshots without bubblewrap (warns on every job)"),
     log_level: str = typer.Option("info", "--log-level"),
     http: str = typer.Option("auto", "--http", help="auto (httptools when installed), h11 or httptools"),
     loop: str = typer.Option("auto", "--loop", help="auto (uvloop when installed), asyncio or uvloop"),
@@ -45,7 +47,8 @@ def serve(
                            budget_total=budget_total, budget_rate_per_minute=budget_rate,
                            sqlite_synchronous=sqlite_synchronous, score_noise_se=score_noise_se,
                            score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,
-                           near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed)
+                           near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed,
+                           unsafe_no_sandbox=unsafe_no_sandbox)
     try:
         run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop)
     except AutoW2SError as exc:

@@ -9,6 +9,7 @@ import gc
 import itertools
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -24,7 +25,7 @@ from autow2s.lab.search import make_search
 from autow2s.lab.settings import LabSettings
 from autow2s.lab.snapshot_store import SnapshotStore
 from autow2s.lab.tasks import LabTask, load_tasks
-from autow2s.lab.verify import InProcessRunner, VerifyRunner, VerifyService
+from autow2s.lab.verify import SandboxedRunner, VerifyRunner, VerifyService
 from autow2s.testbed.cache import ArtifactCache
 
 log = logging.getLogger("autow2s.lab")
@@ -49,9 +50,18 @@ class Lab:
         self.search = make_search(self.engine)
         self.snapshots = SnapshotStore(settings.snapshot_repo, settings)
         self.snapshot_owner: dict[str, int] = {}
-        self.verifier = VerifyService(self, runner or InProcessRunner(), workers=settings.verify_workers)
+        self.verifier = VerifyService(self, runner or self._sandboxed_runner(), workers=settings.verify_workers)
         self._evaluation_ids = itertools.count(1)
         self.started_at = time.time()
+
+    def _sandboxed_runner(self) -> SandboxedRunner:
+        """Verified runs execute researchers' code: in bubblewrap, with the lab's own files masked."""
+        settings = self.settings
+        hidden = [settings.resolved_state_dir]
+        hidden += [path / "lab" for path in Path(settings.data_dir).iterdir() if (path / "lab").is_dir()]
+        if (Path(settings.data_dir) / "lab").is_dir():
+            hidden.append(Path(settings.data_dir) / "lab")
+        return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox)
 
     # lifecycle
     def start(self) -> None:

@@ -35,6 +35,7 @@ class LabSettings:
     baseline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     verify_seed_count: int = 5
     verify_workers: int = 1
+    unsafe_no_sandbox: bool = False  # verify snapshots without bubblewrap (warns on every job)
     # Limits.
     max_json_bytes: int = 8 * 1024 * 1024
     max_snapshot_bytes: int = 2 * 1024 * 1024

@@ -35,7 +35,7 @@ class VerifyRunner(Protocol):
 
 
 class InProcessRunner:
-    """Runs the method in the server process: acceptable until the sandboxed executor lands."""
+    """Runs the method in the server process: for trusted code only (tests of the scoring itself)."""
 
     def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
         from autow2s.testbed.methods.registry import load_method
@@ -43,6 +43,47 @@ class InProcessRunner:
 
         method = load_method(str(snapshot_dir))
         return [predict_public(public_dir, method, seed)[1] for seed in seeds]
+
+
+class SandboxedRunner:
+    """Each seed is a sandboxed `autow2s predict` job: a snapshot's code never runs in the server.
+
+    The job sees the snapshot (its workspace) and the public task view; the lab's data and state
+    directories are masked even where they lie under something the sandbox binds.
+    """
+
+    def __init__(self, hidden: Sequence[Path], *, limits: Any = None, unsafe_no_sandbox: bool = False) -> None:
+        from autow2s.sandbox import GiB, Limits
+
+        self.hidden = tuple(Path(p) for p in hidden)
+        self.limits = limits or Limits(wall_seconds=600, memory_bytes=4 * GiB)
+        self.unsafe_no_sandbox = unsafe_no_sandbox
+
+    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
+        import os
+        import shutil
+
+        from autow2s.sandbox import SandboxConfig, run_sandboxed
+
+        predictions = []
+        with tempfile.TemporaryDirectory(prefix="autow2s-verify-job-") as tmp:
+            workspace = Path(tmp)
+            shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
+            config = SandboxConfig(workspace=workspace, task_data=public_dir, limits=self.limits,
+                                   hidden=self.hidden, unsafe_no_sandbox=self.unsafe_no_sandbox)
+            for seed in seeds:
+                errors: list[bytes] = []
+                result = run_sandboxed(config, ["autow2s", "predict", "--public", "{task_data}", "--method",
+                                                "{workspace}/method", "--seed", str(seed),
+                                                "--out", f"{{workspace}}/predictions-{seed}.json"],
+                                       stdout=lambda data: None, stderr=errors.append)
+                if not result.ok:
+                    tail = b"".join(errors).decode(errors="replace").strip().splitlines()[-3:]
+                    raise RuntimeError(f"seed {seed}: {result.message}: {' | '.join(tail)}"[:1000])
+                fd = os.open(workspace / f"predictions-{seed}.json", os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd) as handle:
+                    predictions.append(np.asarray(json.load(handle)["predictions"], dtype=np.float64))
+        return predictions
 
 
 def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: int = 0) -> dict[str, Any]:

@@ -105,8 +105,13 @@ def _give_workspace_to(workspace: Path, uid: int) -> None:
     fwalk and dir_fd-relative, no-follow chown: a job still running in the same workspace cannot
     swap a directory for a symlink and have root chown host files.
     """
-    if os.lstat(workspace).st_uid != uid:
+    info = os.lstat(workspace)
+    if info.st_uid != uid:
         os.chown(workspace, uid, uid, follow_symlinks=False)
+    if info.st_mode & 0o711 != 0o711:
+        # bwrap enters the workspace before it drops to the job's uid, with no capabilities left:
+        # the owner's rwx and traverse-only for others (a mkdtemp dir is 0700) let it chdir there.
+        os.chmod(workspace, (info.st_mode & 0o7777) | 0o711)
     for _, dirs, files, dir_fd in os.fwalk(workspace, follow_symlinks=False):
         for name in (*dirs, *files):
             try:
