@@ -37,8 +37,10 @@ run: $(STAMP) system-deps-run
 test: $(STAMP) system-deps-test
 	$(PY) -m pytest -q -n 2
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps-run
 	$(PY) benchmarks/experiment_throughput.py
+	$(PY) benchmarks/sandbox_overhead.py --repeats 5
+	$(PY) benchmarks/lab_server.py
 
 calibrate: $(STAMP)
 	$(PY) scripts/calibrate.py

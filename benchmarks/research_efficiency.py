@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-CONFIGS = ("search:4", "random:1", "random:4")
+CONFIGS = ("search:4", "random:1")
 
 
 def curve(run_dir: Path) -> tuple[list[tuple[float, float]], float | None]:
