@@ -47,6 +47,7 @@ def test_short_seeded_campaign_beats_vanilla_on_holdout(tmp_path: Path) -> None:
     row = board["rows"][0]
     assert {"method", "researcher", "snapshot", "dev_pgr", "holdout_pgr", "holdout_ci", "vanilla_holdout_pgr"} <= set(row)
     assert "verified leaderboard" in result.stdout and str(run_dir) in result.stdout
+    assert (run_dir / "report" / "index.html").is_file() and "report:" in result.stdout
     mirrored = list((run_dir / "workspaces").glob("*/forum/*.md"))
     assert mirrored and "type: result" in mirrored[0].read_text()  # the forum, mirrored for grep
     secrets = run_dir / "secrets.json"

@@ -105,8 +105,9 @@ def experiment(
     task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
     method: str = typer.Option("vanilla", "--method", help="method name or method directory"),
     seeds: str = SeedsOption,
-    strong: str = typer.Option("mlp", "--strong", help="strong model backend"),
-    weak: str = typer.Option("linear", "--weak", help="weak model backend"),
+    strong: Optional[str] = typer.Option(None, "--strong", help="strong backend (default: mlp on features, "
+                                         "encoder on text; also encoder:PATH, hf-lm:PATH_OR_HUB_NAME)"),
+    weak: Optional[str] = typer.Option(None, "--weak", help="weak backend (default: linear on features, tfidf on text)"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON here"),
 ) -> None:
@@ -263,6 +264,9 @@ def run(
         _print_leaderboard(json.loads(leaderboard.read_text()))
         console.print(f"run directory: {campaign.paths.root}")
         console.print(f"leaderboard:   {leaderboard}")
+        if campaign.report_path is not None:
+            console.print(f"report:        {campaign.report_path}")
+        console.print(f"dashboard:     autow2s dashboard {campaign.paths.root}  (reopens the lab; prints the URL)")
 
     _guarded(body)
 
@@ -278,6 +282,37 @@ def _print_leaderboard(board: dict) -> None:
         table.add_row(row["method"], row["researcher"], (row["snapshot"] or "")[:10], _fmt(row["dev_pgr"]),
                       _fmt(row["holdout_pgr"]), "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]")
     console.print(table)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for index.html and its PNGs (default: RUN_DIR/report)"),
+) -> None:
+    """Write a static HTML report with PNG plots of a campaign; it opens without a server."""
+
+    def body() -> None:
+        from autow2s.report import build_report
+
+        typer.echo(f"report: {build_report(run_dir, out)}")
+
+    _guarded(body)
+
+
+@app.command()
+def dashboard(
+    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
+    port: int = typer.Option(8600, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless AUTOW2S_DASHBOARD_TOKEN is set"),
+) -> None:
+    """Reopen a campaign's lab and serve its read-only dashboard (see docs/dashboard.md)."""
+
+    def body() -> None:
+        from autow2s.lab.web.launch import serve_run_dir
+
+        serve_run_dir(run_dir, host=host, port=port)
+
+    _guarded(body)
 
 
 def main() -> None:  # pragma: no cover - console entry

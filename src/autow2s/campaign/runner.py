@@ -33,6 +33,7 @@ class Campaign:
         self.console = console or Console(stderr=True)
         self.state = RunState.load(self.paths.state)
         self.lab_process: LabProcess | None = None
+        self.report_path: Path | None = None
         self.statuses: dict[str, ResearcherStatus] = {}
         self._state_lock = threading.Lock()
 
@@ -87,6 +88,8 @@ class Campaign:
         self.console.print("starting the lab on loopback…")
         self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
                                       self.paths.lab_log, extra_args=extra).start()
+        (self.paths.root / "lab.url").write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
+        self.console.print(f"dashboard (live while the campaign runs): {self.lab_process.url}/dashboard/")
         return self.lab_process.url
 
     def _token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str:
@@ -132,11 +135,25 @@ class Campaign:
             write_json_atomic(self.paths.leaderboard, rows)
             self.state.phase = "done"
             self.persist()
+            self._write_report()
             return self.paths.leaderboard
         finally:
             executor.shutdown()
             if self.lab_process is not None:
                 self.lab_process.stop()
+                (self.paths.root / "lab.url").unlink(missing_ok=True)
+
+    def _write_report(self) -> None:
+        """The static report; a convenience that must never fail a finished campaign."""
+        if self.lab_process is None:  # a shared --lab: its DB is not in this run directory
+            return
+        try:
+            from autow2s.report import build_report
+
+            self.report_path = build_report(self.paths.root)
+        except Exception as exc:  # noqa: BLE001 - the campaign's results are already safe on disk
+            self.console.print(f"[yellow]could not write the report ({exc}); "
+                               f"run `autow2s report {self.paths.root}`[/]")
 
     def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:
         directions = assign_directions(sum(n for _, n in self.config.researchers),
