@@ -271,48 +271,22 @@ def run(
     _guarded(body)
 
 
-def _print_leaderboard(board: dict) -> None:
+def _print_leaderboard(board: dict, top: int = 10) -> None:
     vanilla = board.get("vanilla", {})
-    table = Table(title=f"verified leaderboard · {board.get('task')} · vanilla holdout PGR "
+    rows = board.get("rows", [])
+    table = Table(title=f"verified leaderboard (PGR) · {board.get('task')} · vanilla holdout "
                         f"{_fmt(vanilla.get('holdout_pgr'))}")
-    for column in ("method", "researcher", "snapshot", "dev PGR", "holdout PGR", "95% CI"):
-        table.add_column(column, no_wrap=True)
-    for row in board.get("rows", []):
+    table.add_column("method", overflow="ellipsis", max_width=28, no_wrap=True)
+    table.add_column("researcher", no_wrap=True)
+    for column in ("dev", "holdout", "holdout CI"):
+        table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
+    for row in rows[:top]:
         ci = row.get("holdout_ci")
-        table.add_row(row["method"], row["researcher"], (row["snapshot"] or "")[:10], _fmt(row["dev_pgr"]),
-                      _fmt(row["holdout_pgr"]), "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]")
+        table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
+                      "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]")
     console.print(table)
-
-
-@app.command()
-def report(
-    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder for index.html and its PNGs (default: RUN_DIR/report)"),
-) -> None:
-    """Write a static HTML report with PNG plots of a campaign; it opens without a server."""
-
-    def body() -> None:
-        from autow2s.report import build_report
-
-        typer.echo(f"report: {build_report(run_dir, out)}")
-
-    _guarded(body)
-
-
-@app.command()
-def dashboard(
-    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
-    port: int = typer.Option(8600, "--port", min=1, max=65535),
-    host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless AUTOW2S_DASHBOARD_TOKEN is set"),
-) -> None:
-    """Reopen a campaign's lab and serve its read-only dashboard (see docs/dashboard.md)."""
-
-    def body() -> None:
-        from autow2s.lab.web.launch import serve_run_dir
-
-        serve_run_dir(run_dir, host=host, port=port)
-
-    _guarded(body)
+    if len(rows) > top:
+        console.print(f"… and {len(rows) - top} more verified runs in leaderboard.json")
 
 
 def main() -> None:  # pragma: no cover - console entry
