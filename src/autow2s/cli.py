@@ -289,6 +289,37 @@ def _print_leaderboard(board: dict, top: int = 10) -> None:
         console.print(f"… and {len(rows) - top} more verified runs in leaderboard.json")
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for index.html and its PNGs (default: RUN_DIR/report)"),
+) -> None:
+    """Write a static HTML report with PNG plots of a campaign; it opens without a server."""
+
+    def body() -> None:
+        from autow2s.report import build_report
+
+        typer.echo(f"report: {build_report(run_dir, out)}")
+
+    _guarded(body)
+
+
+@app.command()
+def dashboard(
+    run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
+    port: int = typer.Option(8600, "--port", min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless AUTOW2S_DASHBOARD_TOKEN is set"),
+) -> None:
+    """Reopen a campaign's lab and serve its read-only dashboard (see docs/dashboard.md)."""
+
+    def body() -> None:
+        from autow2s.lab.web.launch import serve_run_dir
+
+        serve_run_dir(run_dir, host=host, port=port)
+
+    _guarded(body)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

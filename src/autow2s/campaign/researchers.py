@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autow2s.errors import AutoW2SError
-from autow2s.executor.base import Executor
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.lab_client import LabClient

@@ -13,12 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, any_principal, researcher
 from autow2s.lab.errors import APIError
-from autow2s.lab.models import AuditEntry, Evaluation, Snapshot, VerifyRun
+from autow2s.lab.leaderboard import leaderboard_rows
+from autow2s.lab.models import AuditEntry, VerifyRun
 
 router = APIRouter(tags=["verify"])
 SEED_RANGE = 2**31 - 1
@@ -126,23 +127,5 @@ def leaderboard(request: Request, task: Annotated[str, Query(min_length=1, max_l
     """Verified runs only, best holdout PGR first."""
     lab = request.app.state.lab
     lab_task = lab.task(task)
-    names = lab.researcher_names()
     with lab.session() as conn:
-        runs = conn.execute(select(VerifyRun, Snapshot.name).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
-                            .where(VerifyRun.task == lab_task.name, VerifyRun.status == "done")).all()
-        best_seen = dict(conn.execute(select(Evaluation.researcher_id, func.max(Evaluation.reported_pgr))
-                                      .where(Evaluation.task == lab_task.name)
-                                      .group_by(Evaluation.researcher_id)).all())
-    runs.sort(key=lambda pair: (pair[0].holdout_pgr is None, -(pair[0].holdout_pgr or 0.0), pair[0].id))
-    rows = []
-    for rank, (run, method) in enumerate(runs[:limit], start=1):
-        seen = best_seen.get(run.researcher_id)
-        if seen is None or (run.dev_pgr is not None and run.dev_pgr > seen):
-            seen = run.dev_pgr if seen is None else max(seen, run.dev_pgr)
-        gap = None if seen is None or run.holdout_pgr is None else seen - run.holdout_pgr
-        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
-        rows.append({"rank": rank, "verify_id": run.id, "method": method, "researcher": names.get(run.researcher_id, "?"),
-                     "snapshot_id": run.snapshot_id, "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr,
-                     "holdout_ci": ci, "best_seen_dev_pgr": seen, "overfit_gap": gap,
-                     "n_seeds": len(json.loads(run.seeds)), "finished_at": run.finished_at})
-    return rows
+        return leaderboard_rows(conn, lab_task.name, lab.researcher_names(), limit)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from autow2s.lab.leaderboard import leaderboard_rows as leaderboard  # noqa: F401 - the API's rows, reused
 from autow2s.lab.models import AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot, VerifyRun, Vote
 
 BASELINE_RESEARCHER = "baseline-vanilla"  # the campaign verifies vanilla under this name (campaign/verify.py)
@@ -23,28 +24,6 @@ REFUSAL_OUTCOMES = ("refused_probe", "over_budget")
 
 def researcher_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Researcher.id, Researcher.name)).all())
-
-
-def leaderboard(session: Session, task: str, names: dict[int, str], limit: int = 1000) -> list[dict[str, Any]]:
-    """The rows GET /api/v1/leaderboard returns, in its order (the browser test holds the two equal)."""
-    runs = session.execute(select(VerifyRun, Snapshot.name).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
-                           .where(VerifyRun.task == task, VerifyRun.status == "done")).all()
-    best_seen = dict(session.execute(select(Evaluation.researcher_id, func.max(Evaluation.reported_pgr))
-                                     .where(Evaluation.task == task).group_by(Evaluation.researcher_id)).all())
-    runs.sort(key=lambda pair: (pair[0].holdout_pgr is None, -(pair[0].holdout_pgr or 0.0), pair[0].id))
-    rows = []
-    for rank, (run, method) in enumerate(runs[:limit], start=1):
-        seen = best_seen.get(run.researcher_id)
-        if seen is None or (run.dev_pgr is not None and run.dev_pgr > seen):
-            seen = run.dev_pgr if seen is None else max(seen, run.dev_pgr)
-        gap = None if seen is None or run.holdout_pgr is None else seen - run.holdout_pgr
-        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
-        rows.append({"rank": rank, "verify_id": run.id, "method": method,
-                     "researcher": names.get(run.researcher_id, "?"), "researcher_id": run.researcher_id,
-                     "snapshot_id": run.snapshot_id, "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr,
-                     "holdout_ci": ci, "best_seen_dev_pgr": seen, "overfit_gap": gap,
-                     "n_seeds": len(json.loads(run.seeds)), "finished_at": run.finished_at})
-    return rows
 
 
 def findings_for_runs(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
