@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import httpx
 
@@ -145,13 +145,23 @@ def start_lab(data_dir: Path, state_dir: Path, *, extra_args: Sequence[str] = ()
     elif os.environ.get("AUTOW2S_CACHE_DIR"):
         env["AUTOW2S_CACHE_DIR"] = os.environ["AUTOW2S_CACHE_DIR"]
     env["PYTHONUNBUFFERED"] = "1"
-    last_error: Exception | None = None
-    for _attempt in range(3):  # a port taken between free_port() and bind() is retried
-        port = free_port()
+    def make(port: int) -> LabServer:
         args = [sys.executable, "-m", "autow2s.cli", "serve", "--data", str(data_dir), "--port", str(port),
                 "--state", str(state_dir), *extra_args]
-        server = LabServer(url=f"http://127.0.0.1:{port}", port=port, admin_token=token, data_dir=data_dir,
-                           state_dir=state_dir, log_path=state_dir / "server.log", args=args, env=env)
+        return LabServer(url=f"http://127.0.0.1:{port}", port=port, admin_token=token, data_dir=data_dir,
+                         state_dir=state_dir, log_path=state_dir / "server.log", args=args, env=env)
+
+    with serve_on_free_port(make, "the lab", timeout) as server:
+        yield server
+
+
+@contextmanager
+def serve_on_free_port(make: Callable[[int], LabServer], what: str,
+                       timeout: float = READY_TIMEOUT_S) -> Iterator[LabServer]:
+    """Launch make(port) on a free loopback port, retrying a port taken before bind(); stop it after."""
+    last_error: Exception | None = None
+    for _attempt in range(3):
+        server = make(free_port())
         try:
             server.launch(timeout)
         except RuntimeError as exc:
@@ -164,7 +174,7 @@ def start_lab(data_dir: Path, state_dir: Path, *, extra_args: Sequence[str] = ()
         finally:
             server.stop()
         return
-    raise RuntimeError(f"could not start the lab: {last_error}")
+    raise RuntimeError(f"could not start {what}: {last_error}")
 
 
 # pytest fixtures (import them into a test module to use them) ------------------------------------

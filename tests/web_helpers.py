@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from lab_helpers import LabServer, free_port
+from lab_helpers import LabServer, serve_on_free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -55,26 +55,14 @@ def start_dashboard(run_dir: Path, *, dashboard_token: str | None = None) -> Ite
     env |= {"AUTOW2S_ADMIN_TOKEN": admin_token, "PYTHONUNBUFFERED": "1"}
     if dashboard_token:
         env["AUTOW2S_DASHBOARD_TOKEN"] = dashboard_token
-    last_error: Exception | None = None
-    for _attempt in range(3):  # a port taken between free_port() and bind() is retried
-        port = free_port()
+    def make(port: int) -> LabServer:
         args = [sys.executable, "-m", "autow2s", "dashboard", str(run_dir), "--port", str(port)]
-        server = LabServer(url=f"http://127.0.0.1:{port}", port=port, admin_token=admin_token,
-                           data_dir=run_dir / "data", state_dir=run_dir / "lab-state",
-                           log_path=run_dir / "dashboard.log", args=args, env=env)
-        try:
-            server.launch()
-        except RuntimeError as exc:
-            last_error = exc
-            if "address already in use" in str(exc).lower():
-                continue
-            raise
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
-    raise RuntimeError(f"could not start the dashboard: {last_error}")
+        return LabServer(url=f"http://127.0.0.1:{port}", port=port, admin_token=admin_token,
+                         data_dir=run_dir / "data", state_dir=run_dir / "lab-state",
+                         log_path=run_dir / "dashboard.log", args=args, env=env)
+
+    with serve_on_free_port(make, "the dashboard") as server:
+        yield server
 
 
 # fixtures (import them into a test module) ------------------------------------------------------
