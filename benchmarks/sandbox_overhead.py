@@ -3,8 +3,11 @@
 Variants, interleaved run by run so machine drift hits them alike:
   in-process  predict_public(...) in this Python, imports already warm (the lower bound);
   subprocess  `autow2s predict ...` as a plain child process (what any out-of-process job pays);
-  sandboxed   the same command as a LocalExecutor job: bubblewrap, limits, monitor, logs.
-Plus `true` as a plain subprocess and as a sandboxed job: the fixed cost with nothing to run.
+  sandboxed   the same command as a LocalExecutor job in a fresh sandbox: bubblewrap, limits,
+              monitor, logs, a new interpreter and a torch import (a cold job);
+  warm        the same job with warm=True, as researchers' experiments run: the workspace's warm
+              sandbox forks it from a worker that has torch and autow2s imported already.
+Plus `true` as a plain subprocess and as cold and warm jobs: the fixed cost with nothing to run.
 
 Goals (issue 4): <= 0.3 s added per job locally; <= 5% of a 10 s experiment.
 
@@ -41,7 +44,7 @@ def run(ctx):
         vanilla.run(ctx)
     return vanilla.run(ctx)
 """
-console = Console()
+console = Console(width=170)
 
 
 PARENT_CPU: list[float] = []  # this process's CPU seconds per sandboxed job: monitor, pumps, bookkeeping
@@ -85,17 +88,20 @@ def measure(method: str, public: Path, root: Path, repeats: int, executor: Local
     loaded = load_method(method)
     predict_public(public, loaded, 0)  # warm the in-process imports once, as a long-lived lab would be
 
-    def sandboxed() -> None:
+    def sandboxed(warm: bool) -> None:
         result = executor.result(executor.submit(JobSpec(command=boxed, workspace=workspace, task_data=public,
-                                                         cpus=executor.total_cpus, limits=Limits(wall_seconds=600))))
+                                                         cpus=executor.total_cpus, limits=Limits(wall_seconds=600),
+                                                         warm=warm)))
         if not result.ok:
             raise SystemExit(f"sandboxed job failed: {result.error}\n{result.stderr_tail}")
 
-    times: dict[str, list[float]] = {"in-process": [], "subprocess": [], "sandboxed": []}
+    sandboxed(warm=True)  # start the workspace's warm sandbox once, as a researcher's first job does
+    times: dict[str, list[float]] = {"in-process": [], "subprocess": [], "sandboxed": [], "warm": []}
     for run in range(repeats):
         times["in-process"].append(_timed(lambda: predict_public(public, loaded, 0)))
         times["subprocess"].append(_timed(lambda: _check(subprocess.run(plain, capture_output=True))))
-        times["sandboxed"].append(_sandboxed_timed(sandboxed))
+        times["sandboxed"].append(_sandboxed_timed(lambda: sandboxed(warm=False)))
+        times["warm"].append(_sandboxed_timed(lambda: sandboxed(warm=True)))
         console.print(f"  {method} run {run + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     return times
 
@@ -104,11 +110,15 @@ def measure_command(command: list[str], root: Path, repeats: int, executor: Loca
     """A bare command as a plain subprocess and as a sandboxed job: the fixed cost per job."""
     workspace = root / "ws-command"
     workspace.mkdir(exist_ok=True)
-    times: dict[str, list[float]] = {"subprocess": [], "sandboxed": []}
+    def job(warm: bool) -> None:
+        executor.result(executor.submit(JobSpec(command=tuple(command), workspace=workspace, warm=warm)))
+
+    job(warm=True)
+    times: dict[str, list[float]] = {"subprocess": [], "sandboxed": [], "warm": []}
     for _ in range(repeats):
         times["subprocess"].append(_timed(lambda: subprocess.run(command, check=True, capture_output=True)))
-        times["sandboxed"].append(_timed(lambda: executor.result(executor.submit(
-            JobSpec(command=tuple(command), workspace=workspace)))))
+        times["sandboxed"].append(_timed(lambda: job(warm=False)))
+        times["warm"].append(_timed(lambda: job(warm=True)))
     return times
 
 
@@ -165,22 +175,27 @@ def main() -> None:
 
     table = Table(title=f"sandbox + executor overhead per job: medians of {args.repeats}+ interleaved runs, "
                         f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}")
-    for column in ("job", "in-process s", "subprocess s", "sandboxed s", "added vs subprocess",
-                   "added vs in-process", "sandboxed / in-process", "added vs subprocess (mins)"):
+    for column in ("job", "in-process s", "subprocess s", "cold sandbox s", "warm sandbox s",
+                   "cold added vs in-process", "warm added vs in-process", "cold added vs subprocess"):
         table.add_column(column, justify="left" if column == "job" else "right")
     summary = {}
     for name, times in results.items():
         med = {k: statistics.median(v) for k, v in times.items()}
         inproc = med.get("in-process")
-        added_sub = med["sandboxed"] - med["subprocess"]
-        added_in = med["sandboxed"] - inproc if inproc is not None else None
-        added_min = min(times["sandboxed"]) - min(times["subprocess"])
-        summary[name] = med | {"added_vs_subprocess": added_sub, "added_vs_in_process": added_in,
-                               "added_vs_subprocess_of_mins": added_min}
+        added = {"cold_vs_subprocess": med["sandboxed"] - med["subprocess"]}
+        if inproc is not None:
+            added |= {"cold_vs_in_process": med["sandboxed"] - inproc, "warm_vs_in_process": med["warm"] - inproc}
+        summary[name] = med | {f"added_{key}": value for key, value in added.items()}
+
+        def share(key: str) -> str:
+            if key not in added:
+                return "—"
+            base = inproc if key.endswith("in_process") else med["subprocess"]
+            return f"{added[key]:+.3f} s ({added[key] / base:+.1%})"
+
         table.add_row(name, f"{inproc:.3f}" if inproc is not None else "—", f"{med['subprocess']:.3f}",
-                      f"{med['sandboxed']:.3f}", f"{added_sub:+.3f} s ({added_sub / med['subprocess']:+.1%})",
-                      f"{added_in:+.3f} s ({added_in / inproc:+.1%})" if inproc else "—",
-                      f"{med['sandboxed'] / inproc:.3f}" if inproc else "—", f"{added_min:+.3f} s")
+                      f"{med['sandboxed']:.3f}", f"{med['warm']:.3f}", share("cold_vs_in_process"),
+                      share("warm_vs_in_process"), share("cold_vs_subprocess"))
     console.print(table)
     console.print(f"parent-side CPU while a sandboxed job runs (monitor, output pumps): median "
                   f"{statistics.median(PARENT_CPU):.1%} of one core")

@@ -63,12 +63,35 @@ class Ran:
     stderr: str
 
 
-def run_python(config: SandboxConfig, code: str) -> Ran:
-    """Run a Python snippet in the sandbox, the way a job runs, and collect what it printed."""
+def run_command(config: SandboxConfig, argv: list[str], warm: bool = False) -> Ran:
+    """Run argv in the sandbox, the way a job runs, and collect what it printed.
+
+    warm: in a warm sandbox (a fresh pool, closed afterwards), the way researchers' experiments run.
+    """
     out: list[bytes] = []
     err: list[bytes] = []
-    result = run_sandboxed(config, ["python", "-c", textwrap.dedent(code)], stdout=out.append, stderr=err.append)
+    if warm:
+        from autow2s.sandbox.warm import WarmPool
+
+        pool = WarmPool(Path(config.workspace).parent / f"warm-logs-{time.monotonic_ns()}")
+        try:
+            result = pool.run(config, argv, stdout=out.append, stderr=err.append)
+        finally:
+            pool.close()
+    else:
+        result = run_sandboxed(config, argv, stdout=out.append, stderr=err.append)
     return Ran(result, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace"))
+
+
+def run_python(config: SandboxConfig, code: str, warm: bool = False) -> Ran:
+    """Run a Python snippet in the sandbox. Warm, it is a script file in the workspace, which the
+    warm worker runs in its forked child with torch already imported (`python -c` would exec)."""
+    code = textwrap.dedent(code)
+    if not warm:
+        return run_command(config, ["python", "-c", code])
+    name = f".snippet-{time.monotonic_ns()}.py"
+    (Path(config.workspace) / name).write_text(code)
+    return run_command(config, ["python", f"/workspace/{name}"], warm=True)
 
 
 def free_port() -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from autow2s.sandbox import Limits, MiB, SandboxConfig
-from sandbox_helpers import Prepared, make_workspace, pids_with_token, prepared, run_python, wait_until  # noqa: F401
+from sandbox_helpers import (Prepared, make_workspace, pids_with_token, prepared, run_command,  # noqa: F401
+                             run_python, wait_until)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,11 +26,17 @@ SECRET_KEY = "sk-ant-test-DO-NOT-LEAK-4f1c2e"
 SECRET_TOKEN = "admin-token-DO-NOT-LEAK-9b7d"
 
 
+@pytest.fixture(params=[False, True], ids=["cold", "warm"])
+def warm(request: pytest.FixtureRequest) -> bool:
+    """Every attempt runs twice: in a fresh sandbox per job, and in a warm sandbox's forked child."""
+    return bool(request.param)
+
+
 def _config(workspace: Path, prepared: Prepared, **overrides) -> SandboxConfig:  # type: ignore[no-untyped-def]
     return SandboxConfig(workspace=workspace, task_data=prepared.public, hidden=(prepared.lab,), **overrides)
 
 
-def test_labels_are_unreachable_by_absolute_path(prepared: Prepared, tmp_path: Path) -> None:
+def test_labels_are_unreachable_by_absolute_path(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     labels = prepared.lab / "test.jsonl"
     assert "label" in labels.read_text()[:2000]  # the file is real and holds labels on the host
     ran = run_python(_config(make_workspace(tmp_path), prepared), f"""
@@ -42,12 +49,12 @@ def test_labels_are_unreachable_by_absolute_path(prepared: Prepared, tmp_path: P
                     print("LEAKED", path, open(path).read(80))
             except OSError as exc:
                 print("DENIED", path, type(exc).__name__)
-    """)
+    """, warm)
     assert ran.result.exit_code == 0, ran.stderr
     assert "LEAKED" not in ran.stdout and ran.stdout.count("DENIED") == 3
 
 
-def test_labels_are_masked_when_they_lie_under_the_task_data(prepared: Prepared, tmp_path: Path) -> None:
+def test_labels_are_masked_when_they_lie_under_the_task_data(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     """Bind the whole prepared folder: lab/ is inside it, yet the job finds it empty."""
     config = SandboxConfig(workspace=make_workspace(tmp_path), task_data=prepared.root, hidden=(prepared.lab,))
     ran = run_python(config, """
@@ -58,12 +65,12 @@ def test_labels_are_masked_when_they_lie_under_the_task_data(prepared: Prepared,
             open("/task/lab/test.jsonl").read(10); print("LEAKED")
         except OSError as exc:
             print("DENIED", type(exc).__name__)
-    """)
+    """, warm)
     assert "PUBLIC ['task.json', 'test.jsonl']" in ran.stdout
     assert "LAB []" in ran.stdout and "DENIED" in ran.stdout and "LEAKED" not in ran.stdout
 
 
-def test_labels_are_unreachable_through_proc(prepared: Prepared, tmp_path: Path) -> None:
+def test_labels_are_unreachable_through_proc(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     """The parent's /proc (root, cwd, fds, environ) is not there: the job has its own PID namespace."""
     labels = prepared.lab / "test.jsonl"
     parent = os.getpid()
@@ -83,7 +90,7 @@ def test_labels_are_unreachable_through_proc(prepared: Prepared, tmp_path: Path)
             except OSError:
                 pass
         print("DONE")
-    """)
+    """, warm)
     assert "DONE" in ran.stdout, ran.stderr
     assert "LEAKED" not in ran.stdout
     assert int(ran.stdout.split("PIDS ")[1].split()[0]) <= 3  # the reaper and the job: no host processes
@@ -115,7 +122,7 @@ class _LabServer:
         self.sock.close()
 
 
-def test_network_is_unreachable(prepared: Prepared, tmp_path: Path) -> None:
+def test_network_is_unreachable(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     server = _LabServer()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as probe:  # reachable from the host
@@ -137,7 +144,7 @@ def test_network_is_unreachable(prepared: Prepared, tmp_path: Path) -> None:
             except OSError as exc:
                 print("DENIED dns", type(exc).__name__)
             print("IFACES", sorted(name for _, name in socket.if_nameindex()))
-        """)
+        """, warm)
         assert "LEAKED" not in ran.stdout, ran.stdout
         assert ran.stdout.count("DENIED") == 5, ran.stdout + ran.stderr
         assert "IFACES ['lo']" in ran.stdout  # a private loopback, and nothing else
@@ -146,7 +153,8 @@ def test_network_is_unreachable(prepared: Prepared, tmp_path: Path) -> None:
         server.close()
 
 
-def test_secrets_are_not_in_the_environment(prepared: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_are_not_in_the_environment(prepared: Prepared, tmp_path: Path, warm: bool,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET_KEY)
     monkeypatch.setenv("AUTOW2S_ADMIN_TOKEN", SECRET_TOKEN)
     ran = run_python(_config(make_workspace(tmp_path), prepared), f"""
@@ -160,13 +168,13 @@ def test_secrets_are_not_in_the_environment(prepared: Prepared, tmp_path: Path, 
                 pass
         print("KEYS", sorted(os.environ))
         print("LEAKED" if "DO-NOT-LEAK" in seen else "CLEAN")
-    """)
+    """, warm)
     assert "CLEAN" in ran.stdout, ran.stdout + ran.stderr
     assert SECRET_KEY not in ran.stdout + ran.stderr and SECRET_TOKEN not in ran.stdout + ran.stderr
     assert "ANTHROPIC_API_KEY" not in ran.stdout and "AUTOW2S_ADMIN_TOKEN" not in ran.stdout
 
 
-def test_writes_outside_the_workspace_fail(prepared: Prepared, tmp_path: Path) -> None:
+def test_writes_outside_the_workspace_fail(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     import autow2s
 
     workspace = make_workspace(tmp_path)
@@ -185,14 +193,14 @@ def test_writes_outside_the_workspace_fail(prepared: Prepared, tmp_path: Path) -
         open("/workspace/mine.txt", "w").write("ok")
         open("/tmp/scratch.txt", "w").write("private")
         print("DONE")
-    """)
+    """, warm)
     assert "DONE" in ran.stdout, ran.stderr
     assert "LEAKED" not in ran.stdout and ran.stdout.count("DENIED") == len(targets)
     assert not outside.exists() and not (prepared.public / "evil.txt").exists() and not (code_dir / "evil.py").exists()
     assert (workspace / "mine.txt").read_text() == "ok"  # its own workspace is writable
 
 
-def test_other_workspaces_are_invisible(prepared: Prepared, tmp_path: Path) -> None:
+def test_other_workspaces_are_invisible(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     mine = make_workspace(tmp_path, "researcher-1")
     theirs = make_workspace(tmp_path, "researcher-2")
     (theirs / "notes.md").write_text("my best method, do not copy")
@@ -203,11 +211,11 @@ def test_other_workspaces_are_invisible(prepared: Prepared, tmp_path: Path) -> N
                 print("LEAKED", path, os.listdir(path) if os.path.isdir(path) else open(path).read())
             except OSError as exc:
                 print("DENIED", path, type(exc).__name__)
-    """)
+    """, warm)
     assert "LEAKED" not in ran.stdout and ran.stdout.count("DENIED") == 4, ran.stdout + ran.stderr
 
 
-def test_home_and_root_are_empty(prepared: Prepared, tmp_path: Path) -> None:
+def test_home_and_root_are_empty(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     ran = run_python(_config(make_workspace(tmp_path), prepared), """
         import os
         def walk(top):
@@ -215,7 +223,7 @@ def test_home_and_root_are_empty(prepared: Prepared, tmp_path: Path) -> None:
         print("HOME", os.path.exists("/home") and os.listdir("/home"))
         print("ROOT", [p for p in walk("/root") if "/.pyenv/versions/" not in p][:3])
         print("ETC", sorted(os.listdir("/etc")))
-    """)
+    """, warm)
     assert "HOME False" in ran.stdout and "ROOT []" in ran.stdout, ran.stdout + ran.stderr
     assert "shadow" not in ran.stdout and "ssh" not in ran.stdout
 
@@ -229,22 +237,22 @@ def _host_latency_probe(stop: threading.Event, worst: list[float]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["bash", "python"])
-def test_fork_bomb_is_killed_and_the_host_stays_responsive(prepared: Prepared, tmp_path: Path, kind: str) -> None:
+def test_fork_bomb_is_killed_and_the_host_stays_responsive(prepared: Prepared, tmp_path: Path, kind: str,
+                                                           warm: bool) -> None:
     workspace = make_workspace(tmp_path)
     token = f"bomb-{kind}-{os.getpid()}-{time.monotonic_ns()}"
-    bombs = {
-        "bash": ["bash", "-c", f": {token}; bomb() {{ bomb | bomb & }}; bomb; sleep 30"],
-        "python": ["python", "-c", f"import os, time  # {token}\nwhile True:\n    try:\n        os.fork()\n"
-                                   "    except OSError:\n        time.sleep(0.01)"],
-    }
+    python_bomb = (f"import os, time  # {token}\nwhile True:\n    try:\n        os.fork()\n"
+                   "    except OSError:\n        time.sleep(0.01)")
     config = _config(workspace, prepared, limits=Limits(wall_seconds=30, max_processes=64, memory_bytes=1024 * MiB))
     stop, worst = threading.Event(), []
     probe = threading.Thread(target=_host_latency_probe, args=(stop, worst), daemon=True)
     probe.start()
-    from autow2s.sandbox import run_sandboxed
-
     try:
-        result = run_sandboxed(config, bombs[kind])
+        if kind == "bash":
+            result = run_command(config, ["bash", "-c", f": {token}; bomb() {{ bomb | bomb & }}; bomb; sleep 30"],
+                                 warm).result
+        else:
+            result = run_python(config, python_bomb, warm).result
     finally:
         stop.set()
         probe.join()
@@ -255,7 +263,7 @@ def test_fork_bomb_is_killed_and_the_host_stays_responsive(prepared: Prepared, t
     assert wait_until(lambda: not pids_with_token(token), timeout=5), "bomb processes were left behind"
 
 
-def test_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path) -> None:
+def test_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     config = _config(make_workspace(tmp_path), prepared, limits=Limits(wall_seconds=30, memory_bytes=256 * MiB))
     # ~800 MB/s: the kernel backstop (limit + 4 GiB of address space) is seconds away, so even a
     # monitor starved by a loaded machine names the limit before the allocation fails.
@@ -265,13 +273,13 @@ def test_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path) -> None:
         while True:
             chunks.append(b"x" * (16 * 1024 * 1024))
             time.sleep(0.02)
-    """)
+    """, warm)
     assert ran.result.limit_hit == "memory", ran.result
     assert ran.result.exit_code == 137
     assert ran.result.peak_memory_bytes < 1536 * MiB  # stopped near the limit, not at the machine's end
 
 
-def test_forked_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path) -> None:
+def test_forked_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     """Memory spread over many processes counts as one job."""
     config = _config(make_workspace(tmp_path), prepared, limits=Limits(wall_seconds=30, memory_bytes=256 * MiB))
     ran = run_python(config, """
@@ -281,7 +289,7 @@ def test_forked_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path) -> Non
                 data = b"y" * (64 * 1024 * 1024)
                 time.sleep(60)
         time.sleep(60)
-    """)
+    """, warm)
     assert ran.result.limit_hit == "memory", ran.result
     assert ran.result.wall_seconds < 20
 
@@ -303,7 +311,7 @@ def test_job_dies_with_its_parent(prepared: Prepared, tmp_path: Path) -> None:
             parent.kill()
 
 
-def test_job_cannot_gain_privileges(prepared: Prepared, tmp_path: Path) -> None:
+def test_job_cannot_gain_privileges(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     ran = run_python(_config(make_workspace(tmp_path), prepared), """
         import os
         status = open("/proc/self/status").read()
@@ -315,14 +323,14 @@ def test_job_cannot_gain_privileges(prepared: Prepared, tmp_path: Path) -> None:
             os.setuid(0); print("LEAKED setuid")
         except OSError as exc:
             print("DENIED setuid", type(exc).__name__)
-    """)
+    """, warm)
     assert "UID 0" not in ran.stdout, ran.stdout + ran.stderr
     assert "CAPS 0000000000000000 0000000000000000 0000000000000000" in ran.stdout  # none, and none to regain
     assert "NNP 1" in ran.stdout and "DENIED setuid" in ran.stdout
     assert json.dumps(ran.result.to_json())  # the report serialises
 
 
-def test_workspace_symlinks_do_not_give_host_files_away(prepared: Prepared, tmp_path: Path) -> None:
+def test_workspace_symlinks_do_not_give_host_files_away(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
     """Root hands the workspace to the job's uid; a symlink in it must not hand over its target."""
     host_file = tmp_path / "host-owned.txt"
     host_file.write_text("root's")
@@ -336,7 +344,7 @@ def test_workspace_symlinks_do_not_give_host_files_away(prepared: Prepared, tmp_
                 open(path, "a").write("pwned"); print("LEAKED", path)
             except OSError as exc:
                 print("DENIED", path, type(exc).__name__)
-    """)
+    """, warm)
     assert "LEAKED" not in ran.stdout and ran.stdout.count("DENIED") == 2, ran.stdout + ran.stderr
     assert host_file.stat().st_uid == os.geteuid() and tmp_path.stat().st_uid == os.geteuid()
     assert host_file.read_text() == "root's"

@@ -35,7 +35,11 @@ class JobStatus(str, enum.Enum):
 @dataclass(frozen=True)
 class JobSpec:
     """What to run and what it may use. command runs inside the sandbox, where the workspace is
-    /workspace and the task data /task (or write `{workspace}` and `{task_data}`)."""
+    /workspace and the task data /task (or write `{workspace}` and `{task_data}`).
+
+    warm: run in the workspace's warm sandbox (torch already imported, a fork per job) where the
+    executor keeps one; CPU jobs only, and an executor without warm sandboxes runs it cold.
+    """
 
     command: tuple[str, ...]
     workspace: Path
@@ -46,6 +50,7 @@ class JobSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     hidden: tuple[Path, ...] = ()
     name: str = "job"
+    warm: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from autow2s.executor.base import JobResult, JobSpec, JobStatus
 from autow2s.sandbox.config import SandboxConfig
-from autow2s.sandbox.runner import run_sandboxed
+from autow2s.sandbox.runner import SandboxResult, Sink, run_sandboxed
+from autow2s.sandbox.warm import WarmPool, WarmSandboxError
 
 TAIL_BYTES = 4096
 
@@ -47,8 +48,20 @@ def _tail(path: Path) -> str:
         return ""
 
 
+def _run(spec: JobSpec, config: SandboxConfig, warm_pool: WarmPool | None, cancel: threading.Event | None,
+         out: Sink, err: Sink) -> SandboxResult:
+    """In the workspace's warm sandbox when the job asks for one and can have one, else cold."""
+    if spec.warm and warm_pool is not None and not config.unsafe_no_sandbox and not config.gpu:
+        try:
+            return warm_pool.run(config, spec.command, stdout=out, stderr=err, cancel=cancel)
+        except WarmSandboxError as exc:
+            err(f"autow2s: {exc}; running this job in a cold sandbox instead\n".encode())
+    return run_sandboxed(config, spec.command, stdout=out, stderr=err, cancel=cancel, warn=err)
+
+
 def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: bool = False,
-            gpu_ids: tuple[str, ...] = (), cancel: threading.Event | None = None) -> JobResult:
+            gpu_ids: tuple[str, ...] = (), cancel: threading.Event | None = None,
+            warm_pool: WarmPool | None = None) -> JobResult:
     """Run `spec` in the sandbox with logs under log_dir/job_id; never raises for a job's failure."""
     job_dir = Path(log_dir) / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +83,7 @@ def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: boo
 
         try:
             before = _snapshot(workspace)
-            sandbox = run_sandboxed(config, spec.command, stdout=write_out, stderr=write_err,
-                                    cancel=cancel, warn=write_err)
+            sandbox = _run(spec, config, warm_pool, cancel, write_out, write_err)
         except Exception as exc:  # a job that cannot start is a failed job, with the reason
             err.write(f"autow2s: the job could not start: {exc}\n".encode())
             err.flush()

@@ -18,6 +18,7 @@ from pathlib import Path
 from autow2s.executor.base import Executor, JobError, JobHandle, JobResult, JobSpec, JobStatus
 from autow2s.executor.job import run_job
 from autow2s.sandbox.bwrap import require_sandbox
+from autow2s.sandbox.warm import WarmPool
 
 
 def count_gpus() -> int:
@@ -42,7 +43,11 @@ class _LocalJob:
 
 
 class LocalExecutor(Executor):
-    """A pool of sandboxed processes with CPU and GPU slot accounting; logs go under log_dir."""
+    """A pool of sandboxed processes with CPU and GPU slot accounting; logs go under log_dir.
+
+    Jobs with `warm=True` run in a warm sandbox per workspace (see autow2s.sandbox.warm), which
+    this executor keeps until it is idle for a while or the executor shuts down.
+    """
 
     def __init__(self, log_dir: Path, cpus: int | None = None, gpus: int | None = None,
                  unsafe_no_sandbox: bool = False) -> None:
@@ -58,6 +63,7 @@ class LocalExecutor(Executor):
         self._queue: deque[str] = deque()
         self._jobs: dict[str, _LocalJob] = {}
         self._closed = False
+        self.warm_pool = WarmPool(self.log_dir / "warm")
 
     def submit(self, spec: JobSpec) -> JobHandle:
         if spec.cpus > self.total_cpus:
@@ -94,7 +100,7 @@ class LocalExecutor(Executor):
     def _run(self, job_id: str, job: _LocalJob) -> None:
         try:
             result = run_job(job.spec, job_id, self.log_dir, unsafe_no_sandbox=self.unsafe_no_sandbox,
-                             gpu_ids=job.gpu_ids, cancel=job.cancel)
+                             gpu_ids=job.gpu_ids, cancel=job.cancel, warm_pool=self.warm_pool)
         except BaseException as exc:  # never lose a job: whatever happened, it ends with a result
             result = JobResult(job_id=job_id, status=JobStatus.FAILED, exit_code=None,
                                error=f"the executor failed to run the job: {type(exc).__name__}: {exc}")
@@ -147,3 +153,4 @@ class LocalExecutor(Executor):
         for job in list(self._jobs.values()):
             if job.thread is not None:
                 job.thread.join(timeout=30)
+        self.warm_pool.close()

@@ -81,9 +81,10 @@ class ToolBox:
         return path
 
     # -- sandbox tools ---------------------------------------------------------------------
-    def _run_job(self, command: tuple[str, ...], name: str) -> Any:
+    def _run_job(self, command: tuple[str, ...], name: str, warm: bool = False) -> Any:
+        """One sandboxed job; warm ones (experiments, python snippets) start with torch imported."""
         spec = JobSpec(command=command, workspace=self.workspace, task_data=self.public_dir, hidden=self.hidden,
-                       limits=self.limits, name=f"{self.name}-{name}")
+                       limits=self.limits, name=f"{self.name}-{name}", warm=warm)
         return self.executor.result(self.executor.submit(spec))
 
     @staticmethod
@@ -101,7 +102,8 @@ class ToolBox:
         scratch.mkdir(exist_ok=True)
         script = scratch / f"snippet_{uuid.uuid4().hex[:8]}.py"
         script.write_text(code)
-        return self._job_text(self._run_job(("python", f"{{workspace}}/.scratch/{script.name}"), "python"))
+        return self._job_text(self._run_job(("python", f"{{workspace}}/.scratch/{script.name}"), "python",
+                                            warm=True))
 
     def _tool_read_file(self, path: str) -> str:
         target = self._path(path)
@@ -146,7 +148,7 @@ class ToolBox:
                        "--seed", str(seed), "--out", f"{{workspace}}/{out}"]
             if quick:
                 command += ["--train-fraction", str(QUICK_FRACTION)]
-            result = self._run_job(tuple(command), f"experiment-{seed}")
+            result = self._run_job(tuple(command), f"experiment-{seed}", warm=True)
             if not result.ok:
                 per_seed.append({"seed": seed, "error": self._job_text(result)})
                 continue

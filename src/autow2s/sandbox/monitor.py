@@ -88,8 +88,9 @@ def descendants(root_pid: int) -> dict[int, tuple[str, list[str]]]:
 
 
 def sample_tree(root_pid: int, helper_pids: frozenset[int] = frozenset(),
-                memory_limit: int | None = None) -> TreeSample:
-    """One sample of the job below root_pid; helper_pids (bubblewrap's reaper) count for CPU only.
+                memory_limit: int | None = None, ignored_pids: frozenset[int] = frozenset()) -> TreeSample:
+    """One sample of the job below root_pid; helper_pids (bubblewrap's reaper) count for CPU only,
+    ignored_pids (a warm sandbox's worker) not at all, though their children do.
 
     Memory is the anonymous resident size; once the job's total resident size (an upper bound of
     PSS) passes memory_limit, it is the exact PSS, so forked copies are not counted twice.
@@ -100,6 +101,8 @@ def sample_tree(root_pid: int, helper_pids: frozenset[int] = frozenset(),
     anonymous = 0
     job_pids = []
     for pid, (_, fields) in descendants(root_pid).items():
+        if pid in ignored_pids:
+            continue
         # fields[11:15] = utime stime cutime cstime; fields[17] = num_threads (stat fields 14-17, 20)
         ticks += sum(int(value) for value in fields[11:15])
         if pid in helper_pids:

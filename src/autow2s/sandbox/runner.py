@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from autow2s.sandbox.bwrap import build_plan, job_environment, require_sandbox, running_as_root, with_data_fds
 from autow2s.sandbox.config import SandboxConfig
@@ -232,55 +232,42 @@ def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: floa
                workspace: Path, disk_base: int, cancel: threading.Event | None, stdout: Sink | None,
                stderr: Sink | None) -> SandboxResult:
     """Pump the output, sample the job, kill it at a limit or on cancel, and write the report."""
-    limits = config.limits
     sandboxed = not config.unsafe_no_sandbox
     assert proc.stdout is not None and proc.stderr is not None
-    budget = _Budget(limits.output_bytes)
-    pumps = [_Pump(os.dup(proc.stdout.fileno()), stdout, budget), _Pump(os.dup(proc.stderr.fileno()), stderr, budget)]
+    budget = _Budget(config.limits.output_bytes)
+    pumps = start_pumps(proc.stdout.fileno(), proc.stderr.fileno(), stdout, stderr, budget)
     proc.stdout.close()
     proc.stderr.close()
-    for pump in pumps:
-        pump.start()
 
     helpers: frozenset[int] = frozenset()
-    peak = TreeSample(tasks=0, memory_bytes=0, cpu_seconds=0.0)
-    reason: str | None = None
-    cancelled = False
-    next_disk_check = start + DISK_POLL_SECONDS
-    status, usage = 0, None
+    ended: list[tuple[int, Any]] = []
+
+    def sample() -> TreeSample:
+        nonlocal helpers
+        if sandboxed and not helpers:
+            helpers = reaper_pids(proc.pid)
+        return sample_tree(proc.pid, helpers, config.limits.memory_bytes)
+
+    def poll() -> bool:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            ended.append((status, usage))
+        return bool(pid)
+
     exit_fd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else None
+
+    def wait(seconds: float) -> None:
+        if exit_fd is not None:
+            select.select([exit_fd], [], [], seconds)
+        else:
+            time.sleep(seconds)
+
     try:
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            now = time.monotonic()
-            if sandboxed and not helpers:
-                helpers = reaper_pids(proc.pid)
-            sample = sample_tree(proc.pid, helpers, limits.memory_bytes)
-            peak = TreeSample(max(peak.tasks, sample.tasks), max(peak.memory_bytes, sample.memory_bytes),
-                              max(peak.cpu_seconds, sample.cpu_seconds))
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-            elif now - start > limits.wall_seconds:
-                reason = WALL_TIME
-            elif budget.exceeded:
-                reason = OUTPUT
-            else:
-                reason = _limit_reason(limits, sample)
-            if reason is None and not cancelled and limits.disk_bytes is not None and now >= next_disk_check:
-                next_disk_check = now + DISK_POLL_SECONDS
-                if directory_bytes(workspace) - disk_base > limits.disk_bytes:
-                    reason = DISK
-            if reason is not None or cancelled:
-                _kill(proc, sandboxed)
-                _, status, usage = os.wait4(proc.pid, 0)
-                break
-            interval = POLL_SECONDS if now - start < SLOW_POLL_AFTER_SECONDS else SLOW_POLL_SECONDS
-            if exit_fd is not None:
-                select.select([exit_fd], [], [], interval)
-            else:
-                time.sleep(interval)
+        watch = watch_job(config.limits, start, sample, poll, wait, budget, workspace, disk_base, cancel)
+        if not ended:  # watch_job stopped it: kill, then reap
+            _kill(proc, sandboxed)
+            _, status, usage = os.wait4(proc.pid, 0)
+            ended.append((status, usage))
     except BaseException:  # KeyboardInterrupt, a Ray cancel: never leave the job behind
         _kill(proc, sandboxed)
         proc.wait()
@@ -288,14 +275,72 @@ def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: floa
     finally:
         if exit_fd is not None:
             os.close(exit_fd)
+    status, usage = ended[0]
     proc.returncode = os.waitstatus_to_exitcode(status)
     for pump in pumps:
         pump.join(timeout=10)  # EOF once every process of the job is gone
     if not sandboxed:
         _kill(proc, sandboxed)  # stragglers left in the process group
+    cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
+    return finish_result(config.limits, expanded, proc.returncode, watch, budget, pumps, start, cpu, sandboxed)
 
+
+@dataclass(frozen=True)
+class Watched:
+    """What watching a job found: the limit it hit (or None), whether it was cancelled, and its peak."""
+
+    reason: str | None
+    cancelled: bool
+    peak: TreeSample
+
+
+def start_pumps(stdout_fd: int, stderr_fd: int, stdout: Sink | None, stderr: Sink | None,
+                budget: _Budget) -> list[_Pump]:
+    """Copy the job's two pipes (duplicated here; the caller closes its own fds) to the sinks."""
+    pumps = [_Pump(os.dup(stdout_fd), stdout, budget), _Pump(os.dup(stderr_fd), stderr, budget)]
+    for pump in pumps:
+        pump.start()
+    return pumps
+
+
+def watch_job(limits: Limits, start: float, sample: Callable[[], TreeSample], ended: Callable[[], bool],
+              wait: Callable[[float], None], budget: _Budget, workspace: Path, disk_base: int,
+              cancel: threading.Event | None) -> Watched:
+    """Sample a running job until `ended()` says it is over, or until it must be stopped: at a
+    limit, or on cancel. Stopping it is the caller's part (the way differs for a cold and a warm
+    sandbox). `wait(seconds)` sleeps, returning early when the job ends."""
+    peak = TreeSample(tasks=0, memory_bytes=0, cpu_seconds=0.0)
+    next_disk_check = start + DISK_POLL_SECONDS
+    while not ended():
+        now = time.monotonic()
+        current = sample()
+        peak = TreeSample(max(peak.tasks, current.tasks), max(peak.memory_bytes, current.memory_bytes),
+                          max(peak.cpu_seconds, current.cpu_seconds))
+        if cancel is not None and cancel.is_set():
+            return Watched(None, True, peak)
+        reason = None
+        if now - start > limits.wall_seconds:
+            reason = WALL_TIME
+        elif budget.exceeded:
+            reason = OUTPUT
+        else:
+            reason = _limit_reason(limits, current)
+        if reason is None and limits.disk_bytes is not None and now >= next_disk_check:
+            next_disk_check = now + DISK_POLL_SECONDS
+            if directory_bytes(workspace) - disk_base > limits.disk_bytes:
+                reason = DISK
+        if reason is not None:
+            return Watched(reason, False, peak)
+        wait(POLL_SECONDS if now - start < SLOW_POLL_AFTER_SECONDS else SLOW_POLL_SECONDS)
+    return Watched(None, False, peak)
+
+
+def finish_result(limits: Limits, expanded: list[str], returncode: int, watch: Watched, budget: _Budget,
+                  pumps: list[_Pump], start: float, cpu_seconds: float, sandboxed: bool) -> SandboxResult:
+    """The report of a job that has ended: which limit (if any) ended it, and what it used."""
     wall = time.monotonic() - start
-    exit_code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    reason, cancelled = watch.reason, watch.cancelled
+    exit_code = returncode if returncode >= 0 else 128 - returncode
     if reason is None and budget.exceeded:
         reason = OUTPUT  # the job ended in the same instant it overflowed
     if reason is None and not cancelled and exit_code == 128 + signal.SIGXCPU:
@@ -304,9 +349,9 @@ def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: floa
         reason = DISK
     if reason is not None or cancelled:
         exit_code = KILLED_EXIT_CODE
-    cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else peak.cpu_seconds
+    peak = watch.peak
     return SandboxResult(
         command=tuple(expanded), exit_code=exit_code, limit_hit=reason, cancelled=cancelled,
-        wall_seconds=wall, cpu_seconds=max(cpu, peak.cpu_seconds), peak_memory_bytes=peak.memory_bytes,
+        wall_seconds=wall, cpu_seconds=max(cpu_seconds, peak.cpu_seconds), peak_memory_bytes=peak.memory_bytes,
         peak_tasks=peak.tasks, stdout_bytes=pumps[0].count, stderr_bytes=pumps[1].count, sandboxed=sandboxed,
         message=_message(exit_code, reason, cancelled, limits, peak))

@@ -1,0 +1,358 @@
+"""Warm sandboxes: one long-lived bubblewrap sandbox per researcher whose worker has torch and
+autow2s imported already, and forks a fresh child for each job.
+
+A cold job pays a new interpreter and a torch import (about 1.4 s) before it does anything; a warm
+job pays a fork. Isolation from the host is the same bubblewrap sandbox as a cold job's: same
+mounts, no network, no secrets, same rlimits. The host still watches every job and enforces every
+limit itself, kills whatever a job leaves running when it ends, and the worker empties /tmp between
+jobs. What a warm sandbox shares between jobs is only that one researcher's own state.
+
+Jobs that need a GPU, and every job in --unsafe-no-sandbox mode, run cold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from autow2s.errors import AutoW2SError
+from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, with_data_fds
+from autow2s.sandbox.config import SandboxConfig
+from autow2s.sandbox.monitor import descendants, directory_bytes, reaper_pids, sample_tree
+from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, finish_result, start_pumps,
+                                    watch_job)
+
+START_TIMEOUT_SECONDS = 180.0  # the worker imports torch once; a loaded machine can take a while
+EXIT_REPORT_TIMEOUT_SECONDS = 10.0
+IDLE_SECONDS = 300.0  # an idle warm sandbox is closed after this long
+MAX_JOBS_PER_SANDBOX = 500  # then it is replaced by a fresh one
+MAX_MESSAGE = 1 << 16
+
+
+class WarmSandboxError(AutoW2SError):
+    """A warm sandbox could not start or has died; the job can still run in a cold one."""
+
+
+def _host_pid(root_pid: int, namespace_pid: int) -> int | None:
+    """The host pid of the process that is `namespace_pid` inside the sandbox below root_pid."""
+    for pid in descendants(root_pid):
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                for line in handle:
+                    if line.startswith("NSpid:"):
+                        if int(line.split()[-1]) == namespace_pid:
+                            return pid
+                        break
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def config_key(config: SandboxConfig) -> str:
+    """Two jobs may share a warm sandbox only when their whole sandbox config is the same."""
+    fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
+    fields["env"] = sorted(dict(config.env).items())
+    fields["workspace"] = Path(config.workspace).resolve()
+    return repr(sorted(fields.items()))
+
+
+class WarmSandbox:
+    """One sandbox running the warm worker (autow2s.sandbox.zygote); one job at a time."""
+
+    def __init__(self, config: SandboxConfig, log_path: Path) -> None:
+        if config.unsafe_no_sandbox or config.gpu:
+            raise WarmSandboxError("warm sandboxes are for CPU jobs inside bubblewrap")
+        require_sandbox()
+        self.config = config
+        self.key = config_key(config)
+        self.log_path = log_path
+        self.jobs_run = 0
+        self.last_used = time.monotonic()
+        self.busy = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+        self._lifeline_write: int | None = None
+        self._helpers: frozenset[int] = frozenset()
+        self._worker_pid: int | None = None
+        self._spawned = threading.Event()
+        self._spawn_error: BaseException | None = None
+        # bwrap's die-with-parent follows the thread that started it: this one lives as long as the sandbox.
+        self._keeper = threading.Thread(target=self._keep, name="warm-sandbox", daemon=True)
+        self._keeper.start()
+        self._spawned.wait()
+        if self._spawn_error is not None:
+            raise WarmSandboxError(f"could not start a warm sandbox: {self._spawn_error}") from self._spawn_error
+        try:
+            self._await_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- life cycle ------------------------------------------------------------------------
+    def _keep(self) -> None:
+        try:
+            self._spawn()
+        except BaseException as exc:
+            self._spawn_error = exc
+            return
+        finally:
+            self._spawned.set()
+        assert self._proc is not None
+        self._proc.wait()
+
+    def _spawn(self) -> None:
+        limits = self.config.limits
+        # The worker itself counts against RLIMIT_NPROC; RLIMIT_CPU is set per job, in the job's child.
+        launch = replace(self.config, limits=replace(
+            limits, cpu_seconds=None,
+            max_processes=limits.max_processes + 1 if limits.max_processes is not None else None))
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        lifeline_read, lifeline_write = os.pipe()
+        fds = [lifeline_read, worker_end.fileno()]
+        try:
+            if running_as_root():
+                _give_workspace_to(Path(self.config.workspace).resolve(), self.config.job_uid())
+            plan = build_plan(launch, [sys.executable, "-m", "autow2s.sandbox.zygote", str(worker_end.fileno())],
+                              lifeline_read)
+            argv, data_fds = with_data_fds(plan)
+            fds += data_fds
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "ab") as log:
+                # env={}: bwrap passes its own environment on; the job's comes only from --setenv.
+                self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={},
+                                              pass_fds=fds, start_new_session=True)
+        except BaseException:
+            os.close(lifeline_write)
+            host_end.close()
+            raise
+        finally:
+            for fd in fds:
+                if fd != worker_end.fileno():
+                    os.close(fd)
+            worker_end.close()
+        self._control, self._lifeline_write = host_end, lifeline_write
+
+    def _await_ready(self) -> None:
+        message = self._receive(START_TIMEOUT_SECONDS)
+        if message is None or "ready" not in message:
+            raise WarmSandboxError(f"the warm sandbox's worker did not start ({self._log_tail()})")
+        assert self._proc is not None
+        self._helpers = reaper_pids(self._proc.pid)
+        self._worker_pid = _host_pid(self._proc.pid, int(message["ready"]))
+        if self._worker_pid is None:
+            raise WarmSandboxError("cannot find the warm sandbox's worker among its processes")
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self._control is not None
+
+    def close(self) -> None:
+        """End the sandbox: closing the socket ends the worker; kill in case it does not."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._kill_all()
+                self._proc.wait()
+        if self._lifeline_write is not None:
+            os.close(self._lifeline_write)
+            self._lifeline_write = None
+        self._keeper.join(timeout=5)
+
+    def _kill_all(self) -> None:
+        assert self._proc is not None
+        for pid in descendants(self._proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        try:
+            os.kill(self._proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _log_tail(self) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip()
+        except OSError:
+            return "no log"
+        return f"log {self.log_path}: {text[-600:]}" if text else "its log is empty"
+
+    # -- messages --------------------------------------------------------------------------
+    def _receive(self, timeout: float) -> dict[str, object] | None:
+        """The worker's next message, or None when none came in time or the worker is gone."""
+        if self._control is None:
+            return None
+        ready, _, _ = select.select([self._control], [], [], timeout)
+        if not ready:
+            return None
+        data = self._control.recv(MAX_MESSAGE)
+        if not data:  # the worker ended
+            self._control.close()
+            self._control = None
+            return None
+        return json.loads(data)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def _job_pids(self) -> list[int]:
+        assert self._proc is not None
+        skip = self._helpers | {self._worker_pid}
+        return [pid for pid in descendants(self._proc.pid) if pid not in skip]
+
+    def _kill_job(self) -> None:
+        """Kill every process of the sandbox but bubblewrap's and the worker: that is the job."""
+        for _ in range(50):
+            pids = self._job_pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+            time.sleep(0.001)
+
+    def run(self, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None, stderr: Sink | None = None,
+            cancel: threading.Event | None = None) -> SandboxResult:
+        """Run one job in this sandbox and report how it ended, as `run_sandboxed` does."""
+        if not self.alive:
+            raise WarmSandboxError("this warm sandbox has ended")
+        assert self._proc is not None and self._control is not None
+        config, limits = self.config, self.config.limits
+        expanded = config.expand(list(command))
+        workspace = Path(config.workspace).resolve()
+        if running_as_root():
+            _give_workspace_to(workspace, config.job_uid())
+        disk_base = directory_bytes(workspace) if limits.disk_bytes is not None else 0
+        budget = _Budget(limits.output_bytes)
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            request = json.dumps({"argv": expanded, "cpu_seconds": limits.cpu_seconds}).encode()
+            socket.send_fds(self._control, [request], [out_write, err_write])
+            pumps = start_pumps(out_read, err_read, stdout, stderr, budget)
+        finally:
+            for fd in (out_read, out_write, err_read, err_write):
+                os.close(fd)
+        start = time.monotonic()
+        self.jobs_run += 1
+        # Wait until the job's process exists, so that a kill from here on cannot miss it.
+        started = self._receive(EXIT_REPORT_TIMEOUT_SECONDS)
+        if started is None or "started" not in started:
+            self.close()
+            for pump in pumps:
+                pump.join(timeout=10)
+            raise WarmSandboxError(f"the warm sandbox's worker did not start the job ({self._log_tail()})")
+        helpers, ignored = self._helpers, frozenset({self._worker_pid}) if self._worker_pid else frozenset()
+        cpu_base = sample_tree(self._proc.pid, helpers, None, ignored).cpu_seconds
+        exit_report: list[dict[str, object]] = []
+
+        def sample():
+            now = sample_tree(self._proc.pid, helpers, limits.memory_bytes, ignored)
+            return replace(now, cpu_seconds=max(0.0, now.cpu_seconds - cpu_base))
+
+        def ended() -> bool:
+            while not exit_report:
+                message = self._receive(0)
+                if message is None:
+                    return not self.alive
+                if "exit" in message:
+                    exit_report.append(message)
+            return True
+
+        def wait(seconds: float) -> None:
+            if self._control is not None:
+                select.select([self._control], [], [], seconds)
+
+        try:
+            watch = watch_job(limits, start, sample, ended, wait, budget, workspace, disk_base, cancel)
+        finally:
+            self._kill_job()  # nothing of a job outlives it, whatever it or the worker says
+        if not exit_report:
+            deadline = time.monotonic() + EXIT_REPORT_TIMEOUT_SECONDS
+            while not exit_report and self.alive and time.monotonic() < deadline:
+                message = self._receive(max(0.0, deadline - time.monotonic()))
+                if message is not None and "exit" in message:
+                    exit_report.append(message)
+        if not exit_report:  # the worker died or hung: this sandbox is done for
+            if stderr is not None:
+                stderr(b"autow2s: the warm sandbox's worker ended during this job; the next job gets a new one\n")
+            self.close()
+        for pump in pumps:
+            pump.join(timeout=10)
+        self.last_used = time.monotonic()
+        returncode = int(exit_report[0]["exit"]) if exit_report else -signal.SIGKILL
+        cpu = float(exit_report[0].get("cpu", 0.0)) if exit_report else 0.0
+        return finish_result(limits, expanded, returncode, watch, budget, pumps, start, cpu, sandboxed=True)
+
+
+class WarmPool:
+    """Warm sandboxes keyed by their config: a researcher's jobs reuse that researcher's sandbox."""
+
+    def __init__(self, log_dir: Path, idle_seconds: float = IDLE_SECONDS,
+                 max_jobs: int = MAX_JOBS_PER_SANDBOX) -> None:
+        self.log_dir = Path(log_dir)
+        self.idle_seconds = idle_seconds
+        self.max_jobs = max_jobs
+        self._lock = threading.Lock()
+        self._sandboxes: list[WarmSandbox] = []
+        self._closed = False
+        self.started = 0
+
+    def _checkout(self, config: SandboxConfig) -> WarmSandbox:
+        key = config_key(config)
+        with self._lock:
+            if self._closed:
+                raise WarmSandboxError("this pool of warm sandboxes has been closed")
+            self._evict()
+            for sandbox in self._sandboxes:
+                if sandbox.key == key and not sandbox.busy and sandbox.alive:
+                    sandbox.busy = True
+                    return sandbox
+            self.started += 1
+            number = self.started
+        sandbox = WarmSandbox(config, self.log_dir / f"warm-sandbox-{number}.log")
+        sandbox.busy = True
+        with self._lock:
+            self._sandboxes.append(sandbox)
+        return sandbox
+
+    def _evict(self) -> None:
+        """Close sandboxes that died, idled too long or ran their share of jobs (call with the lock held)."""
+        now = time.monotonic()
+        for sandbox in list(self._sandboxes):
+            if sandbox.busy:
+                continue
+            if (not sandbox.alive or now - sandbox.last_used > self.idle_seconds
+                    or sandbox.jobs_run >= self.max_jobs):
+                self._sandboxes.remove(sandbox)
+                sandbox.close()
+
+    def run(self, config: SandboxConfig, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None,
+            stderr: Sink | None = None, cancel: threading.Event | None = None) -> SandboxResult:
+        sandbox = self._checkout(config)
+        try:
+            return sandbox.run(command, stdout=stdout, stderr=stderr, cancel=cancel)
+        finally:
+            with self._lock:
+                sandbox.busy = False
+                self._evict()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sandboxes, self._sandboxes = self._sandboxes, []
+        for sandbox in sandboxes:
+            sandbox.close()

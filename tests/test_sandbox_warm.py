@@ -1,0 +1,191 @@
+"""Warm sandboxes: a long-lived sandbox whose worker forks each job. The escape suite runs through
+them too (test_sandbox_escape.py, the [warm] cases); these tests cover what is new: reuse, what a
+job leaves behind, limits per job, a job that kills its worker, and the executor path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autow2s.executor import JobSpec, LocalExecutor
+from autow2s.sandbox import Limits, MiB, SandboxConfig
+from autow2s.sandbox.warm import WarmPool, WarmSandbox
+from sandbox_helpers import AUTOW2S, Prepared, make_workspace, pids_with_token, prepared, wait_until  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _script(workspace: Path, name: str, code: str) -> list[str]:
+    (workspace / name).write_text(code)
+    return ["python", f"/workspace/{name}"]
+
+
+def _run(pool: WarmPool, config: SandboxConfig, argv: list[str], cancel: threading.Event | None = None):  # type: ignore[no-untyped-def]
+    out: list[bytes] = []
+    err: list[bytes] = []
+    result = pool.run(config, argv, stdout=out.append, stderr=err.append, cancel=cancel)
+    return result, b"".join(out).decode(), b"".join(err).decode()
+
+
+def test_jobs_share_one_sandbox_and_leave_nothing_behind(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    token = f"leftover-{time.monotonic_ns()}"
+    config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=60))
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        # A daemon that escapes its job's process tree (setsid + double fork), a file in /tmp.
+        first, out, err = _run(pool, config, _script(workspace, "leave.py", f"""
+import os, subprocess, time
+open("/tmp/left-behind", "w").write("x")
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp("sleep", ["sleep", "300", "{token}"])
+    os._exit(0)
+time.sleep(0.2)
+print("daemon started")
+"""))
+        assert first.ok and "daemon started" in out, err
+        assert wait_until(lambda: not pids_with_token(token), timeout=5), "a job's daemon outlived the job"
+        second, out, err = _run(pool, config, _script(workspace, "look.py", """
+import os
+print("TMP", os.listdir("/tmp"))
+print("PIDS", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+"""))
+        assert second.ok, err
+        assert "TMP []" in out  # the next job finds /tmp empty
+        assert len(json.loads(out.split("PIDS ")[1].strip())) == 3  # bwrap's reaper, the worker, this job
+        assert pool.started == 1  # both jobs ran in the same warm sandbox
+    finally:
+        pool.close()
+
+
+def test_limits_hold_per_job_and_the_sandbox_survives_them(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=30, cpu_seconds=2,
+                                                              output_bytes=1 * MiB))
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        spun, _, _ = _run(pool, config, _script(workspace, "spin.py", "while True:\n    pass\n"))
+        assert spun.limit_hit == "cpu_time" and spun.exit_code == 137 and spun.wall_seconds < 10, spun
+        loud, out, _ = _run(pool, config, _script(workspace, "loud.py", "while True:\n    print('x' * 1000)\n"))
+        assert loud.limit_hit == "output" and len(out) <= 1 * MiB, loud
+        # Each job gets its own CPU budget: after 2+ s of spinning, a short job is well inside it.
+        fine, out, err = _run(pool, config, _script(workspace, "fine.py", "print(sum(range(10**6)))\n"))
+        assert fine.ok and out.strip() == str(sum(range(10**6))), err
+        assert pool.started == 1
+    finally:
+        pool.close()
+
+
+def test_cancel_stops_a_warm_job(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    pool = WarmPool(tmp_path / "logs")
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    try:
+        result, _, _ = _run(pool, SandboxConfig(workspace=workspace),
+                            _script(workspace, "sleep.py", "import time\ntime.sleep(60)\n"), cancel)
+        assert result.cancelled and result.exit_code == 137 and result.wall_seconds < 10
+    finally:
+        pool.close()
+
+
+def test_a_job_that_kills_its_worker_fails_and_the_next_job_gets_a_new_sandbox(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    config = SandboxConfig(workspace=workspace)
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        killed, _, err = _run(pool, config, _script(workspace, "kill.py", "import os\nos.kill(os.getppid(), 9)\n"))
+        assert not killed.ok and killed.exit_code == 137
+        assert "worker ended during this job" in err
+        after, out, err = _run(pool, config, _script(workspace, "ok.py", "print('still working')\n"))
+        assert after.ok and "still working" in out, err
+        assert pool.started == 2
+    finally:
+        pool.close()
+
+
+def test_warm_predict_matches_cold_and_fresh_randomness_per_job(prepared: Prepared, tmp_path: Path) -> None:
+    """Same seed, same predictions as a cold job; unseeded randomness differs from job to job."""
+    workspace = make_workspace(tmp_path, with_method=True)
+    config = SandboxConfig(workspace=workspace, task_data=prepared.public, hidden=(prepared.lab,))
+    predict = ["autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method", "--seed", "3",
+               "--out"]
+    from autow2s.sandbox import run_sandboxed
+
+    cold = run_sandboxed(config, predict + ["{workspace}/cold.json"], stdout=lambda _: None, stderr=lambda _: None)
+    assert cold.ok, cold
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        warm, _, err = _run(pool, config, predict + ["{workspace}/warm.json"])
+        assert warm.ok, err
+        draws = []
+        for n in range(2):
+            ran, out, err = _run(pool, config, _script(workspace, f"draw{n}.py",
+                                                       "import random, numpy, torch\n"
+                                                       "print(random.random(), numpy.random.rand(), torch.rand(1).item())\n"))
+            assert ran.ok, err
+            draws.append(out.split())
+    finally:
+        pool.close()
+    assert json.loads((workspace / "warm.json").read_text()) == json.loads((workspace / "cold.json").read_text())
+    assert all(a != b for a, b in zip(*draws)), draws
+
+
+def test_executor_runs_warm_jobs_in_one_sandbox_and_closes_it(prepared: Prepared, tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path, with_method=True)
+    executor = LocalExecutor(tmp_path / "logs", cpus=1)
+    try:
+        results = []
+        for seed in (0, 1, 2):
+            spec = JobSpec(command=("autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
+                                    "--seed", str(seed), "--out", f"{{workspace}}/p{seed}.json"),
+                           workspace=workspace, task_data=prepared.public, hidden=(prepared.lab,), warm=True)
+            results.append(executor.result(executor.submit(spec), timeout=90))
+        assert all(r.ok for r in results), [r.stderr_tail for r in results]
+        assert [workspace / f"p{s}.json" in r.output_files for s, r in zip((0, 1, 2), results)] == [True] * 3
+        assert executor.warm_pool.started == 1
+        assert pids_with_token(str(workspace))  # the warm sandbox is up between jobs
+    finally:
+        executor.shutdown()
+    assert wait_until(lambda: not pids_with_token(str(workspace)), timeout=10), "shutdown left the sandbox running"
+
+
+def test_unsafe_mode_runs_warm_jobs_cold(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    with LocalExecutor(tmp_path / "logs", cpus=1, unsafe_no_sandbox=True) as executor:
+        result = executor.result(executor.submit(JobSpec(command=("true",), workspace=workspace, warm=True)))
+        assert result.ok and executor.warm_pool.started == 0
+        assert "WITHOUT a sandbox" in result.stderr_tail
+
+
+def test_a_warm_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    script = ("from pathlib import Path\nimport sys, time\nfrom autow2s.sandbox import SandboxConfig\n"
+              "from autow2s.sandbox.warm import WarmSandbox\n"
+              f"box = WarmSandbox(SandboxConfig(workspace=Path({str(workspace)!r})), Path({str(tmp_path / 'w.log')!r}))\n"
+              "print('ready', flush=True)\ntime.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == b"ready"
+        assert pids_with_token(str(workspace))
+        parent.kill()
+        parent.wait()
+        assert wait_until(lambda: not pids_with_token(str(workspace)), timeout=10), "the sandbox outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_a_worker_that_cannot_start_says_why(tmp_path: Path) -> None:
+    from autow2s.sandbox.warm import WarmSandboxError
+
+    with pytest.raises(WarmSandboxError, match="CPU jobs"):
+        WarmSandbox(SandboxConfig(workspace=make_workspace(tmp_path), gpu=True), tmp_path / "w.log")
