@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from autow2s.sandbox import Limits, MiB, SandboxConfig
+from autow2s.sandbox.limits import NPROC_MARGIN
 from sandbox_helpers import (Prepared, make_workspace, pids_with_token, prepared, run_command,  # noqa: F401
                              run_python, wait_until)
 
@@ -258,7 +259,7 @@ def test_fork_bomb_is_killed_and_the_host_stays_responsive(prepared: Prepared, t
         probe.join()
     assert result.limit_hit == "processes", result
     assert result.exit_code == 137 and result.wall_seconds < 15
-    assert 0 < result.peak_tasks <= 64
+    assert 0 < result.peak_tasks <= 64 + NPROC_MARGIN  # the kernel's backstop sits a margin above
     assert max(worst) < 2.0, f"the host stalled for {max(worst):.2f} s"
     assert wait_until(lambda: not pids_with_token(token), timeout=5), "bomb processes were left behind"
 

@@ -189,3 +189,109 @@ def test_a_worker_that_cannot_start_says_why(tmp_path: Path) -> None:
 
     with pytest.raises(WarmSandboxError, match="CPU jobs"):
         WarmSandbox(SandboxConfig(workspace=make_workspace(tmp_path), gpu=True), tmp_path / "w.log")
+
+
+def test_a_job_cannot_reach_into_its_worker(tmp_path: Path) -> None:
+    """The worker is non-dumpable: no ptrace, no pidfd_getfd of its socket or log, no /proc/PID/fd."""
+    workspace = make_workspace(tmp_path)
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        ran, out, err = _run(pool, SandboxConfig(workspace=workspace), _script(workspace, "reach.py", """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+worker = os.getppid()
+PTRACE_SEIZE, SYS_pidfd_open, SYS_pidfd_getfd = 0x4206, 434, 438
+print("ptrace", libc.ptrace(PTRACE_SEIZE, worker, 0, 0))
+pidfd = libc.syscall(SYS_pidfd_open, worker, 0)
+for fd in range(0, 12):
+    got = libc.syscall(SYS_pidfd_getfd, pidfd, fd, 0)
+    if got >= 0:
+        print("LEAKED fd", fd)
+for fd in range(0, 12):
+    try:
+        with open(f"/proc/{worker}/fd/{fd}", "ab") as handle:
+            handle.write(b"x")
+        print("LEAKED open", fd)
+    except OSError:
+        pass
+try:
+    os.listdir(f"/proc/{worker}/fd"); print("LEAKED listdir")
+except OSError:
+    pass
+print("DONE")
+"""))
+        assert ran.ok and "DONE" in out, err
+        assert "LEAKED" not in out and "ptrace -1" in out, out
+        assert not any(p.stat().st_size for p in (tmp_path / "logs").glob("*.log"))
+    finally:
+        pool.close()
+
+
+def test_sysv_ipc_and_locked_tmp_dirs_do_not_outlive_a_job(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    config = SandboxConfig(workspace=workspace)
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        first, out, err = _run(pool, config, _script(workspace, "hoard.py", """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+ident = libc.shmget(0, 64 * 1024 * 1024, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+print("shm", ident)
+os.makedirs("/tmp/keep/inner")
+os.chmod("/tmp/keep", 0)
+"""))
+        assert first.ok and "shm -1" not in out, out + err
+        second, out, err = _run(pool, config, _script(workspace, "look.py", """
+import os
+print("SHM", len(open("/proc/sysvipc/shm").read().splitlines()) - 1)
+print("TMP", os.listdir("/tmp"))
+"""))
+        assert second.ok, err
+        assert "SHM 0" in out and "TMP []" in out, out
+    finally:
+        pool.close()
+
+
+def test_jobs_in_the_worker_behave_like_a_fresh_python(prepared: Prepared, tmp_path: Path) -> None:
+    """Files left open are flushed, atexit runs, SIGPIPE is ignored, autow2s does not import from the workspace."""
+    workspace = make_workspace(tmp_path, with_method=True)
+    (workspace / "shadow.py").write_text("raise SystemExit('imported from the workspace')\n")
+    config = SandboxConfig(workspace=workspace, task_data=prepared.public, hidden=(prepared.lab,))
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        ran, out, err = _run(pool, config, _script(workspace, "exits.py", """
+import atexit, os, signal
+left_open = open("/workspace/left-open.txt", "w")
+left_open.write("flushed at exit")
+atexit.register(lambda: print("atexit ran", flush=True))
+print("SIGPIPE", signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN)
+print("SIGINT", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""))
+        assert ran.ok, err
+        assert "SIGPIPE True" in out and "SIGINT True" in out and "atexit ran" in out, out
+        assert (workspace / "left-open.txt").read_text() == "flushed at exit"
+        (workspace / "method" / "method.py").write_text(
+            "import sys\n\ndef run(ctx):\n    assert '/workspace' not in sys.path[:1], sys.path\n"
+            "    return ctx.weak_soft_labels('test')\n")
+        ran, out, err = _run(pool, config, ["autow2s", "predict", "--public", "{task_data}", "--method",
+                                            "{workspace}/method", "--out", "{workspace}/p.json"])
+        assert ran.ok, err
+    finally:
+        pool.close()
+
+
+def test_a_warm_worker_does_not_take_a_cold_jobs_process_slot(prepared: Prepared, tmp_path: Path) -> None:
+    """As root, processes count per uid: with the workspace's worker up, a cold fork bomb of the
+    same workspace must still be killed for `processes`, not left stuck below the limit."""
+    from autow2s.sandbox import run_sandboxed
+
+    workspace = make_workspace(tmp_path)
+    config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=30, max_processes=64))
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        assert _run(pool, config, ["true"])[0].ok  # the warm worker is up and idle
+        bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)"
+        result = run_sandboxed(config, ["python", "-c", bomb], stdout=lambda _: None, stderr=lambda _: None)
+        assert result.limit_hit == "processes" and result.wall_seconds < 15, result
+    finally:
+        pool.close()

@@ -20,6 +20,8 @@ OUTPUT = "output"
 DISK = "disk"
 LIMIT_NAMES = (WALL_TIME, CPU_TIME, MEMORY, PROCESSES, OUTPUT, DISK)
 
+NPROC_MARGIN = 8
+
 # The exit code `autow2s sandbox run` uses when a limit killed the job (128 + SIGKILL, as shells do).
 KILLED_EXIT_CODE = 137
 
@@ -78,7 +80,9 @@ def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str
     """
     rlimits: dict[str, int] = {"RLIMIT_CORE": 0}
     if limits.max_processes is not None:
-        rlimits["RLIMIT_NPROC"] = limits.max_processes + (1 if reaper_counts else 0)
+        # A margin above the monitor's limit: the kernel counts every process of the uid (a warm
+        # sandbox's idle worker included), and the monitor must be the one to name the limit.
+        rlimits["RLIMIT_NPROC"] = limits.max_processes + NPROC_MARGIN + (1 if reaper_counts else 0)
     if limits.cpu_seconds is not None:
         # One second later than the monitor, so the monitor names the limit first.
         rlimits["RLIMIT_CPU"] = int(limits.cpu_seconds) + 2

@@ -27,15 +27,16 @@ from pathlib import Path
 from autow2s.errors import AutoW2SError
 from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, with_data_fds
 from autow2s.sandbox.config import SandboxConfig
-from autow2s.sandbox.monitor import descendants, directory_bytes, reaper_pids, sample_tree
-from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, finish_result, start_pumps,
-                                    watch_job)
+from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, reaper_pids, sample_tree
+from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, _Pump, finish_result,
+                                    start_pumps, watch_job)
 
 START_TIMEOUT_SECONDS = 180.0  # the worker imports torch once; a loaded machine can take a while
 EXIT_REPORT_TIMEOUT_SECONDS = 10.0
 IDLE_SECONDS = 300.0  # an idle warm sandbox is closed after this long
 MAX_JOBS_PER_SANDBOX = 500  # then it is replaced by a fresh one
 MAX_MESSAGE = 1 << 16
+WORKER_LOG_BYTES = 1 << 20  # what the worker itself may write to its log (its jobs' output goes elsewhere)
 
 
 class WarmSandboxError(AutoW2SError):
@@ -61,7 +62,9 @@ def config_key(config: SandboxConfig) -> str:
     """Two jobs may share a warm sandbox only when their whole sandbox config is the same."""
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     fields["env"] = sorted(dict(config.env).items())
-    fields["workspace"] = Path(config.workspace).resolve()
+    workspace = Path(config.workspace).resolve()
+    info = workspace.stat()
+    fields["workspace"] = (workspace, info.st_dev, info.st_ino)  # a workspace made anew is another one
     return repr(sorted(fields.items()))
 
 
@@ -85,6 +88,8 @@ class WarmSandbox:
         self._worker_pid: int | None = None
         self._spawned = threading.Event()
         self._spawn_error: BaseException | None = None
+        self._log_pump: _Pump | None = None
+        self._close_lock = threading.Lock()
         # bwrap's die-with-parent follows the thread that started it: this one lives as long as the sandbox.
         self._keeper = threading.Thread(target=self._keep, name="warm-sandbox", daemon=True)
         self._keeper.start()
@@ -121,15 +126,19 @@ class WarmSandbox:
         try:
             if running_as_root():
                 _give_workspace_to(Path(self.config.workspace).resolve(), self.config.job_uid())
-            plan = build_plan(launch, [sys.executable, "-m", "autow2s.sandbox.zygote", str(worker_end.fileno())],
+            plan = build_plan(launch, [sys.executable, "-P", "-m", "autow2s.sandbox.zygote", str(worker_end.fileno())],
                               lifeline_read)
             argv, data_fds = with_data_fds(plan)
             fds += data_fds
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "ab") as log:
-                # env={}: bwrap passes its own environment on; the job's comes only from --setenv.
-                self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={},
-                                              pass_fds=fds, start_new_session=True)
+            # env={}: bwrap passes its own environment on; the job's comes only from --setenv. The
+            # worker's output goes through a pipe, capped, never as a host file it could write to.
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, env={}, pass_fds=fds, start_new_session=True)
+            assert self._proc.stdout is not None
+            self._log_pump = _Pump(os.dup(self._proc.stdout.fileno()), self._append_log, _Budget(WORKER_LOG_BYTES))
+            self._proc.stdout.close()
+            self._log_pump.start()
         except BaseException:
             os.close(lifeline_write)
             host_end.close()
@@ -157,18 +166,21 @@ class WarmSandbox:
 
     def close(self) -> None:
         """End the sandbox: closing the socket ends the worker; kill in case it does not."""
-        if self._control is not None:
-            self._control.close()
-            self._control = None
-        if self._proc is not None and self._proc.poll() is None:
-            try:
-                self._proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._kill_all()
-                self._proc.wait()
-        if self._lifeline_write is not None:
-            os.close(self._lifeline_write)
-            self._lifeline_write = None
+        with self._close_lock:
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+            if self._proc is not None and self._proc.poll() is None:
+                try:
+                    self._proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    self._kill_all()
+                    self._proc.wait()
+            if self._lifeline_write is not None:
+                os.close(self._lifeline_write)
+                self._lifeline_write = None
+        if self._log_pump is not None:
+            self._log_pump.join(timeout=5)
         self._keeper.join(timeout=5)
 
     def _kill_all(self) -> None:
@@ -182,6 +194,10 @@ class WarmSandbox:
             os.kill(self._proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def _append_log(self, data: bytes) -> None:
+        with open(self.log_path, "ab") as log:
+            log.write(data)
 
     def _log_tail(self) -> str:
         try:
@@ -203,7 +219,13 @@ class WarmSandbox:
             self._control.close()
             self._control = None
             return None
-        return json.loads(data)
+        try:
+            message = json.loads(data)
+        except ValueError:
+            raise WarmSandboxError("the warm sandbox's worker sent a malformed message") from None
+        if not isinstance(message, dict):
+            raise WarmSandboxError("the warm sandbox's worker sent a malformed message")
+        return message
 
     # -- jobs ------------------------------------------------------------------------------
     def _job_pids(self) -> list[int]:
@@ -226,7 +248,11 @@ class WarmSandbox:
 
     def run(self, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None, stderr: Sink | None = None,
             cancel: threading.Event | None = None) -> SandboxResult:
-        """Run one job in this sandbox and report how it ended, as `run_sandboxed` does."""
+        """Run one job in this sandbox and report how it ended, as `run_sandboxed` does.
+
+        WarmSandboxError: the job could not be started here (it can run cold instead). Any other
+        failure kills the job and closes this sandbox before it propagates.
+        """
         if not self.alive:
             raise WarmSandboxError("this warm sandbox has ended")
         assert self._proc is not None and self._control is not None
@@ -237,30 +263,51 @@ class WarmSandbox:
             _give_workspace_to(workspace, config.job_uid())
         disk_base = directory_bytes(workspace) if limits.disk_bytes is not None else 0
         budget = _Budget(limits.output_bytes)
+        pumps: list[_Pump] = []
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            request = json.dumps({"argv": expanded, "cpu_seconds": limits.cpu_seconds}).encode()
-            socket.send_fds(self._control, [request], [out_write, err_write])
-            pumps = start_pumps(out_read, err_read, stdout, stderr, budget)
-        finally:
-            for fd in (out_read, out_write, err_read, err_write):
-                os.close(fd)
-        start = time.monotonic()
-        self.jobs_run += 1
-        # Wait until the job's process exists, so that a kill from here on cannot miss it.
-        started = self._receive(EXIT_REPORT_TIMEOUT_SECONDS)
-        if started is None or "started" not in started:
-            self.close()
-            for pump in pumps:
-                pump.join(timeout=10)
-            raise WarmSandboxError(f"the warm sandbox's worker did not start the job ({self._log_tail()})")
+            try:
+                pumps = start_pumps(out_read, err_read, stdout, stderr, budget)
+                request = json.dumps({"argv": expanded, "cpu_seconds": limits.cpu_seconds}).encode()
+                socket.send_fds(self._control, [request], [out_write, err_write])
+            finally:
+                for fd in (out_read, out_write, err_read, err_write):
+                    os.close(fd)
+            start = time.monotonic()
+            self.jobs_run += 1
+            # Wait until the job's process exists, so that a kill from here on cannot miss it.
+            started = self._receive(EXIT_REPORT_TIMEOUT_SECONDS)
+            if started is None or "started" not in started:
+                raise WarmSandboxError(f"the warm sandbox's worker did not start the job ({self._log_tail()})")
+        except (OSError, WarmSandboxError) as exc:
+            self._abandon(pumps)
+            raise exc if isinstance(exc, WarmSandboxError) else WarmSandboxError(f"cannot reach the worker: {exc}")
+        try:
+            return self._supervise(expanded, workspace, disk_base, budget, pumps, start, cancel, stderr)
+        except BaseException:
+            self._abandon(pumps)
+            raise
+
+    def _abandon(self, pumps: list[_Pump]) -> None:
+        """Something went wrong around a job: kill it, close the sandbox, collect the output."""
+        if self._proc is not None:
+            self._kill_job()
+        self.close()
+        for pump in pumps:
+            pump.join(timeout=10)
+
+    def _supervise(self, expanded: list[str], workspace: Path, disk_base: int, budget: _Budget, pumps: list[_Pump],
+                   start: float, cancel: threading.Event | None, stderr: Sink | None) -> SandboxResult:
+        assert self._proc is not None
+        limits = self.config.limits
+        root = self._proc.pid
         helpers, ignored = self._helpers, frozenset({self._worker_pid}) if self._worker_pid else frozenset()
-        cpu_base = sample_tree(self._proc.pid, helpers, None, ignored).cpu_seconds
+        cpu_base = sample_tree(root, helpers, None, ignored).cpu_seconds
         exit_report: list[dict[str, object]] = []
 
-        def sample():
-            now = sample_tree(self._proc.pid, helpers, limits.memory_bytes, ignored)
+        def sample() -> TreeSample:
+            now = sample_tree(root, helpers, limits.memory_bytes, ignored)
             return replace(now, cpu_seconds=max(0.0, now.cpu_seconds - cpu_base))
 
         def ended() -> bool:
@@ -280,15 +327,16 @@ class WarmSandbox:
             watch = watch_job(limits, start, sample, ended, wait, budget, workspace, disk_base, cancel)
         finally:
             self._kill_job()  # nothing of a job outlives it, whatever it or the worker says
-        if not exit_report:
-            deadline = time.monotonic() + EXIT_REPORT_TIMEOUT_SECONDS
-            while not exit_report and self.alive and time.monotonic() < deadline:
-                message = self._receive(max(0.0, deadline - time.monotonic()))
-                if message is not None and "exit" in message:
-                    exit_report.append(message)
+        deadline = time.monotonic() + EXIT_REPORT_TIMEOUT_SECONDS
+        while not exit_report and self.alive and time.monotonic() < deadline:
+            message = self._receive(max(0.0, deadline - time.monotonic()))
+            if message is not None and "exit" in message:
+                exit_report.append(message)
         if not exit_report:  # the worker died or hung: this sandbox is done for
             if stderr is not None:
                 stderr(b"autow2s: the warm sandbox's worker ended during this job; the next job gets a new one\n")
+            self.close()
+        elif exit_report[0].get("left"):  # the worker could not clean up after the job: start afresh
             self.close()
         for pump in pumps:
             pump.join(timeout=10)
@@ -316,29 +364,35 @@ class WarmPool:
         with self._lock:
             if self._closed:
                 raise WarmSandboxError("this pool of warm sandboxes has been closed")
-            self._evict()
-            for sandbox in self._sandboxes:
-                if sandbox.key == key and not sandbox.busy and sandbox.alive:
-                    sandbox.busy = True
-                    return sandbox
-            self.started += 1
-            number = self.started
+            stale = self._take_stale()
+            found = next((box for box in self._sandboxes if box.key == key and not box.busy and box.alive), None)
+            if found is not None:
+                found.busy = True
+            else:
+                self.started += 1
+                number = self.started
+        for box in stale:
+            box.close()
+        if found is not None:
+            return found
         sandbox = WarmSandbox(config, self.log_dir / f"warm-sandbox-{number}.log")
         sandbox.busy = True
         with self._lock:
-            self._sandboxes.append(sandbox)
-        return sandbox
+            if not self._closed:
+                self._sandboxes.append(sandbox)
+                return sandbox
+        sandbox.close()  # the pool closed while this one started
+        raise WarmSandboxError("this pool of warm sandboxes has been closed")
 
-    def _evict(self) -> None:
-        """Close sandboxes that died, idled too long or ran their share of jobs (call with the lock held)."""
+    def _take_stale(self) -> list[WarmSandbox]:
+        """Remove (and return, to be closed outside the lock) sandboxes that died, idled too long or
+        ran their share of jobs. Call with the lock held."""
         now = time.monotonic()
-        for sandbox in list(self._sandboxes):
-            if sandbox.busy:
-                continue
-            if (not sandbox.alive or now - sandbox.last_used > self.idle_seconds
-                    or sandbox.jobs_run >= self.max_jobs):
-                self._sandboxes.remove(sandbox)
-                sandbox.close()
+        stale = [box for box in self._sandboxes if not box.busy and (
+            not box.alive or now - box.last_used > self.idle_seconds or box.jobs_run >= self.max_jobs)]
+        for box in stale:
+            self._sandboxes.remove(box)
+        return stale
 
     def run(self, config: SandboxConfig, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None,
             stderr: Sink | None = None, cancel: threading.Event | None = None) -> SandboxResult:
@@ -348,7 +402,9 @@ class WarmPool:
         finally:
             with self._lock:
                 sandbox.busy = False
-                self._evict()
+                stale = self._take_stale()
+            for box in stale:
+                box.close()
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ to it, the job could do to itself. The host, not this worker, enforces every lim
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -29,6 +31,15 @@ PRELOAD = ("numpy", "torch", "sklearn.linear_model", "autow2s.cli", "autow2s.tes
 PYTHON_NAMES = {"python", "python3", Path(sys.executable).name}
 MAX_MESSAGE = 1 << 20
 SCRATCH_DIRS = ("/tmp", "/dev/shm")
+SYSV_IPC = {"shm": ("shmctl", 1), "sem": ("semctl", 1), "msg": ("msgctl", 1)}  # /proc/sysvipc file: (call, id column)
+IPC_RMID = 0
+PR_SET_DUMPABLE = 4
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _set_dumpable(value: int) -> None:
+    """Non-dumpable, the worker's memory, fds and ptrace are closed to the jobs (same uid as it)."""
+    _LIBC.prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
 
 
 def _preload() -> None:
@@ -58,6 +69,7 @@ def _run_in_child(argv: list[str]) -> int:
         from autow2s.cli import app
 
         sys.argv = ["autow2s", *argv[1:]]
+        sys.path[0] = str(Path(sys.executable).parent)  # as the console script has it
         try:
             app(args=argv[1:], prog_name="autow2s")
         except SystemExit as done:
@@ -92,76 +104,111 @@ def _exit_code(done: SystemExit) -> int:
     return 1
 
 
-def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cpu_seconds: float | None) -> None:
-    """The forked job: never returns."""
-    code = 1
+def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cpu_seconds: float | None) -> int:
+    """The forked job: set it up like a fresh process, run it, and return its exit code. The caller
+    then leaves through a normal interpreter exit (atexit, non-daemon threads, flushed files)."""
+    control.close()
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.close(out_fd)
+    os.close(err_fd)
     try:
-        control.close()
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        os.close(out_fd)
-        os.close(err_fd)
         os.setsid()
+        _set_dumpable(1)  # the job is an ordinary process again (the worker stays closed)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's defaults for a new interpreter
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         if cpu_seconds is not None:
             limit = int(cpu_seconds) + 2  # one second after the host's monitor, as in a cold sandbox
             resource.setrlimit(resource.RLIMIT_CPU, (limit, limit))
         os.chdir(os.environ.get("AUTOW2S_WORKSPACE", "/workspace"))
         _reseed()
-        code = _run_in_child(argv)
+        return _run_in_child(argv)
     except BaseException:
         traceback.print_exc()
-    finally:
+        return 1
+
+
+def _remove_sysv_ipc() -> None:
+    """SysV shared memory, semaphores and queues outlive the job that made them: remove them all."""
+    for kind, (call, column) in SYSV_IPC.items():
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+            lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            ident = int(line.split()[column])
+            if kind == "sem":
+                _LIBC.semctl(ident, 0, IPC_RMID)
+            else:
+                getattr(_LIBC, call)(ident, IPC_RMID, None)
 
 
-def _other_pids() -> list[int]:
-    """Every process of this sandbox's PID namespace except bubblewrap's PID 1 and this worker."""
+def _leftovers() -> list[str]:
+    """What a job left that the next one would find: processes, /tmp files, SysV IPC objects."""
     me = os.getpid()
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and int(entry) not in (1, me)]
-
-
-def _clean_up() -> None:
-    """Between jobs: kill what a job left running, and empty the sandbox's private /tmp and /dev/shm."""
-    for _ in range(100):
-        left = _other_pids()
-        if not left:
-            break
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
+    found = [f"pid {entry}" for entry in os.listdir("/proc") if entry.isdigit() and int(entry) not in (1, me)]
     for scratch in SCRATCH_DIRS:
-        for entry in Path(scratch).iterdir() if Path(scratch).is_dir() else ():
-            try:
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink()
-            except OSError:
-                continue
+        if Path(scratch).is_dir():
+            found += [str(entry) for entry in Path(scratch).iterdir()]
+    for kind in SYSV_IPC:
+        try:
+            found += [f"sysv {kind}"] * (len(Path(f"/proc/sysvipc/{kind}").read_text().splitlines()) - 1)
+        except OSError:
+            continue
+    return found
+
+
+def _remove(entry: Path) -> None:
+    try:
+        if entry.is_dir() and not entry.is_symlink():
+            for current, dirs, _ in os.walk(entry):
+                for name in dirs:  # a job may have taken its own permissions away
+                    os.chmod(os.path.join(current, name), 0o700)
+            os.chmod(entry, 0o700)
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink()
+    except OSError:
+        pass
+
+
+def _clean_up() -> list[str]:
+    """Between jobs: kill what a job left running (every process but PID 1 and this one, in one
+    step), empty /tmp and /dev/shm, remove SysV IPC objects. Returns what could not be removed."""
+    for _ in range(20):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if not any(entry.isdigit() and int(entry) not in (1, os.getpid()) for entry in os.listdir("/proc")):
+            break
+        time.sleep(0.005)
+    for scratch in SCRATCH_DIRS:
+        if Path(scratch).is_dir():
+            for entry in Path(scratch).iterdir():
+                _remove(entry)
+    _remove_sysv_ipc()
+    return _leftovers()
 
 
 def _send(control: socket.socket, message: dict[str, object]) -> None:
     control.send(json.dumps(message).encode())
 
 
-def serve(control: socket.socket) -> None:
+def serve(control: socket.socket) -> int | None:
+    """Serve jobs until the host hangs up (returns None), or, in a forked child, return the job's
+    exit code for the interpreter to exit with."""
+    _set_dumpable(0)
     _preload()
     _send(control, {"ready": os.getpid()})
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 2)
         except ConnectionError:
-            return
+            return None
         if not data:
-            return  # the host closed its end: this worker is done
+            return None  # the host closed its end: this worker is done
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
@@ -170,19 +217,24 @@ def serve(control: socket.socket) -> None:
         request = json.loads(data)
         pid = os.fork()
         if pid == 0:
-            _child(control, list(request["argv"]), fds[0], fds[1], request.get("cpu_seconds"))
+            return _child(control, list(request["argv"]), fds[0], fds[1], request.get("cpu_seconds"))
         for fd in fds:
             os.close(fd)
         _send(control, {"started": pid})
         _, status, usage = os.wait4(pid, 0)
-        _clean_up()
-        _send(control, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime})
+        left = _clean_up()
+        _send(control, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
+                        "left": left[:20]})
+        if left:
+            return None  # the host replaces a sandbox that a job could not be cleaned out of
 
 
 def main() -> None:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if os.getppid() != 1:  # its clean-up kills every process it can signal: only ever inside a PID namespace
+        sys.exit("autow2s.sandbox.zygote runs only as a warm sandbox's worker, inside bubblewrap")
     control = socket.socket(fileno=int(sys.argv[1]))
-    serve(control)
+    code = serve(control)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":
