@@ -36,7 +36,11 @@ def test_encoder_features_are_cached_on_disk_by_content(cache_dir, small_task, m
     rows = small_task.split("test").rows[:20]
     backend = get_backend("encoder", "binary")
     first = backend.make(example=rows, seed=0).features(rows)
-    assert first.shape == (20, 384) and np.isfinite(first).all()
+    assert first.shape == (20, 385) and np.isfinite(first).all()  # the embedding, then the relevance
+    questions = backend.embed([row["question"] for row in rows])
+    answers = backend.embed([row["choice"] for row in rows])
+    cosine = (questions * answers).sum(1) / (np.linalg.norm(questions, axis=1) * np.linalg.norm(answers, axis=1))
+    np.testing.assert_allclose(first[:, -1], cosine, rtol=1e-5, atol=1e-6)
     assert list((cache_dir / "embeddings").rglob("shard-*.npz")), "embeddings were not written to the cache dir"
     # A fresh process-level store must read the vectors back without loading the encoder again.
     monkeypatch.setattr("autow2s.testbed.models.text.embed_cache._STORES", {})

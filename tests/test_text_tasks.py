@@ -71,6 +71,16 @@ def test_code_verify_labels_come_from_execution_and_timeouts_are_dropped(cache_d
     assert sum(len(s) for s in fewer.splits.values()) == seen["kept"] < seen["programs"]
 
 
+def test_renamed_candidates_keep_behaviour_and_change_every_local_name(cache_dir):
+    problem = code_verify.read_humaneval()[0]
+    rng = np.random.default_rng(0)
+    found = code_verify.candidates(problem, rng, n_mutants=1, renamings=3)
+    canonical = [shown for kind, shown, _ in found if kind == "canonical"][0]
+    renamed = [(shown, program) for kind, shown, program in found if kind == "canonical-renamed"]
+    assert len(renamed) == 2 and all(shown != canonical for shown, _ in renamed)
+    assert code_verify.execute_all([program for _, program in renamed], timeout_s=3.0) == ["passed", "passed"]
+
+
 def test_text_tasks_round_trip_through_the_anchor_jsonl_format(tmp_path):
     task = generate(ArithConfig(n_train_label=20, n_train_unlabel=30, n_test=25))
     out = code_verify.write_task_dir(task, tmp_path / "arith")

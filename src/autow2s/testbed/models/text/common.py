@@ -65,6 +65,14 @@ def encoder_texts(row: dict[str, Any]) -> list[str]:
     return [f"Question: {row['prompt']}\nAnswer: {row['first']}", f"Question: {row['prompt']}\nAnswer: {row['second']}"]
 
 
+def relevance_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(question, answer) texts embedded apart, once per answer: their cosine says how well the
+    answer fits the question (code that solves another problem fits it worse)."""
+    if row_kind(row) == "binary":
+        return [(row["question"], row["choice"])]
+    return [(row["prompt"], row["first"]), (row["prompt"], row["second"])]
+
+
 def check_targets(targets: Any, weights: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Soft targets in [0, 1] and optional non-negative weights, one per row."""
     target_array = np.asarray(targets, dtype=np.float32).reshape(-1)

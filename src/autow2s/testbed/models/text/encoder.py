@@ -25,6 +25,7 @@ from autow2s.testbed.models.text.common import (
     default_encoder_path,
     encoder_texts,
     meta_string,
+    relevance_pairs,
     set_offline_if_local,
 )
 from autow2s.testbed.models.text.embed_cache import embedding_store
@@ -37,6 +38,8 @@ ENCODER_CEILING_GRID: tuple[dict[str, float], ...] = (
     {"lr": 1e-3, "weight_decay": 1e-2},
 )
 _LOADED: dict[tuple[str, int | None, int, str], Any] = {}
+# What features() returns; part of every cache key and stored with every head.
+FEATURES = "joint+relevance"
 
 
 def _model_identity(model: str) -> str:
@@ -126,7 +129,7 @@ class EncoderBackend:
     def cache_config(self, **hparams: Any) -> dict[str, Any]:
         head = self._head_config(hparams).to_dict()
         head.pop("device")
-        return {"backend": self.name.split(":")[0], "encoder": self.model_key(), "head": head}
+        return {"backend": self.name.split(":")[0], "encoder": self.model_key(), "features": FEATURES, "head": head}
 
     def embed(self, texts: list[str], device: str = "cpu") -> np.ndarray:
         """Embeddings of raw texts, through the on-disk cache."""
@@ -135,6 +138,15 @@ class EncoderBackend:
             return encoder.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
 
         return embedding_store(self.model_key()).embed(texts, encode, label=f"{self.name}: encoding")
+
+    def relevance(self, pairs: list[tuple[str, str]], device: str = "cpu") -> np.ndarray:
+        """Cosine similarity of each (question, answer) pair, embedded apart."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        questions = self.embed([q for q, _ in pairs], device)
+        answers = self.embed([a for _, a in pairs], device)
+        norms = np.linalg.norm(questions, axis=1) * np.linalg.norm(answers, axis=1)
+        return ((questions * answers).sum(axis=1) / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 class EncoderStudent:
@@ -148,16 +160,19 @@ class EncoderStudent:
         self.head: TorchHead | None = None
 
     def features(self, inputs: Any) -> np.ndarray:
-        """Binary rows: the embedding. Pairwise rows: [e_A, e_B, e_A - e_B]."""
+        """Binary rows: [e, r]. Pairwise rows: [e_A, e_B, e_A - e_B, r_A - r_B]. e embeds question
+        and answer together; r is the cosine of question and answer embedded apart (relevance)."""
         rows, kind = check_rows(inputs)
         if kind != self.kind:
             raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
         texts = [text for row in rows for text in encoder_texts(row)]
         vectors = self.backend.embed(texts, device=self.config.device)
+        relevance = self.backend.relevance([pair for row in rows for pair in relevance_pairs(row)],
+                                           device=self.config.device)[:, None]
         if kind == "binary":
-            return vectors
+            return np.concatenate([vectors, relevance], axis=1)
         first, second = vectors[0::2], vectors[1::2]
-        return np.concatenate([first, second, first - second], axis=1)
+        return np.concatenate([first, second, first - second, relevance[0::2] - relevance[1::2]], axis=1)
 
     def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
             weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
@@ -177,6 +192,7 @@ class EncoderStudent:
         arrays = self._fitted().state_arrays()
         arrays["meta.kind"] = np.array(self.kind)
         arrays["meta.encoder"] = np.array(self.backend.model_key())
+        arrays["meta.features"] = np.array(FEATURES)
         return arrays
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "EncoderStudent":
@@ -184,6 +200,10 @@ class EncoderStudent:
         if stored and stored != self.backend.model_key():
             raise AutoW2SError(f"these weights belong to encoder {stored}, not {self.backend.model_key()}; "
                                "load them with the backend that trained them")
+        features = meta_string(arrays, "meta.features")
+        if features != FEATURES:
+            raise AutoW2SError(f"these weights were trained on encoder features {features or 'without relevance'!r}, "
+                               f"this autow2s makes {FEATURES!r}; train them again (delete the cached artifact)")
         self.head = TorchHead(int(np.asarray(arrays["mean"]).shape[0]), self.config, seed=0)
         self.head.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("meta.")})
         return self

@@ -40,8 +40,9 @@ class CodeVerifyConfig:
     """Which problems, how many mutants each, and the split by problem."""
 
     n_problems: int | None = None  # None: all 164 HumanEval problems
-    mutants_per_problem: int = 3
-    mismatched_per_problem: int = 1  # another problem's solution under this problem's name
+    mutants_per_problem: int = 2
+    mismatched_per_problem: int = 3  # another problem's solution under this problem's name
+    renamings: int = 4  # copies of every candidate with its local names renamed (1: the original only)
     label_frac: float = 0.25  # share of problems in train_label
     test_frac: float = 0.35  # share in test; the rest are train_unlabel
     balance: bool = True  # per problem, as many failing candidates as passing ones
@@ -162,9 +163,43 @@ def _mismatched(donor: dict[str, Any], entry: str) -> ast.Module:
     return module
 
 
+NAME_POOL = ("a", "b", "c", "i", "j", "k", "n", "m", "s", "t", "x", "y", "z", "val", "item", "acc", "tmp",
+             "res", "out", "cur", "prev", "idx", "num", "elem", "total", "count", "seen", "word", "char", "part")
+
+
+def _rename_locals(module: ast.Module, entry: str, rng: np.random.Generator) -> ast.Module | None:
+    """A behaviour-preserving rewrite: the entry function's arguments and local names renamed
+    consistently to names drawn from NAME_POOL (never to a name the program already uses).
+
+    Applied to passing and failing candidates alike, so names never give the label away.
+    """
+    renamed = copy.deepcopy(module)
+    fn = _entry(renamed, entry)
+    keep = {name for node in ast.walk(fn) if isinstance(node, (ast.Global, ast.Nonlocal)) for name in node.names}
+    local = [node.arg for node in ast.walk(fn) if isinstance(node, ast.arg)]
+    local += [node.id for node in ast.walk(fn) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)]
+    local = [name for name in dict.fromkeys(local) if name not in keep and name != entry]
+    used = {node.id for node in ast.walk(renamed) if isinstance(node, ast.Name)}
+    used |= {node.arg for node in ast.walk(renamed) if isinstance(node, ast.arg)}
+    used |= {node.name for node in ast.walk(renamed) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    fresh = [name for name in rng.permutation(NAME_POOL).tolist() if name not in used]
+    if not local or len(fresh) < len(local):
+        return None
+    mapping = dict(zip(local, fresh))
+    for node in ast.walk(fn):
+        if isinstance(node, ast.arg) and node.arg in mapping:
+            node.arg = mapping[node.arg]
+        elif isinstance(node, ast.Name) and node.id in mapping:
+            node.id = mapping[node.id]
+        elif isinstance(node, ast.keyword) and node.arg in mapping:
+            node.arg = None if node.arg is None else mapping[node.arg]
+    return renamed
+
+
 def candidates(problem: dict[str, Any], rng: np.random.Generator, n_mutants: int,
-               donors: list[dict[str, Any]] = ()) -> list[tuple[str, str, str]]:
-    """(kind, shown code, full program): canonical, its mirror, sampled mutants, other problems' code."""
+               donors: list[dict[str, Any]] = (), renamings: int = 1) -> list[tuple[str, str, str]]:
+    """(kind, shown code, full program): canonical, its mirror, sampled mutants, other problems'
+    code, each also with its local names renamed `renamings - 1` times."""
     module = ast.parse(problem["prompt"] + problem["canonical_solution"])
     entry = problem["entry_point"]
     versions: list[tuple[str, ast.Module]] = [("canonical", module)]
@@ -176,6 +211,11 @@ def candidates(problem: dict[str, Any], rng: np.random.Generator, n_mutants: int
         index, kind = sites[int(pick)]
         versions.append((f"mutant-{kind}", _mutate(module, entry, index, kind)))
     versions.extend(("mismatched", _mismatched(donor, entry)) for donor in donors)
+    for kind, version in list(versions):
+        for _ in range(renamings - 1):
+            renamed = _rename_locals(version, entry, rng)
+            if renamed is not None:
+                versions.append((f"{kind}-renamed", renamed))
     out, seen = [], set()
     for kind, version in versions:
         shown = _shown(version, entry)
@@ -215,7 +255,8 @@ def build_code_verify(cfg: CodeVerifyConfig = CodeVerifyConfig(), name: str = "c
         others = [i for i in range(len(problems)) if i != p_index]
         donors = [problems[int(i)] for i in rng.choice(others, size=min(cfg.mismatched_per_problem, len(others)),
                                                         replace=False)] if others else []
-        for c_index, (kind, shown, program) in enumerate(candidates(problem, rng, cfg.mutants_per_problem, donors)):
+        for c_index, (kind, shown, program) in enumerate(candidates(problem, rng, cfg.mutants_per_problem, donors,
+                                                                          cfg.renamings)):
             row = {"id": f"{problem['task_id'].replace('/', '-')}-{c_index}", "question": problem["prompt"].strip(),
                    "choice": shown, "subset": problem["task_id"]}
             rows.append((p_index, row, program))
