@@ -295,3 +295,14 @@ def test_a_warm_worker_does_not_take_a_cold_jobs_process_slot(prepared: Prepared
         assert result.limit_hit == "processes" and result.wall_seconds < 15, result
     finally:
         pool.close()
+
+
+def test_idle_sandboxes_are_closed_without_another_job(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    pool = WarmPool(tmp_path / "logs", idle_seconds=1.0)
+    try:
+        assert _run(pool, SandboxConfig(workspace=workspace), ["true"])[0].ok
+        assert pids_with_token(str(workspace))
+        assert wait_until(lambda: not pids_with_token(str(workspace)), timeout=10), "an idle sandbox stayed up"
+    finally:
+        pool.close()

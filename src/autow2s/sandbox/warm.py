@@ -357,7 +357,17 @@ class WarmPool:
         self._lock = threading.Lock()
         self._sandboxes: list[WarmSandbox] = []
         self._closed = False
+        self._stop = threading.Event()
+        self._janitor: threading.Thread | None = None
         self.started = 0
+
+    def _sweep(self) -> None:
+        """Close idle sandboxes even when no job comes along (each holds a few hundred MiB)."""
+        while not self._stop.wait(min(30.0, self.idle_seconds / 2)):
+            with self._lock:
+                stale = self._take_stale()
+            for box in stale:
+                box.close()
 
     def _checkout(self, config: SandboxConfig) -> WarmSandbox:
         key = config_key(config)
@@ -380,6 +390,9 @@ class WarmPool:
         with self._lock:
             if not self._closed:
                 self._sandboxes.append(sandbox)
+                if self._janitor is None:
+                    self._janitor = threading.Thread(target=self._sweep, name="warm-pool-janitor", daemon=True)
+                    self._janitor.start()
                 return sandbox
         sandbox.close()  # the pool closed while this one started
         raise WarmSandboxError("this pool of warm sandboxes has been closed")
@@ -410,5 +423,8 @@ class WarmPool:
         with self._lock:
             self._closed = True
             sandboxes, self._sandboxes = self._sandboxes, []
+        self._stop.set()
         for sandbox in sandboxes:
             sandbox.close()
+        if self._janitor is not None:
+            self._janitor.join(timeout=10)
