@@ -306,3 +306,81 @@ def test_idle_sandboxes_are_closed_without_another_job(tmp_path: Path) -> None:
         assert wait_until(lambda: not pids_with_token(str(workspace)), timeout=10), "an idle sandbox stayed up"
     finally:
         pool.close()
+
+
+def test_a_job_that_changes_its_worker_retires_the_sandbox(tmp_path: Path) -> None:
+    """A job may lower its worker's rlimits or priority (same uid) or leave a POSIX message queue:
+    the next job must not inherit any of it."""
+    workspace = make_workspace(tmp_path)
+    config = SandboxConfig(workspace=workspace)
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        first, out, err = _run(pool, config, _script(workspace, "tamper.py", """
+import ctypes, os, resource
+worker = os.getppid()
+resource.prlimit(worker, resource.RLIMIT_FSIZE, (4096, 4096))
+os.setpriority(os.PRIO_PROCESS, worker, 19)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mq_open.restype = ctypes.c_int
+queue = libc.mq_open(b"/persist", os.O_CREAT | os.O_RDWR, 0o600, None)
+print("queue", queue, os.listdir("/dev/mqueue"))
+"""))
+        assert first.ok and "'persist'" in out, out + err
+        second, out, err = _run(pool, config, _script(workspace, "check.py", """
+import os, resource
+open("/workspace/big.bin", "wb").write(b"x" * 10000)
+print("FSIZE", resource.getrlimit(resource.RLIMIT_FSIZE), "NICE", os.getpriority(os.PRIO_PROCESS, 0))
+print("QUEUES", os.listdir("/dev/mqueue"))
+"""))
+        assert second.ok, err
+        assert "FSIZE (4096" not in out and "NICE 0" in out and "QUEUES []" in out, out
+        assert pool.started == 2  # the tampered sandbox was retired
+    finally:
+        pool.close()
+
+
+def test_clean_up_survives_hostile_tmp_trees(tmp_path: Path) -> None:
+    """A symlink to /usr and a very deep tree in /tmp: removed, nothing outside touched, sandbox kept."""
+    workspace = make_workspace(tmp_path)
+    (workspace / "mine").mkdir()
+    config = SandboxConfig(workspace=workspace)
+    pool = WarmPool(tmp_path / "logs")
+    try:
+        first, _, err = _run(pool, config, _script(workspace, "trees.py", """
+import os
+os.makedirs("/tmp/d")
+os.symlink("/usr", "/tmp/d/usr")
+os.symlink("/workspace/mine", "/tmp/d/mine")
+path = "/tmp/deep"
+os.makedirs(path)
+for _ in range(1500):
+    path = os.path.join(path, "d")
+    os.mkdir(path)
+"""))
+        assert first.ok, err
+        second, out, err = _run(pool, config, _script(workspace, "look.py", "import os\nprint('TMP', os.listdir('/tmp'))\n"))
+        assert second.ok and "TMP []" in out, out + err
+        assert pool.started == 1
+        assert (workspace / "mine").stat().st_mode & 0o777 == 0o755  # the link's target kept its mode
+    finally:
+        pool.close()
+
+
+def test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path)
+    secret = workspace / "lab-secret.txt"
+    secret.write_text("v1")
+    pool = WarmPool(tmp_path / "logs")
+    read = "try:\n    print('READ', open('/workspace/lab-secret.txt').read())\nexcept OSError:\n    print('DENIED')\n"
+    try:
+        config = SandboxConfig(workspace=workspace, hidden=(secret,))
+        ran, out, _ = _run(pool, config, _script(workspace, "read.py", read))
+        assert ran.ok and "READ" not in out
+        replacement = workspace / "new.txt"
+        replacement.write_text("SECRET-v2")
+        replacement.rename(secret)  # a new inode at the hidden path
+        ran, out, _ = _run(pool, config, ["python", "/workspace/read.py"])
+        assert ran.ok and "SECRET-v2" not in out, out
+        assert pool.started == 2
+    finally:
+        pool.close()

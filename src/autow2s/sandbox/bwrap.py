@@ -199,10 +199,10 @@ def build_plan(config: SandboxConfig, command: list[str], lifeline_fd: int = -1)
             b.add("--disable-userns")
 
     # Private /proc, /dev and tmpfs first, so binds below them (a checkout under /tmp) land on top.
-    b.add("--proc", "/proc", "--dev", "/dev")
+    b.add("--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue")  # the IPC namespace's own queues
     size = ["--size", str(config.limits.tmp_bytes)] if features.has_size else []
     b.add("--perms", "1777", *size, "--tmpfs", "/tmp", "--perms", "1777", *size, "--tmpfs", "/dev/shm")
-    b.made_dirs.update(Path(p) for p in ("/proc", "/dev", "/tmp", "/dev/shm"))
+    b.made_dirs.update(Path(p) for p in ("/proc", "/dev", "/dev/mqueue", "/tmp", "/dev/shm"))
     for name in SYSTEM_DIRS:
         host = Path("/") / name
         if host.is_symlink():

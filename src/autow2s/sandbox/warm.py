@@ -62,10 +62,21 @@ def config_key(config: SandboxConfig) -> str:
     """Two jobs may share a warm sandbox only when their whole sandbox config is the same."""
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     fields["env"] = sorted(dict(config.env).items())
-    workspace = Path(config.workspace).resolve()
-    info = workspace.stat()
-    fields["workspace"] = (workspace, info.st_dev, info.st_ino)  # a workspace made anew is another one
+    # A sandbox binds and masks what existed when it started: a workspace, task data or hidden
+    # path that was replaced (or appeared) since then makes another sandbox.
+    fields["workspace"] = _identity(Path(config.workspace))
+    fields["task_data"] = _identity(Path(config.task_data)) if config.task_data is not None else None
+    fields["hidden"] = tuple(_identity(Path(path)) for path in config.hidden)
     return repr(sorted(fields.items()))
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    resolved = path.resolve()
+    try:
+        info = resolved.stat()
+    except OSError:
+        return str(resolved), -1, -1
+    return str(resolved), info.st_dev, info.st_ino
 
 
 class WarmSandbox:
@@ -185,6 +196,8 @@ class WarmSandbox:
 
     def _kill_all(self) -> None:
         assert self._proc is not None
+        if self._proc.poll() is not None:
+            return  # the sandbox is gone, its namespace with it; its pid may be someone else's now
         for pid in descendants(self._proc.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -209,14 +222,18 @@ class WarmSandbox:
     # -- messages --------------------------------------------------------------------------
     def _receive(self, timeout: float) -> dict[str, object] | None:
         """The worker's next message, or None when none came in time or the worker is gone."""
-        if self._control is None:
+        control = self._control
+        if control is None:
             return None
-        ready, _, _ = select.select([self._control], [], [], timeout)
-        if not ready:
+        try:
+            ready, _, _ = select.select([control], [], [], timeout)
+            if not ready:
+                return None
+            data = control.recv(MAX_MESSAGE)
+        except (OSError, ValueError):  # closed under us (the sandbox is being closed)
             return None
-        data = self._control.recv(MAX_MESSAGE)
         if not data:  # the worker ended
-            self._control.close()
+            control.close()
             self._control = None
             return None
         try:
@@ -235,7 +252,10 @@ class WarmSandbox:
 
     def _kill_job(self) -> None:
         """Kill every process of the sandbox but bubblewrap's and the worker: that is the job."""
+        assert self._proc is not None
         for _ in range(50):
+            if self._proc.poll() is not None:
+                return  # the sandbox ended, and every process in it
             pids = self._job_pids()
             if not pids:
                 return
@@ -291,11 +311,13 @@ class WarmSandbox:
 
     def _abandon(self, pumps: list[_Pump]) -> None:
         """Something went wrong around a job: kill it, close the sandbox, collect the output."""
-        if self._proc is not None:
-            self._kill_job()
-        self.close()
-        for pump in pumps:
-            pump.join(timeout=10)
+        try:
+            if self._proc is not None:
+                self._kill_job()
+        finally:
+            self.close()
+            for pump in pumps:
+                pump.join(timeout=10)
 
     def _supervise(self, expanded: list[str], workspace: Path, disk_base: int, budget: _Budget, pumps: list[_Pump],
                    start: float, cancel: threading.Event | None, stderr: Sink | None) -> SandboxResult:
@@ -320,8 +342,12 @@ class WarmSandbox:
             return True
 
         def wait(seconds: float) -> None:
-            if self._control is not None:
-                select.select([self._control], [], [], seconds)
+            control = self._control
+            try:
+                if control is not None:
+                    select.select([control], [], [], seconds)
+            except (OSError, ValueError):  # closed under us: ended() will say so
+                pass
 
         try:
             watch = watch_job(limits, start, sample, ended, wait, budget, workspace, disk_base, cancel)
@@ -351,6 +377,8 @@ class WarmPool:
 
     def __init__(self, log_dir: Path, idle_seconds: float = IDLE_SECONDS,
                  max_jobs: int = MAX_JOBS_PER_SANDBOX) -> None:
+        if not idle_seconds > 0:
+            raise ValueError(f"idle_seconds must be positive, got {idle_seconds}")
         self.log_dir = Path(log_dir)
         self.idle_seconds = idle_seconds
         self.max_jobs = max_jobs
@@ -364,10 +392,13 @@ class WarmPool:
     def _sweep(self) -> None:
         """Close idle sandboxes even when no job comes along (each holds a few hundred MiB)."""
         while not self._stop.wait(min(30.0, self.idle_seconds / 2)):
-            with self._lock:
-                stale = self._take_stale()
-            for box in stale:
-                box.close()
+            try:
+                with self._lock:
+                    stale = self._take_stale()
+                for box in stale:
+                    box.close()
+            except Exception:  # a sandbox that fails to close must not stop the sweeping
+                continue
 
     def _checkout(self, config: SandboxConfig) -> WarmSandbox:
         key = config_key(config)

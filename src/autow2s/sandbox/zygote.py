@@ -15,26 +15,31 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import resource
 import runpy
-import shutil
 import signal
 import socket
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 # What a typical job needs, imported once here so each forked job starts with it in memory.
 PRELOAD = ("numpy", "torch", "sklearn.linear_model", "autow2s.cli", "autow2s.testbed.public_run",
            "autow2s.testbed.methods.registry")
-PYTHON_NAMES = {"python", "python3", Path(sys.executable).name}
 MAX_MESSAGE = 1 << 20
-SCRATCH_DIRS = ("/tmp", "/dev/shm")
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")  # /dev/mqueue: POSIX message queues, listed as files
 SYSV_IPC = {"shm": ("shmctl", 1), "sem": ("semctl", 1), "msg": ("msgctl", 1)}  # /proc/sysvipc file: (call, id column)
 IPC_RMID = 0
+_IOPRIO_GET = {"x86_64": 252, "aarch64": 31}.get(platform.machine())  # the syscall's number
 PR_SET_DUMPABLE = 4
 _LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+# What a fresh process would get: the environment before any preloaded module touched it.
+_START_ENVIRON = dict(os.environ)
 
 
 def _set_dumpable(value: int) -> None:
@@ -63,36 +68,49 @@ def _reseed() -> None:
         sys.modules["torch"].seed()
 
 
+def _is_this_python(program: str) -> bool:
+    """`python`/`python3` (the venv's, first on PATH) or this interpreter's own path."""
+    return program in ("python", "python3") or os.path.realpath(program) == os.path.realpath(sys.executable)
+
+
 def _run_in_child(argv: list[str]) -> int:
     """Run one job's argv in this (forked) process and return its exit code."""
     if argv and argv[0] in ("autow2s", str(Path(sys.executable).parent / "autow2s")):
         from autow2s.cli import app
 
         sys.argv = ["autow2s", *argv[1:]]
-        sys.path[0] = str(Path(sys.executable).parent)  # as the console script has it
-        try:
-            app(args=argv[1:], prog_name="autow2s")
-        except SystemExit as done:
-            return _exit_code(done)
-        return 0
-    if len(argv) >= 2 and Path(argv[0]).name in PYTHON_NAMES and not argv[1].startswith("-"):
+        sys.path.insert(0, str(Path(sys.executable).parent))  # as the console script has it
+        return _guarded(lambda: app(args=argv[1:], prog_name="autow2s"))
+    if len(argv) >= 2 and _is_this_python(argv[0]) and not argv[1].startswith("-"):
         script = os.path.abspath(argv[1])
+        if not os.path.isfile(script):
+            sys.stderr.write(f"{argv[0]}: can't open file {argv[1]!r}: [Errno 2] No such file or directory\n")
+            return 2
         sys.argv = argv[1:]
-        sys.path[0] = os.path.dirname(script)
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as done:
-            return _exit_code(done)
-        except BaseException:
-            traceback.print_exc()
-            return 1
-        return 0
+        sys.path.insert(0, os.path.dirname(script))
+        return _guarded(lambda: runpy.run_path(script, run_name="__main__"))
     try:  # anything else runs as it would in a cold sandbox: a new program in this process
         os.execvp(argv[0], argv)
     except OSError as exc:
         sys.stderr.write(f"sandbox: cannot run {argv[0]!r}: {exc.strerror}\n")
         return 127
     return 127  # not reached
+
+
+def _guarded(run: Callable[[], object]) -> int:
+    """Exit codes as the interpreter gives them: SystemExit's code, 1 for an uncaught exception
+    (through sys.excepthook), 130 for KeyboardInterrupt."""
+    try:
+        run()
+    except SystemExit as done:
+        return _exit_code(done)
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        return 130
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        return 1
+    return 0
 
 
 def _exit_code(done: SystemExit) -> int:
@@ -121,6 +139,8 @@ def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cp
         if cpu_seconds is not None:
             limit = int(cpu_seconds) + 2  # one second after the host's monitor, as in a cold sandbox
             resource.setrlimit(resource.RLIMIT_CPU, (limit, limit))
+        os.environ.clear()
+        os.environ.update(_START_ENVIRON)
         os.chdir(os.environ.get("AUTOW2S_WORKSPACE", "/workspace"))
         _reseed()
         return _run_in_child(argv)
@@ -160,36 +180,80 @@ def _leftovers() -> list[str]:
 
 
 def _remove(entry: Path) -> None:
-    try:
-        if entry.is_dir() and not entry.is_symlink():
-            for current, dirs, _ in os.walk(entry):
-                for name in dirs:  # a job may have taken its own permissions away
-                    os.chmod(os.path.join(current, name), 0o700)
-            os.chmod(entry, 0o700)
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink()
-    except OSError:
-        pass
-
-
-def _clean_up() -> list[str]:
-    """Between jobs: kill what a job left running (every process but PID 1 and this one, in one
-    step), empty /tmp and /dev/shm, remove SysV IPC objects. Returns what could not be removed."""
-    for _ in range(20):
+    """Remove one entry of /tmp or /dev/shm, restoring permissions a job took away; never follows
+    a symlink, never recurses (a job can nest directories thousands deep)."""
+    if not entry.is_dir() or entry.is_symlink():
         try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
+            entry.unlink()
+        except OSError:
             pass
-        if not any(entry.isdigit() and int(entry) not in (1, os.getpid()) for entry in os.listdir("/proc")):
-            break
-        time.sleep(0.005)
-    for scratch in SCRATCH_DIRS:
-        if Path(scratch).is_dir():
-            for entry in Path(scratch).iterdir():
-                _remove(entry)
-    _remove_sysv_ipc()
-    return _leftovers()
+        return
+    directories = [str(entry)]  # in the order found: parents before their children
+    index = 0
+    while index < len(directories):
+        current = directories[index]
+        index += 1
+        try:
+            os.chmod(current, 0o700)
+            with os.scandir(current) as children:
+                for child in children:
+                    if child.is_dir(follow_symlinks=False):
+                        directories.append(child.path)
+                    else:
+                        os.unlink(child.path)
+        except OSError:
+            continue
+    for directory in reversed(directories):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            continue
+
+
+def _worker_state() -> dict[str, object]:
+    """What a job of the same uid can change about the worker without ptrace: rlimits, niceness,
+    CPU affinity, scheduling policy. Any change after a job means a new sandbox."""
+    limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
+    return {"rlimits": limits, "nice": os.getpriority(os.PRIO_PROCESS, 0), "affinity": sorted(os.sched_getaffinity(0)),
+            "scheduler": os.sched_getscheduler(0),
+            "ioprio": _LIBC.syscall(_IOPRIO_GET, 1, 0) if _IOPRIO_GET else None}  # (IOPRIO_WHO_PROCESS, self)
+
+
+def _inside_a_sandbox() -> bool:
+    """PID 2 under bubblewrap's PID 1: the only place where kill(-1) reaches just this sandbox."""
+    try:
+        comm = Path("/proc/1/comm").read_text().strip()
+    except OSError:
+        return False
+    return os.getpid() == 2 and os.getppid() == 1 and comm == "bwrap"
+
+
+def _clean_up(state: dict[str, object]) -> list[str]:
+    """Between jobs: kill what a job left running (every process but PID 1 and this one, in one
+    step), empty /tmp, /dev/shm and /dev/mqueue, remove SysV IPC objects. Returns what is left,
+    including any change to the worker itself; a non-empty answer retires the sandbox."""
+    if not _inside_a_sandbox():
+        return ["the worker is not inside its sandbox: nothing was cleaned"]
+    try:
+        for _ in range(20):
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if not any(entry.isdigit() and int(entry) not in (1, os.getpid()) for entry in os.listdir("/proc")):
+                break
+            time.sleep(0.005)
+        for scratch in SCRATCH_DIRS:
+            if Path(scratch).is_dir():
+                for entry in Path(scratch).iterdir():
+                    _remove(entry)
+        _remove_sysv_ipc()
+        left = _leftovers()
+        if _worker_state() != state:
+            left.append("the job changed the worker's limits or scheduling")
+        return left
+    except BaseException as exc:  # never leave the host without an exit report
+        return [f"clean-up failed: {type(exc).__name__}: {exc}"]
 
 
 def _send(control: socket.socket, message: dict[str, object]) -> None:
@@ -201,6 +265,7 @@ def serve(control: socket.socket) -> int | None:
     exit code for the interpreter to exit with."""
     _set_dumpable(0)
     _preload()
+    state = _worker_state()
     _send(control, {"ready": os.getpid()})
     while True:
         try:
@@ -222,7 +287,7 @@ def serve(control: socket.socket) -> int | None:
             os.close(fd)
         _send(control, {"started": pid})
         _, status, usage = os.wait4(pid, 0)
-        left = _clean_up()
+        left = _clean_up(state)
         _send(control, {"exit": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
                         "left": left[:20]})
         if left:
@@ -230,7 +295,7 @@ def serve(control: socket.socket) -> int | None:
 
 
 def main() -> None:
-    if os.getppid() != 1:  # its clean-up kills every process it can signal: only ever inside a PID namespace
+    if not _inside_a_sandbox():  # its clean-up kills every process it can signal: only inside a PID namespace
         sys.exit("autow2s.sandbox.zygote runs only as a warm sandbox's worker, inside bubblewrap")
     control = socket.socket(fileno=int(sys.argv[1]))
     code = serve(control)
