@@ -295,6 +295,32 @@ def test_forked_memory_bomb_is_killed(prepared: Prepared, tmp_path: Path, warm: 
     assert ran.result.wall_seconds < 20
 
 
+def test_memory_no_process_maps_is_counted(prepared: Prepared, tmp_path: Path, warm: bool) -> None:
+    """Pages written into a memfd and detached SysV shared memory belong to no process's mappings:
+    the sandbox's memory cgroup counts them, and the job is killed for `memory`."""
+    from autow2s.sandbox.cgroup import _parent
+
+    if _parent() is None:
+        pytest.skip("this host gives no writable memory cgroup (per-process sampling only)")
+    config = _config(make_workspace(tmp_path), prepared, limits=Limits(wall_seconds=30, memory_bytes=256 * MiB))
+    ran = run_python(config, """
+        import ctypes, os, time
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmat.restype = ctypes.c_void_p
+        ident = libc.shmget(0, 128 * 1024 * 1024, 0o1600)
+        address = libc.shmat(ident, None, 0)
+        ctypes.memset(address, 1, 128 * 1024 * 1024)
+        libc.shmdt(ctypes.c_void_p(address))
+        fd = os.memfd_create("hoard")
+        for _ in range(64):
+            os.write(fd, b"x" * (16 * 1024 * 1024))
+            time.sleep(0.02)
+        print("HOARDED 1.1 GiB")
+    """, warm)
+    assert "HOARDED" not in ran.stdout, ran
+    assert ran.result.limit_hit == "memory" and ran.result.exit_code == 137, ran.result
+
+
 def test_job_dies_with_its_parent(prepared: Prepared, tmp_path: Path) -> None:
     """Kill -9 the process that started a job: the job goes too, it does not linger unsupervised."""
     workspace = make_workspace(tmp_path)

@@ -13,11 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from autow2s.sandbox.bwrap import build_plan, job_environment, require_sandbox, running_as_root, with_data_fds
+from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.limits import (CPU_TIME, DISK, KILLED_EXIT_CODE, MEMORY, OUTPUT, PROCESSES, WALL_TIME, Limits,
                                     MiB, launcher_args, launcher_rlimits)
@@ -210,27 +211,33 @@ def run_sandboxed(config: SandboxConfig, command: list[str] | tuple[str, ...], *
     disk_base = directory_bytes(workspace) if limits.disk_bytes is not None else 0
     lifeline_read, lifeline_write = os.pipe()  # the write end stays here, never inherited
     fds = [lifeline_read]
+    memory = for_limit(limits.memory_bytes) if not config.unsafe_no_sandbox else None
     try:
         argv, data_fds, env, cwd = _argv(config, expanded, lifeline_read)
         fds += data_fds
         start = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=env, cwd=cwd, pass_fds=fds, start_new_session=True)
+        proc = subprocess.Popen(memory.wrap(argv) if memory is not None else argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, pass_fds=fds,
+                                start_new_session=True)
     except BaseException:
         os.close(lifeline_write)
+        if memory is not None:
+            memory.remove()
         raise
     finally:
         for fd in fds:
             os.close(fd)
     try:
-        return _supervise(config, proc, start, expanded, workspace, disk_base, cancel, stdout, stderr)
+        return _supervise(config, proc, start, expanded, workspace, disk_base, cancel, stdout, stderr, memory)
     finally:
         os.close(lifeline_write)
+        if memory is not None:
+            memory.remove()
 
 
 def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: float, expanded: list[str],
                workspace: Path, disk_base: int, cancel: threading.Event | None, stdout: Sink | None,
-               stderr: Sink | None) -> SandboxResult:
+               stderr: Sink | None, memory: MemoryCgroup | None) -> SandboxResult:
     """Pump the output, sample the job, kill it at a limit or on cancel, and write the report."""
     sandboxed = not config.unsafe_no_sandbox
     assert proc.stdout is not None and proc.stderr is not None
@@ -246,7 +253,7 @@ def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: floa
         nonlocal helpers
         if sandboxed and not helpers:
             helpers = reaper_pids(proc.pid)
-        return sample_tree(proc.pid, helpers, config.limits.memory_bytes)
+        return with_cgroup_memory(sample_tree(proc.pid, helpers, config.limits.memory_bytes), memory)
 
     def poll() -> bool:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -282,7 +289,9 @@ def _supervise(config: SandboxConfig, proc: subprocess.Popen[bytes], start: floa
     if not sandboxed:
         _kill(proc, sandboxed)  # stragglers left in the process group
     cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
-    return finish_result(config.limits, expanded, proc.returncode, watch, budget, pumps, start, cpu, sandboxed)
+    oom = memory is not None and memory.oom_kills() > 0
+    return finish_result(config.limits, expanded, proc.returncode, watch, budget, pumps, start, cpu, sandboxed,
+                         oom_killed=oom)
 
 
 @dataclass(frozen=True)
@@ -335,12 +344,25 @@ def watch_job(limits: Limits, start: float, sample: Callable[[], TreeSample], en
     return Watched(None, False, peak)
 
 
+def with_cgroup_memory(sample: TreeSample, memory: MemoryCgroup | None, base_bytes: int = 0) -> TreeSample:
+    """The sample's memory, or the cgroup's (less base_bytes) where that is more: the cgroup also
+    sees memory no process maps (memfd pages, detached SysV shared memory, /tmp files)."""
+    if memory is None:
+        return sample
+    held = memory.held_bytes() - base_bytes
+    return replace(sample, memory_bytes=held) if held > sample.memory_bytes else sample
+
+
 def finish_result(limits: Limits, expanded: list[str], returncode: int, watch: Watched, budget: _Budget,
-                  pumps: list[_Pump], start: float, cpu_seconds: float, sandboxed: bool) -> SandboxResult:
-    """The report of a job that has ended: which limit (if any) ended it, and what it used."""
+                  pumps: list[_Pump], start: float, cpu_seconds: float, sandboxed: bool,
+                  oom_killed: bool = False) -> SandboxResult:
+    """The report of a job that has ended: which limit (if any) ended it, and what it used.
+    oom_killed: the kernel killed a process of the job at its memory cgroup's cap."""
     wall = time.monotonic() - start
     reason, cancelled = watch.reason, watch.cancelled
     exit_code = returncode if returncode >= 0 else 128 - returncode
+    if reason is None and oom_killed and not cancelled:
+        reason = MEMORY  # the kernel's cap fired before the monitor's next sample
     if reason is None and budget.exceeded:
         reason = OUTPUT  # the job ended in the same instant it overflowed
     if reason is None and not cancelled and exit_code == 128 + signal.SIGXCPU:

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from autow2s.errors import AutoW2SError
 from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, with_data_fds
+from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, reaper_pids, sample_tree
 from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, _Pump, finish_result,
-                                    start_pumps, watch_job)
+                                    start_pumps, watch_job, with_cgroup_memory)
 
 START_TIMEOUT_SECONDS = 180.0  # the worker imports torch once; a loaded machine can take a while
 EXIT_REPORT_TIMEOUT_SECONDS = 10.0
@@ -100,6 +101,7 @@ class WarmSandbox:
         self._spawned = threading.Event()
         self._spawn_error: BaseException | None = None
         self._log_pump: _Pump | None = None
+        self._memory: MemoryCgroup | None = None
         self._close_lock = threading.Lock()
         # bwrap's die-with-parent follows the thread that started it: this one lives as long as the sandbox.
         self._keeper = threading.Thread(target=self._keep, name="warm-sandbox", daemon=True)
@@ -142,6 +144,9 @@ class WarmSandbox:
             argv, data_fds = with_data_fds(plan)
             fds += data_fds
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._memory = for_limit(limits.memory_bytes)
+            if self._memory is not None:
+                argv = self._memory.wrap(argv)
             # env={}: bwrap passes its own environment on; the job's comes only from --setenv. The
             # worker's output goes through a pipe, capped, never as a host file it could write to.
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -153,6 +158,8 @@ class WarmSandbox:
         except BaseException:
             os.close(lifeline_write)
             host_end.close()
+            if self._memory is not None:
+                self._memory.remove()
             raise
         finally:
             for fd in fds:
@@ -193,6 +200,8 @@ class WarmSandbox:
         if self._log_pump is not None:
             self._log_pump.join(timeout=5)
         self._keeper.join(timeout=5)
+        if self._memory is not None and (self._proc is None or self._proc.poll() is not None):
+            self._memory.remove()
 
     def _kill_all(self) -> None:
         assert self._proc is not None
@@ -326,10 +335,14 @@ class WarmSandbox:
         root = self._proc.pid
         helpers, ignored = self._helpers, frozenset({self._worker_pid}) if self._worker_pid else frozenset()
         cpu_base = sample_tree(root, helpers, None, ignored).cpu_seconds
+        memory = self._memory
+        held_base = memory.held_bytes() if memory is not None else 0  # the idle worker's own
+        oom_base = memory.oom_kills() if memory is not None else 0
         exit_report: list[dict[str, object]] = []
 
         def sample() -> TreeSample:
             now = sample_tree(root, helpers, limits.memory_bytes, ignored)
+            now = with_cgroup_memory(now, memory, held_base)
             return replace(now, cpu_seconds=max(0.0, now.cpu_seconds - cpu_base))
 
         def ended() -> bool:
@@ -369,7 +382,9 @@ class WarmSandbox:
         self.last_used = time.monotonic()
         returncode = int(exit_report[0]["exit"]) if exit_report else -signal.SIGKILL
         cpu = float(exit_report[0].get("cpu", 0.0)) if exit_report else 0.0
-        return finish_result(limits, expanded, returncode, watch, budget, pumps, start, cpu, sandboxed=True)
+        oom = memory is not None and memory.oom_kills() > oom_base
+        return finish_result(limits, expanded, returncode, watch, budget, pumps, start, cpu, sandboxed=True,
+                             oom_killed=oom)
 
 
 class WarmPool:
