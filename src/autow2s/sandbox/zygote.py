@@ -4,7 +4,8 @@ fresh child for every job.
 Runs as `python -m autow2s.sandbox.zygote FD` inside bubblewrap, where FD is one end of a unix
 SEQPACKET socket whose other end the host's `WarmSandbox` holds. Per job the host sends
 {"argv": [...], "cpu_seconds": N | null} with the job's stdout and stderr pipes attached; the
-worker forks, answers {"started": PID}, waits, cleans up, and answers {"exit": CODE, "cpu": S}.
+worker forks, answers {"started": PID}, waits, cleans up, and answers {"exit": CODE, "cpu": S,
+"left": [what it could not clean up]}; when something is left it exits, and the host starts anew.
 
 The worker has no more rights than the jobs it forks (same sandbox, same uid): what a job could do
 to it, the job could do to itself. The host, not this worker, enforces every limit.
@@ -12,9 +13,9 @@ to it, the job could do to itself. The host, not this worker, enforces every lim
 
 from __future__ import annotations
 
+import _io
 import atexit
 import ctypes
-import _io
 import gc
 import io
 import json
