@@ -26,6 +26,18 @@ def _script(workspace: Path, name: str, code: str) -> list[str]:
     return ["python", f"/workspace/{name}"]
 
 
+def _fresh_tmp(config: SandboxConfig) -> str:
+    """What /tmp holds in a brand-new sandbox: empty, but for the directories that lead to the
+    project's bind mounts when the checkout lies under /tmp (CI clones to /tmp/fresh)."""
+    from autow2s.sandbox import run_sandboxed
+
+    out: list[bytes] = []
+    result = run_sandboxed(config, ["python", "-c", "import os; print('TMP', sorted(os.listdir('/tmp')))"],
+                           stdout=out.append, stderr=lambda _: None)
+    assert result.ok, result
+    return b"".join(out).decode().strip()
+
+
 def _run(pool: WarmPool, config: SandboxConfig, argv: list[str], cancel: threading.Event | None = None):  # type: ignore[no-untyped-def]
     out: list[bytes] = []
     err: list[bytes] = []
@@ -55,11 +67,11 @@ print("daemon started")
         assert wait_until(lambda: not pids_with_token(token), timeout=5), "a job's daemon outlived the job"
         second, out, err = _run(pool, config, _script(workspace, "look.py", """
 import os
-print("TMP", os.listdir("/tmp"))
+print("TMP", sorted(os.listdir("/tmp")))
 print("PIDS", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
 """))
         assert second.ok, err
-        assert "TMP []" in out  # the next job finds /tmp empty
+        assert _fresh_tmp(config) in out  # the next job finds /tmp as a new sandbox has it
         assert len(json.loads(out.split("PIDS ")[1].strip())) == 3  # bwrap's reaper, the worker, this job
         assert pool.started == 1  # both jobs ran in the same warm sandbox
     finally:
@@ -244,10 +256,10 @@ os.chmod("/tmp/keep", 0)
         second, out, err = _run(pool, config, _script(workspace, "look.py", """
 import os
 print("SHM", len(open("/proc/sysvipc/shm").read().splitlines()) - 1)
-print("TMP", os.listdir("/tmp"))
+print("TMP", sorted(os.listdir("/tmp")))
 """))
         assert second.ok, err
-        assert "SHM 0" in out and "TMP []" in out, out
+        assert "SHM 0" in out and _fresh_tmp(config) in out, out
     finally:
         pool.close()
 
@@ -348,6 +360,11 @@ def test_clean_up_survives_hostile_tmp_trees(tmp_path: Path) -> None:
     try:
         first, _, err = _run(pool, config, _script(workspace, "trees.py", """
 import os
+for name in os.listdir("/tmp"):  # directories leading to the project's bind mounts, if any
+    try:
+        open(os.path.join("/tmp", name, "junk"), "w").write("x")
+    except OSError:
+        pass
 os.makedirs("/tmp/d")
 os.symlink("/usr", "/tmp/d/usr")
 os.symlink("/workspace/mine", "/tmp/d/mine")
@@ -358,8 +375,10 @@ for _ in range(1500):
     os.mkdir(path)
 """))
         assert first.ok, err
-        second, out, err = _run(pool, config, _script(workspace, "look.py", "import os\nprint('TMP', os.listdir('/tmp'))\n"))
-        assert second.ok and "TMP []" in out, out + err
+        second, out, err = _run(pool, config, _script(workspace, "look.py", (
+            "import os\nprint('TMP', sorted(os.listdir('/tmp')))\n"
+            "print('JUNK', [n for n in os.listdir('/tmp') if os.path.exists(os.path.join('/tmp', n, 'junk'))])\n")))
+        assert second.ok and _fresh_tmp(config) in out and "JUNK []" in out, out + err
         assert pool.started == 1
         assert (workspace / "mine").stat().st_mode & 0o777 == 0o755  # the link's target kept its mode
     finally:

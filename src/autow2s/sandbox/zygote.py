@@ -204,13 +204,39 @@ def _remove_sysv_ipc() -> None:
                 getattr(_LIBC, call)(ident, IPC_RMID, None)
 
 
+def _mount_points() -> set[str]:
+    points = set()
+    with open("/proc/self/mountinfo", "rb") as handle:
+        for line in handle:
+            # the mount point is field 5, with space, tab, newline and backslash written in octal
+            points.add(line.split()[4].decode("unicode_escape"))
+    return points
+
+
+def _scratch_entries() -> list[Path]:
+    """What a job may have left in /tmp, /dev/shm and /dev/mqueue: everything there except the
+    sandbox's own bind mounts (the project code, when its checkout lies under /tmp) and the
+    directories that lead to them, which are searched in turn."""
+    mounts = _mount_points()
+    leading = {str(parent) for point in mounts for parent in Path(point).parents}
+    found: list[Path] = []
+    stack = [Path(scratch) for scratch in SCRATCH_DIRS if Path(scratch).is_dir()]
+    while stack:
+        for entry in stack.pop().iterdir():
+            if str(entry) in mounts:
+                continue
+            if str(entry) in leading and entry.is_dir() and not entry.is_symlink():
+                stack.append(entry)
+            else:
+                found.append(entry)
+    return found
+
+
 def _leftovers() -> list[str]:
     """What a job left that the next one would find: processes, /tmp files, SysV IPC objects."""
     me = os.getpid()
     found = [f"pid {entry}" for entry in os.listdir("/proc") if entry.isdigit() and int(entry) not in (1, me)]
-    for scratch in SCRATCH_DIRS:
-        if Path(scratch).is_dir():
-            found += [str(entry) for entry in Path(scratch).iterdir()]
+    found += [str(entry) for entry in _scratch_entries()]
     for kind in SYSV_IPC:
         try:
             found += [f"sysv {kind}"] * (len(Path(f"/proc/sysvipc/{kind}").read_text().splitlines()) - 1)
@@ -283,10 +309,8 @@ def _clean_up(state: dict[str, object]) -> list[str]:
             if not any(entry.isdigit() and int(entry) not in (1, os.getpid()) for entry in os.listdir("/proc")):
                 break
             time.sleep(0.005)
-        for scratch in SCRATCH_DIRS:
-            if Path(scratch).is_dir():
-                for entry in Path(scratch).iterdir():
-                    _remove(entry)
+        for entry in _scratch_entries():
+            _remove(entry)
         _remove_sysv_ipc()
         left = _leftovers()
         if _worker_state() != state:
