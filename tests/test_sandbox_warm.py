@@ -49,8 +49,7 @@ def test_jobs_share_one_sandbox_and_leave_nothing_behind(tmp_path: Path) -> None
     workspace = make_workspace(tmp_path)
     token = f"leftover-{time.monotonic_ns()}"
     config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=60))
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         # A daemon that escapes its job's process tree (setsid + double fork), a file in /tmp.
         first, out, err = _run(pool, config, _script(workspace, "leave.py", f"""
 import os, subprocess, time
@@ -74,16 +73,13 @@ print("PIDS", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
         assert _fresh_tmp(config) in out  # the next job finds /tmp as a new sandbox has it
         assert len(json.loads(out.split("PIDS ")[1].strip())) == 3  # bwrap's reaper, the worker, this job
         assert pool.started == 1  # both jobs ran in the same warm sandbox
-    finally:
-        pool.close()
 
 
 def test_limits_hold_per_job_and_the_sandbox_survives_them(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
     config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=30, cpu_seconds=2,
                                                               output_bytes=1 * MiB))
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         spun, _, _ = _run(pool, config, _script(workspace, "spin.py", "while True:\n    pass\n"))
         assert spun.limit_hit == "cpu_time" and spun.exit_code == 137 and spun.wall_seconds < 10, spun
         loud, out, _ = _run(pool, config, _script(workspace, "loud.py", "while True:\n    print('x' * 1000)\n"))
@@ -92,36 +88,28 @@ def test_limits_hold_per_job_and_the_sandbox_survives_them(tmp_path: Path) -> No
         fine, out, err = _run(pool, config, _script(workspace, "fine.py", "print(sum(range(10**6)))\n"))
         assert fine.ok and out.strip() == str(sum(range(10**6))), err
         assert pool.started == 1
-    finally:
-        pool.close()
 
 
 def test_cancel_stops_a_warm_job(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
-    pool = WarmPool(tmp_path / "logs")
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         result, _, _ = _run(pool, SandboxConfig(workspace=workspace),
                             _script(workspace, "sleep.py", "import time\ntime.sleep(60)\n"), cancel)
         assert result.cancelled and result.exit_code == 137 and result.wall_seconds < 10
-    finally:
-        pool.close()
 
 
 def test_a_job_that_kills_its_worker_fails_and_the_next_job_gets_a_new_sandbox(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
     config = SandboxConfig(workspace=workspace)
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         killed, _, err = _run(pool, config, _script(workspace, "kill.py", "import os\nos.kill(os.getppid(), 9)\n"))
         assert not killed.ok and killed.exit_code == 137
         assert "worker ended during this job" in err
         after, out, err = _run(pool, config, _script(workspace, "ok.py", "print('still working')\n"))
         assert after.ok and "still working" in out, err
         assert pool.started == 2
-    finally:
-        pool.close()
 
 
 def test_warm_predict_matches_cold_and_fresh_randomness_per_job(prepared: Prepared, tmp_path: Path) -> None:
@@ -134,8 +122,7 @@ def test_warm_predict_matches_cold_and_fresh_randomness_per_job(prepared: Prepar
 
     cold = run_sandboxed(config, predict + ["{workspace}/cold.json"], stdout=lambda _: None, stderr=lambda _: None)
     assert cold.ok, cold
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         warm, _, err = _run(pool, config, predict + ["{workspace}/warm.json"])
         assert warm.ok, err
         draws = []
@@ -145,8 +132,6 @@ def test_warm_predict_matches_cold_and_fresh_randomness_per_job(prepared: Prepar
                                                        "print(random.random(), numpy.random.rand(), torch.rand(1).item())\n"))
             assert ran.ok, err
             draws.append(out.split())
-    finally:
-        pool.close()
     assert json.loads((workspace / "warm.json").read_text()) == json.loads((workspace / "cold.json").read_text())
     assert all(a != b for a, b in zip(*draws)), draws
 
@@ -206,8 +191,7 @@ def test_a_worker_that_cannot_start_says_why(tmp_path: Path) -> None:
 def test_a_job_cannot_reach_into_its_worker(tmp_path: Path) -> None:
     """The worker is non-dumpable: no ptrace, no pidfd_getfd of its socket or log, no /proc/PID/fd."""
     workspace = make_workspace(tmp_path)
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         ran, out, err = _run(pool, SandboxConfig(workspace=workspace), _script(workspace, "reach.py", """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -235,15 +219,12 @@ print("DONE")
         assert ran.ok and "DONE" in out, err
         assert "LEAKED" not in out and "ptrace -1" in out, out
         assert not any(p.stat().st_size for p in (tmp_path / "logs").glob("*.log"))
-    finally:
-        pool.close()
 
 
 def test_sysv_ipc_and_locked_tmp_dirs_do_not_outlive_a_job(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
     config = SandboxConfig(workspace=workspace)
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         first, out, err = _run(pool, config, _script(workspace, "hoard.py", """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -260,8 +241,6 @@ print("TMP", sorted(os.listdir("/tmp")))
 """))
         assert second.ok, err
         assert "SHM 0" in out and _fresh_tmp(config) in out, out
-    finally:
-        pool.close()
 
 
 def test_jobs_in_the_worker_behave_like_a_fresh_python(prepared: Prepared, tmp_path: Path) -> None:
@@ -269,8 +248,7 @@ def test_jobs_in_the_worker_behave_like_a_fresh_python(prepared: Prepared, tmp_p
     workspace = make_workspace(tmp_path, with_method=True)
     (workspace / "shadow.py").write_text("raise SystemExit('imported from the workspace')\n")
     config = SandboxConfig(workspace=workspace, task_data=prepared.public, hidden=(prepared.lab,))
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         ran, out, err = _run(pool, config, _script(workspace, "exits.py", """
 import atexit, os, signal
 left_open = open("/workspace/left-open.txt", "w")
@@ -288,8 +266,6 @@ print("SIGINT", signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         ran, out, err = _run(pool, config, ["autow2s", "predict", "--public", "{task_data}", "--method",
                                             "{workspace}/method", "--out", "{workspace}/p.json"])
         assert ran.ok, err
-    finally:
-        pool.close()
 
 
 def test_a_warm_worker_does_not_take_a_cold_jobs_process_slot(prepared: Prepared, tmp_path: Path) -> None:
@@ -299,25 +275,19 @@ def test_a_warm_worker_does_not_take_a_cold_jobs_process_slot(prepared: Prepared
 
     workspace = make_workspace(tmp_path)
     config = SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=30, max_processes=64))
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         assert _run(pool, config, ["true"])[0].ok  # the warm worker is up and idle
         bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)"
         result = run_sandboxed(config, ["python", "-c", bomb], stdout=lambda _: None, stderr=lambda _: None)
         assert result.limit_hit == "processes" and result.wall_seconds < 15, result
-    finally:
-        pool.close()
 
 
 def test_idle_sandboxes_are_closed_without_another_job(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
-    pool = WarmPool(tmp_path / "logs", idle_seconds=1.0)
-    try:
+    with WarmPool(tmp_path / "logs", idle_seconds=1.0) as pool:
         assert _run(pool, SandboxConfig(workspace=workspace), ["true"])[0].ok
         assert pids_with_token(str(workspace))
         assert wait_until(lambda: not pids_with_token(str(workspace)), timeout=10), "an idle sandbox stayed up"
-    finally:
-        pool.close()
 
 
 def test_a_job_that_changes_its_worker_retires_the_sandbox(tmp_path: Path) -> None:
@@ -325,8 +295,7 @@ def test_a_job_that_changes_its_worker_retires_the_sandbox(tmp_path: Path) -> No
     the next job must not inherit any of it."""
     workspace = make_workspace(tmp_path)
     config = SandboxConfig(workspace=workspace)
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         first, out, err = _run(pool, config, _script(workspace, "tamper.py", """
 import ctypes, os, resource
 worker = os.getppid()
@@ -347,8 +316,6 @@ print("QUEUES", os.listdir("/dev/mqueue"))
         assert second.ok, err
         assert "FSIZE (4096" not in out and "NICE 0" in out and "QUEUES []" in out, out
         assert pool.started == 2  # the tampered sandbox was retired
-    finally:
-        pool.close()
 
 
 def test_clean_up_survives_hostile_tmp_trees(tmp_path: Path) -> None:
@@ -356,8 +323,7 @@ def test_clean_up_survives_hostile_tmp_trees(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
     (workspace / "mine").mkdir()
     config = SandboxConfig(workspace=workspace)
-    pool = WarmPool(tmp_path / "logs")
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         first, _, err = _run(pool, config, _script(workspace, "trees.py", """
 import os
 for name in os.listdir("/tmp"):  # directories leading to the project's bind mounts, if any
@@ -381,17 +347,14 @@ for _ in range(1500):
         assert second.ok and _fresh_tmp(config) in out and "JUNK []" in out, out + err
         assert pool.started == 1
         assert (workspace / "mine").stat().st_mode & 0o777 == 0o755  # the link's target kept its mode
-    finally:
-        pool.close()
 
 
 def test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path)
     secret = workspace / "lab-secret.txt"
     secret.write_text("v1")
-    pool = WarmPool(tmp_path / "logs")
     read = "try:\n    print('READ', open('/workspace/lab-secret.txt').read())\nexcept OSError:\n    print('DENIED')\n"
-    try:
+    with WarmPool(tmp_path / "logs") as pool:
         config = SandboxConfig(workspace=workspace, hidden=(secret,))
         ran, out, _ = _run(pool, config, _script(workspace, "read.py", read))
         assert ran.ok and "READ" not in out
@@ -401,5 +364,3 @@ def test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox(tmp_path: Path) -
         ran, out, _ = _run(pool, config, ["python", "/workspace/read.py"])
         assert ran.ok and "SECRET-v2" not in out, out
         assert pool.started == 2
-    finally:
-        pool.close()

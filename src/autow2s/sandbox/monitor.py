@@ -7,8 +7,10 @@ second can name the limit a job hit and kill it, instead of leaving it stuck at 
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -116,6 +118,15 @@ def sample_tree(root_pid: int, helper_pids: frozenset[int] = frozenset(),
     if memory_limit is not None and resident > memory_limit:
         memory = sum(_pss_memory(pid) for pid in job_pids)
     return TreeSample(tasks=tasks, memory_bytes=memory, cpu_seconds=ticks / CLOCK_TICKS)
+
+
+def kill_all(pids: Iterable[int]) -> None:
+    """SIGKILL each process; those already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
 
 
 def reaper_pids(root_pid: int) -> frozenset[int]:

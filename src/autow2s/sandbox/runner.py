@@ -22,7 +22,7 @@ from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.limits import (CPU_TIME, DISK, KILLED_EXIT_CODE, MEMORY, OUTPUT, PROCESSES, WALL_TIME, Limits,
                                     MiB, launcher_args, launcher_rlimits)
-from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, reaper_pids, sample_tree
+from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
 
 Sink = Callable[[bytes], None]
 # Between samples: often at first (bombs go off early), then less (each sample reads all of /proc).
@@ -166,11 +166,7 @@ def _kill(proc: subprocess.Popen[bytes], sandboxed: bool) -> None:
         deadline = time.monotonic() + 2.0
         while _state(proc.pid) not in ("T", "t", "Z", "X", None) and time.monotonic() < deadline:
             time.sleep(0.001)
-        for pid in descendants(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all(descendants(proc.pid))
         os.kill(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass

@@ -28,7 +28,7 @@ from autow2s.errors import AutoW2SError
 from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, with_data_fds
 from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
-from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, reaper_pids, sample_tree
+from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
 from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, _Pump, finish_result,
                                     start_pumps, watch_job, with_cgroup_memory)
 
@@ -207,15 +207,7 @@ class WarmSandbox:
         assert self._proc is not None
         if self._proc.poll() is not None:
             return  # the sandbox is gone, its namespace with it; its pid may be someone else's now
-        for pid in descendants(self._proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-        try:
-            os.kill(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_all([*descendants(self._proc.pid), self._proc.pid])
 
     def _append_log(self, data: bytes) -> None:
         with open(self.log_path, "ab") as log:
@@ -268,11 +260,7 @@ class WarmSandbox:
             pids = self._job_pids()
             if not pids:
                 return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
+            kill_all(pids)
             time.sleep(0.001)
 
     def run(self, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None, stderr: Sink | None = None,
@@ -408,29 +396,22 @@ class WarmPool:
         """Close idle sandboxes even when no job comes along (each holds a few hundred MiB)."""
         while not self._stop.wait(min(30.0, self.idle_seconds / 2)):
             try:
-                with self._lock:
-                    stale = self._take_stale()
-                for box in stale:
-                    box.close()
+                self._close_stale()
             except Exception:  # a sandbox that fails to close must not stop the sweeping
                 continue
 
     def _checkout(self, config: SandboxConfig) -> WarmSandbox:
         key = config_key(config)
+        self._close_stale()
         with self._lock:
             if self._closed:
                 raise WarmSandboxError("this pool of warm sandboxes has been closed")
-            stale = self._take_stale()
             found = next((box for box in self._sandboxes if box.key == key and not box.busy and box.alive), None)
             if found is not None:
                 found.busy = True
-            else:
-                self.started += 1
-                number = self.started
-        for box in stale:
-            box.close()
-        if found is not None:
-            return found
+                return found
+            self.started += 1
+            number = self.started
         sandbox = WarmSandbox(config, self.log_dir / f"warm-sandbox-{number}.log")
         sandbox.busy = True
         with self._lock:
@@ -443,15 +424,17 @@ class WarmPool:
         sandbox.close()  # the pool closed while this one started
         raise WarmSandboxError("this pool of warm sandboxes has been closed")
 
-    def _take_stale(self) -> list[WarmSandbox]:
-        """Remove (and return, to be closed outside the lock) sandboxes that died, idled too long or
-        ran their share of jobs. Call with the lock held."""
+    def _close_stale(self) -> None:
+        """Close sandboxes that died, idled too long or ran their share of jobs (outside the lock:
+        closing one can take seconds)."""
         now = time.monotonic()
-        stale = [box for box in self._sandboxes if not box.busy and (
-            not box.alive or now - box.last_used > self.idle_seconds or box.jobs_run >= self.max_jobs)]
+        with self._lock:
+            stale = [box for box in self._sandboxes if not box.busy and (
+                not box.alive or now - box.last_used > self.idle_seconds or box.jobs_run >= self.max_jobs)]
+            for box in stale:
+                self._sandboxes.remove(box)
         for box in stale:
-            self._sandboxes.remove(box)
-        return stale
+            box.close()
 
     def run(self, config: SandboxConfig, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None,
             stderr: Sink | None = None, cancel: threading.Event | None = None) -> SandboxResult:
@@ -461,9 +444,7 @@ class WarmPool:
         finally:
             with self._lock:
                 sandbox.busy = False
-                stale = self._take_stale()
-            for box in stale:
-                box.close()
+            self._close_stale()
 
     def close(self) -> None:
         with self._lock:
@@ -474,3 +455,9 @@ class WarmPool:
             sandbox.close()
         if self._janitor is not None:
             self._janitor.join(timeout=10)
+
+    def __enter__(self) -> "WarmPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
