@@ -117,4 +117,5 @@ def test_prepare_then_predict_on_the_public_view(tmp_path: Path) -> None:
     result = autow2s("predict", "--public", str(out / "public"), "--method", "vanilla", "--out", str(preds))
     assert result.returncode == 0, result.stderr
     data = json.loads(preds.read_text())
-    assert len(data["predictions"]) == 4000 and data["ids"][0] == "test-0"
+    public_ids = [json.loads(line)["id"] for line in (out / "public" / "test.jsonl").read_text().splitlines()]
+    assert len(data["predictions"]) == 4000 and data["ids"] == public_ids

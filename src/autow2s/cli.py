@@ -21,6 +21,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 SeedsOption = typer.Option(",".join(map(str, DEFAULT_SEEDS)), "--seeds", help="comma-separated training seeds")
+InstanceSeedOption = typer.Option(
+    None, "--instance-seed", min=0,
+    help="draw a registered task from this seed instead of a secret one. It makes the task regenerable by anyone "
+         "who knows the seed, labels included: for trusted researchers only")
 
 
 def _fail(message: str) -> None:
@@ -48,6 +52,11 @@ def _parse_seeds(text: str) -> list[int]:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _instance_note(instance_seed: int | None) -> str:
+    """Outside the lab a registered task is a fresh draw each time; the seed lets a user repeat it."""
+    return "" if instance_seed is None else f" (instance {instance_seed}; repeat with --instance-seed)"
 
 
 def _result_table(results: list[ExperimentResult], title: str) -> Table:
@@ -110,17 +119,20 @@ def experiment(
     weak: Optional[str] = typer.Option(None, "--weak", help="weak backend (default: linear on features, tfidf on text)"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON here"),
+    instance_seed: Optional[int] = InstanceSeedOption,
 ) -> None:
     """Run one method on one task over seeds and print weak, ceiling, transfer and PGR."""
 
     def body() -> None:
         from autow2s.testbed.methods.registry import load_method
-        from autow2s.testbed.tasks.registry import load_task
+        from autow2s.testbed.tasks.registry import resolve_task
 
-        loaded_task, loaded_method = load_task(task), load_method(method)
+        drawn, loaded_method = resolve_task(task, instance_seed), load_method(method)
+        loaded_task = drawn.task
         settings = ExperimentSettings(strong=strong, weak=weak, device=device)
         result = _run_with_progress(loaded_task, [loaded_method], _parse_seeds(seeds), settings)[0]
-        console.print(_result_table([result], f"{loaded_task.name} · seeds {','.join(map(str, result.seeds))}"))
+        console.print(_result_table([result], f"{loaded_task.name}{_instance_note(drawn.instance_seed)} · seeds "
+                                              f"{','.join(map(str, result.seeds))}"))
         if result.note:
             console.print(f"[yellow]{result.note}[/]")
         if json_out is not None:
@@ -137,17 +149,20 @@ def baselines(
     seeds: str = SeedsOption,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="also write all results as JSON here"),
+    instance_seed: Optional[int] = InstanceSeedOption,
 ) -> None:
     """Run every baseline method on a task: the table researchers have to beat."""
 
     def body() -> None:
         from autow2s.testbed.methods.registry import builtin_methods
-        from autow2s.testbed.tasks.registry import load_task
+        from autow2s.testbed.tasks.registry import resolve_task
 
-        loaded_task = load_task(task)
+        drawn = resolve_task(task, instance_seed)
+        loaded_task = drawn.task
         all_methods = list(builtin_methods().values())
         results = _run_with_progress(loaded_task, all_methods, _parse_seeds(seeds), ExperimentSettings(device=device))
-        console.print(_result_table(results, f"baselines on {loaded_task.name} · seeds {seeds}"))
+        console.print(_result_table(results, f"baselines on {loaded_task.name}{_instance_note(drawn.instance_seed)} "
+                                             f"· seeds {seeds}"))
         if results and results[0].note:
             console.print(f"[yellow]{results[0].note}[/]")
         if json_out is not None:
@@ -162,18 +177,25 @@ def baselines(
 def prepare(
     task: str = typer.Argument(..., help="task name or task directory"),
     out: Path = typer.Option(..., "--out", help="where to write lab/ and public/"),
-    seed: int = typer.Option(0, "--seed", help="seed of the weak teacher and the dev/holdout partition"),
+    seed: int = typer.Option(0, "--seed", help="seed of the weak teacher"),
     dev_fraction: float = typer.Option(0.5, "--dev-fraction", min=0.05, max=0.95, help="share of test scored as dev"),
+    instance_seed: Optional[int] = InstanceSeedOption,
 ) -> None:
-    """Split a task into the lab's view (with labels) and the researchers' public view."""
+    """Split a task into the lab's view (with labels) and the researchers' public view.
+
+    A registered task is drawn from a secret instance seed, kept in lab/instance.json only.
+    """
 
     def body() -> None:
         from autow2s.testbed.prepare import prepare_task
-        from autow2s.testbed.tasks.registry import load_task
+        from autow2s.testbed.tasks.registry import resolve_task
 
-        paths = prepare_task(load_task(task), out, seed=seed, dev_fraction=dev_fraction)
-        console.print(f"lab view (labels, dev/holdout partition): {paths['lab']}")
-        console.print(f"public view (no labels, weak artifacts):  {paths['public']}")
+        drawn = resolve_task(task, instance_seed)
+        paths = prepare_task(drawn.task, out, seed=seed, dev_fraction=dev_fraction, instance_seed=drawn.instance_seed,
+                             instance_chosen_by_user=drawn.chosen_by_user)
+        console.print(f"lab view (labels, dev/holdout partition, instance seed): {paths['lab']}")
+        console.print(f"public view (no labels, weak artifacts):                 {paths['public']}")
+        console.print(f"null-supervisor views (for the lab's dependence check):  {paths['null']}")
 
     _guarded(body)
 
@@ -232,6 +254,12 @@ def run(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
     replay: Optional[Path] = typer.Option(None, "--replay", help="transcript.jsonl for replay researchers"),
     seed: int = typer.Option(0, "--seed"),
+    instance_seed: Optional[int] = InstanceSeedOption,
+    allow_computable_labels: bool = typer.Option(
+        False, "--allow-computable-labels",
+        help="research on a task whose labels a method can compute from its inputs (arith-verify, code-verify)"),
+    dependence_check: str = typer.Option("on", "--dependence-check",
+                                         help="on: repeat each verified run with a null supervisor; off: skip"),
     verify_top_k: int = typer.Option(3, "--verify-top-k", min=1),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: runs/run-<time>)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the campaign in this run directory"),
@@ -251,11 +279,15 @@ def run(
         else:
             if executor not in ("local", "ray"):
                 raise AutoW2SError(f"--executor must be local or ray, got {executor!r}")
+            if dependence_check not in ("on", "off"):
+                raise AutoW2SError(f"--dependence-check must be on or off, got {dependence_check!r}")
             config = CampaignConfig(
                 task=task, researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
                 researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate, lab_url=lab,
                 executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
                 prices_file=str(prices) if prices else None, model=model, base_url=base_url, seed=seed,
+                instance_seed=instance_seed, allow_computable_labels=allow_computable_labels,
+                dependence_check=dependence_check == "on",
                 verify_top_k=verify_top_k, unsafe_no_sandbox=unsafe_no_sandbox,
                 replay_transcript=str(replay) if replay else None)
             run_dir = out or Path("runs") / _time.strftime("run-%Y%m%d-%H%M%S")
@@ -271,22 +303,34 @@ def run(
     _guarded(body)
 
 
+def _leaderboard_table(title: str, rows: list[dict]) -> Table:
+    table = Table(title=title)
+    table.add_column("method", overflow="ellipsis", max_width=28, no_wrap=True)
+    table.add_column("researcher", no_wrap=True)
+    for column in ("dev", "holdout", "holdout CI", "null sup."):
+        table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
+    for row in rows:
+        ci = row.get("holdout_ci")
+        check = row.get("supervisor_check", "not checked")
+        null = _fmt(row.get("null_supervisor_pgr")) if check in ("passed", "flagged") else check
+        table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
+                      "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", null)
+    return table
+
+
 def _print_leaderboard(board: dict, top: int = 10) -> None:
     vanilla = board.get("vanilla", {})
     rows = board.get("rows", [])
-    table = Table(title=f"verified leaderboard (PGR) · {board.get('task')} · vanilla holdout "
-                        f"{_fmt(vanilla.get('holdout_pgr'))}")
-    table.add_column("method", overflow="ellipsis", max_width=28, no_wrap=True)
-    table.add_column("researcher", no_wrap=True)
-    for column in ("dev", "holdout", "holdout CI"):
-        table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
-    for row in rows[:top]:
-        ci = row.get("holdout_ci")
-        table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
-                      "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]")
-    console.print(table)
+    console.print(_leaderboard_table(f"verified leaderboard (PGR) · {board.get('task')} · vanilla holdout "
+                                     f"{_fmt(vanilla.get('holdout_pgr'))}", rows[:top]))
     if len(rows) > top:
         console.print(f"… and {len(rows) - top} more verified runs in leaderboard.json")
+    free = board.get("supervisor_free", [])
+    if free:
+        console.print(_leaderboard_table("supervisor-free: these keep their PGR with a null supervisor, so they do "
+                                         "not learn from the weak teacher", free[:top]))
+    console.print("null sup.: holdout PGR with a null supervisor (weak labels trained on permuted labels); "
+                  "see docs/lab.md")
 
 
 @app.command()

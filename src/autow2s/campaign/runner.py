@@ -40,10 +40,13 @@ class Campaign:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> "Campaign":
+        from autow2s.testbed.tasks.registry import check_research_task
+
         paths = RunDir(run_dir)
         if paths.config.exists():
             raise AutoW2SError(f"{run_dir} already holds a campaign; resume it with --resume {run_dir}, "
                                "or choose another --out")
+        check_research_task(config.task, config.allow_computable_labels)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_prices(load_prices(config.prices_file), paths.prices)
         write_json_atomic(paths.config, config.to_json())
@@ -62,14 +65,16 @@ class Campaign:
     # -- the lab -----------------------------------------------------------------------------
     def _prepare_data(self) -> None:
         from autow2s.testbed.prepare import prepare_task
-        from autow2s.testbed.tasks.registry import load_task
+        from autow2s.testbed.tasks.registry import resolve_task, task_meta
 
-        task = load_task(self.config.task)
-        target = self.paths.data / task.name
-        if not (target / "public" / "weak" / "model.json").exists() and not (target / "public").exists():
-            self.console.print(f"preparing task {task.name} (lab and public views)…")
-            prepare_task(task, target, seed=self.config.seed)
-        self.task_name = task.name
+        name = task_meta(self.config.task).name
+        target = self.paths.data / name
+        if not (target / "lab" / "partition.json").exists():  # a resumed campaign keeps its instance
+            drawn = resolve_task(self.config.task, self.config.instance_seed)
+            self.console.print(f"preparing task {drawn.task.name} (lab and public views, secret instance)…")
+            prepare_task(drawn.task, target, seed=self.config.seed, instance_seed=drawn.instance_seed,
+                         instance_chosen_by_user=drawn.chosen_by_user)
+        self.task_name = name
         self.public_dir = target / "public"
         self.hidden = (target / "lab", self.paths.lab_state, self.paths.secrets, self.paths.spend)
 
@@ -85,6 +90,8 @@ class Campaign:
         extra = ("--budget-rate", str(self.config.eval_rate))
         if self.config.eval_budget is not None:
             extra += ("--budget-total", str(self.config.eval_budget))
+        if not self.config.dependence_check:
+            extra += ("--dependence-check", "off")
         self.console.print("starting the lab on loopback…")
         self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
                                       self.paths.lab_log, extra_args=extra).start()

@@ -43,6 +43,9 @@ class CampaignConfig:
     model: str | None = None
     base_url: str | None = None
     seed: int = 0
+    instance_seed: int | None = None  # None: the lab draws a secret one (recorded only in data/<task>/lab)
+    allow_computable_labels: bool = False
+    dependence_check: bool = True  # repeat each verified run with a null supervisor
     verify_top_k: int = 3
     unsafe_no_sandbox: bool = False
     replay_transcript: str | None = None

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autow2s.lab.leaderboard import supervised
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.testbed.methods.composed import Recipe, render_method
 
@@ -80,14 +81,22 @@ def final_verification(campaign: "Campaign", lab_url: str, secrets: dict[str, An
     finished = _wait(admin, verify_ids, VERIFY_WAIT_S)
     baseline = finished.get(baseline_id, {})
     vanilla_pgr = baseline.get("holdout_pgr")
-    rows = []
+    rows, supervisor_free = [], []
     for row in admin.leaderboard(campaign.task_name):
         if row["researcher"] == BASELINE:
             continue
-        rows.append({"method": row["method"], "researcher": row["researcher"], "snapshot": row["snapshot_id"],
-                     "dev_pgr": row["dev_pgr"], "holdout_pgr": row["holdout_pgr"], "holdout_ci": row["holdout_ci"],
-                     "vanilla_holdout_pgr": vanilla_pgr, "verify_id": row["verify_id"]})
+        entry = {"method": row["method"], "researcher": row["researcher"], "snapshot": row["snapshot_id"],
+                 "dev_pgr": row["dev_pgr"], "holdout_pgr": row["holdout_pgr"], "holdout_ci": row["holdout_ci"],
+                 "vanilla_holdout_pgr": vanilla_pgr, "verify_id": row["verify_id"],
+                 "supervisor_check": row["supervisor_check"], "null_supervisor_pgr": row["null_supervisor_pgr"],
+                 "null_supervisor_ci": row["null_supervisor_ci"],
+                 "independent_of_supervisor": row["independent_of_supervisor"]}
+        # A method that keeps its PGR without the supervisor is shown, but apart: it is not weak-to-strong.
+        (rows if supervised(row) else supervisor_free).append(entry)
     return {"task": campaign.task_name,
             "vanilla": {"holdout_pgr": vanilla_pgr, "holdout_ci": baseline.get("holdout_ci"),
-                        "dev_pgr": baseline.get("dev_pgr"), "verify_id": baseline_id},
-            "rows": rows, "unfinished_verifications": sorted(set(verify_ids) - set(finished))}
+                        "dev_pgr": baseline.get("dev_pgr"), "verify_id": baseline_id,
+                        "supervisor_check": baseline.get("supervisor_check"),
+                        "null_supervisor_pgr": baseline.get("null_supervisor_pgr")},
+            "rows": rows, "supervisor_free": supervisor_free,
+            "unfinished_verifications": sorted(set(verify_ids) - set(finished))}

@@ -30,6 +30,12 @@ def serve(
     noise_seed: Optional[int] = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
                                            help="verify snapshots without bubblewrap (warns on every job)"),
+    dependence_check: str = typer.Option("on", "--dependence-check",
+                                         help="on: repeat every verified run with a null supervisor (permuted weak "
+                                              "labels) and flag methods that do not need it; off: skip, and the "
+                                              "leaderboard says 'not checked'"),
+    verify_workers: int = typer.Option(1, "--verify-workers", min=1, max=64,
+                                       help="verified runs executed at once (each is a sandboxed job)"),
     log_level: str = typer.Option("info", "--log-level"),
     http: str = typer.Option("auto", "--http", help="auto (httptools when installed), h11 or httptools"),
     loop: str = typer.Option("auto", "--loop", help="auto (uvloop when installed), asyncio or uvloop"),
@@ -43,12 +49,16 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
+    if dependence_check not in ("on", "off"):
+        typer.echo(f"error: --dependence-check must be on or off, got {dependence_check!r}", err=True)
+        raise typer.Exit(code=2)
     settings = LabSettings(data_dir=data, admin_token=admin_token, state_dir=state, db_url=db,
                            budget_total=budget_total, budget_rate_per_minute=budget_rate,
                            sqlite_synchronous=sqlite_synchronous, score_noise_se=score_noise_se,
                            score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,
                            near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed,
-                           unsafe_no_sandbox=unsafe_no_sandbox)
+                           unsafe_no_sandbox=unsafe_no_sandbox, dependence_check=dependence_check == "on",
+                           verify_workers=verify_workers)
     try:
         run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop)
     except AutoW2SError as exc:

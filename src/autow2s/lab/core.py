@@ -69,7 +69,7 @@ class Lab:
         self.search.setup()
         self.snapshots.init()
         self.tasks = load_tasks(self.settings.data_dir, self.engine.connect, self.settings.baseline_seeds,
-                                ArtifactCache())
+                                ArtifactCache(), need_null_views=self.settings.dependence_check)
         with self.engine.connect() as conn:
             self._restore(conn)
         self.writer.start()

@@ -32,5 +32,23 @@ def leaderboard_rows(session: Session, task: str, names: dict[int, str], limit: 
                      "researcher": names.get(run.researcher_id, "?"), "researcher_id": run.researcher_id,
                      "snapshot_id": run.snapshot_id, "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr,
                      "holdout_ci": ci, "best_seen_dev_pgr": seen, "overfit_gap": gap,
-                     "n_seeds": len(json.loads(run.seeds)), "finished_at": run.finished_at})
+                     "n_seeds": len(json.loads(run.seeds)), "finished_at": run.finished_at,
+                     **supervisor_fields(run)})
     return rows
+
+
+def supervisor_fields(run: VerifyRun) -> dict[str, Any]:
+    """The supervisor-dependence check as every view shows it (docs/lab.md)."""
+    check = run.supervisor_check or "not checked"
+    ci = None if run.null_ci_low is None else [run.null_ci_low, run.null_ci_high]
+    independent = {"flagged": True, "passed": False}.get(check)
+    return {"supervisor_check": check, "null_supervisor_pgr": run.null_holdout_pgr, "null_supervisor_ci": ci,
+            "independent_of_supervisor": independent}
+
+
+def supervised(row: dict[str, Any]) -> bool:
+    """Whether a row belongs on the main board: its check passed or was not run.
+
+    Flagged runs, and runs that failed under the null supervisor, go to the supervisor-free section.
+    """
+    return row["supervisor_check"] in ("passed", "not checked")

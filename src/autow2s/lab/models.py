@@ -124,6 +124,11 @@ class VerifyRun(Base):
     holdout_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
     holdout_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     holdout_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The supervisor-dependence check: the same seeds again with a null supervisor (docs/lab.md).
+    supervisor_check: Mapped[str] = mapped_column(String(24), default="not checked")  # passed | flagged | ...
+    null_holdout_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    null_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    null_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 

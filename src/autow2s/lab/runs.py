@@ -18,11 +18,14 @@ from sqlalchemy import Connection, insert, select
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, any_principal, researcher
 from autow2s.lab.errors import APIError
-from autow2s.lab.leaderboard import leaderboard_rows
+from autow2s.lab.leaderboard import leaderboard_rows, supervisor_fields
 from autow2s.lab.models import AuditEntry, VerifyRun
 
 router = APIRouter(tags=["verify"])
 SEED_RANGE = 2**31 - 1
+SUPERVISOR_CHECK_HELP = ("the run repeated with a null supervisor (weak labels trained on permuted labels): 'passed', "
+                         "'flagged' (the method keeps its PGR without the supervisor's signal), 'null run failed', "
+                         "or 'not checked'")
 
 
 class VerifyRequest(BaseModel):
@@ -42,6 +45,10 @@ class VerifyOut(BaseModel):
     dev_pgr: float | None
     holdout_pgr: float | None
     holdout_ci: list[float] | None
+    supervisor_check: str = Field(description=SUPERVISOR_CHECK_HELP)
+    null_supervisor_pgr: float | None
+    null_supervisor_ci: list[float] | None
+    independent_of_supervisor: bool | None
     created_at: float
     finished_at: float | None
 
@@ -60,6 +67,10 @@ class LeaderboardRow(BaseModel):
                                                   "to dev or gaming the scorer")
     n_seeds: int
     finished_at: float | None
+    supervisor_check: str = Field(description=SUPERVISOR_CHECK_HELP)
+    null_supervisor_pgr: float | None
+    null_supervisor_ci: list[float] | None
+    independent_of_supervisor: bool | None
 
 
 def _out(run: VerifyRun, names: dict[int, str]) -> dict[str, Any]:
@@ -67,7 +78,7 @@ def _out(run: VerifyRun, names: dict[int, str]) -> dict[str, Any]:
     return {"verify_id": run.id, "status": run.status, "task": run.task, "snapshot_id": run.snapshot_id,
             "researcher": names.get(run.researcher_id, "?"), "seeds": json.loads(run.seeds), "error": run.error,
             "dev_pgr": run.dev_pgr, "holdout_pgr": run.holdout_pgr, "holdout_ci": ci, "created_at": run.created_at,
-            "finished_at": run.finished_at}
+            "finished_at": run.finished_at, **supervisor_fields(run)}
 
 
 @router.post("/api/v1/verify", status_code=202, response_model=VerifyOut)

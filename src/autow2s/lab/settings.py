@@ -35,6 +35,7 @@ class LabSettings:
     baseline_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     verify_seed_count: int = 5
     verify_workers: int = 1
+    dependence_check: bool = True  # repeat each verified run with a null supervisor (docs/lab.md)
     unsafe_no_sandbox: bool = False  # verify snapshots without bubblewrap (warns on every job)
     # Limits.
     max_json_bytes: int = 8 * 1024 * 1024

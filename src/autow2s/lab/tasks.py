@@ -21,6 +21,8 @@ from sqlalchemy import Connection, select
 from autow2s.errors import AutoW2SError
 from autow2s.lab.models import Baseline
 from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.models.registry import default_backend
+from autow2s.testbed.prepare import NULL_VIEWS
 from autow2s.testbed.public_run import load_public
 from autow2s.testbed.tasks.dataset import Task
 from autow2s.testbed.tasks.loader import load_task_dir
@@ -53,6 +55,7 @@ class LabTask:
     dev_idx: np.ndarray
     holdout_idx: np.ndarray
     fingerprint: str
+    null_dirs: tuple[Path, ...] = ()  # public-shaped views with a null supervisor (prepare's null/pos, null/neg)
     baselines: Baselines | None = None
     dev_mask: np.ndarray = field(init=False, repr=False)
 
@@ -116,16 +119,20 @@ def load_lab_task(task_dir: Path, seeds: tuple[int, ...]) -> tuple[LabTask, Task
         raise AutoW2SError(f"{partition_path}: dev and holdout must be non-empty and cover test exactly once")
     _, teacher = load_public(public_dir)
     weak_test = teacher.soft_labels["test"]
+    null_dirs = tuple(task_dir / "null" / polarity for polarity in NULL_VIEWS)
+    if not all((view / "weak" / "model.json").is_file() for view in null_dirs):
+        null_dirs = ()
     lab_task = LabTask(name=task.name, kind=task.kind, lab_dir=lab_dir, public_dir=public_dir, test_ids=test_ids,
                        labels=task.labels("test").astype(bool), dev_idx=dev_idx, holdout_idx=holdout_idx,
-                       fingerprint=_fingerprint(task, partition, weak_test, seeds))
+                       fingerprint=_fingerprint(task, partition, weak_test, seeds), null_dirs=null_dirs)
     return lab_task, task, weak_test
 
 
 def compute_baselines(lab_task: LabTask, task: Task, weak_test: np.ndarray, seeds: tuple[int, ...],
                       cache: ArtifactCache) -> Baselines:
     weak_bits = weak_test >= 0.5
-    ceiling_bits = np.stack([ceiling_probs(task, seed, cache) >= 0.5 for seed in seeds])
+    backend = default_backend(task.kind, "strong")  # the experiment's own ceiling: mlp on features, encoder on text
+    ceiling_bits = np.stack([ceiling_probs(task, seed, cache, backend=backend) >= 0.5 for seed in seeds])
 
     def acc(bits: np.ndarray, idx: np.ndarray) -> float:
         return float((bits[..., idx] == lab_task.labels[idx]).mean())
@@ -157,11 +164,16 @@ def store_baselines(conn: Connection, lab_task: LabTask, b: Baselines) -> None:
         ceiling_bits=np.packbits(b.ceiling_bits.reshape(-1)).tobytes(), created_at=time.time()))
 
 
-def load_tasks(data_dir: Path, engine_connect: Callable[[], Connection], seeds: tuple[int, ...], cache: ArtifactCache) -> dict[str, LabTask]:
+def load_tasks(data_dir: Path, engine_connect: Callable[[], Connection], seeds: tuple[int, ...], cache: ArtifactCache,
+               *, need_null_views: bool = False) -> dict[str, LabTask]:
     """Every task under data_dir with its baselines (read from the DB, or computed and stored)."""
     tasks: dict[str, LabTask] = {}
     for task_dir in find_task_dirs(data_dir):
         lab_task, task, weak_test = load_lab_task(task_dir, tuple(seeds))
+        if need_null_views and not lab_task.null_dirs:
+            raise AutoW2SError(
+                f"{task_dir}: no null-supervisor views (null/pos, null/neg), which the supervisor-dependence check "
+                f"needs; re-run `autow2s prepare` for this task, or start the lab with --dependence-check off")
         if lab_task.name in tasks:
             raise AutoW2SError(f"{task_dir}: a second task named {lab_task.name!r}; task names must be unique")
         with engine_connect() as conn:

@@ -108,6 +108,28 @@ def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: i
             "holdout_ci_high": None if interval is None else interval.high}
 
 
+# A method is flagged when, with a null supervisor, it keeps at least this share of its real PGR
+# and the null PGR's CI lies above 0 (docs/lab.md, "The supervisor-dependence check").
+INDEPENDENCE_SHARE = 0.5
+
+
+def null_views_for(task: LabTask, seeds: Sequence[int]) -> list[tuple[Path, list[int]]]:
+    """The seeds split between the two mirrored null views, alternating in the lab's seed order."""
+    groups: list[tuple[Path, list[int]]] = [(view, []) for view in task.null_dirs]
+    for index, seed in enumerate(seeds):
+        groups[index % len(groups)][1].append(seed)
+    return [(view, chosen) for view, chosen in groups if chosen]
+
+
+def supervisor_check(real: dict[str, Any], null: dict[str, Any]) -> dict[str, Any]:
+    """The null-supervisor figures and the verdict: 'flagged' when the method does not need its supervisor."""
+    real_pgr, null_pgr, low = real["holdout_pgr"], null["holdout_pgr"], null["holdout_ci_low"]
+    flagged = (real_pgr is not None and null_pgr is not None and low is not None
+               and null_pgr >= INDEPENDENCE_SHARE * real_pgr and low > 0)
+    return {"supervisor_check": "flagged" if flagged else "passed", "null_holdout_pgr": null_pgr,
+            "null_ci_low": low, "null_ci_high": null["holdout_ci_high"]}
+
+
 class VerifyService:
     def __init__(self, lab: "Lab", runner: VerifyRunner, *, workers: int = 1) -> None:
         self.lab = lab
@@ -152,6 +174,20 @@ class VerifyService:
         self.lab.writer.run_sync(lambda conn: conn.execute(update(VerifyRun).where(VerifyRun.id == run_id)
                                                            .values(**values)))
 
+    def _null_check(self, run_id: int, snapshot_dir: Path, task: LabTask, seeds: Sequence[int],
+                    real: dict[str, Any]) -> dict[str, Any]:
+        """The same seeds with a null supervisor. A method that fails there has not shown that it needs
+        its supervisor, so it is kept apart too (a crash must not be a way around the check)."""
+        by_seed: dict[int, np.ndarray] = {}
+        try:
+            for view, chosen in null_views_for(task, seeds):
+                by_seed.update(zip(chosen, self.runner.run(snapshot_dir, view, chosen)))
+            null = verified_metrics(task, [by_seed[seed] for seed in seeds], ci_seed=run_id)
+        except Exception as exc:  # noqa: BLE001 - the method's failure is a result, not the server's
+            log.info("verify run %d: the null-supervisor run failed: %s", run_id, exc)
+            return {"supervisor_check": "null run failed"}
+        return supervisor_check(real, null)
+
     def _run(self, run_id: int) -> None:
         with self.lab.session() as session:
             run = session.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
@@ -164,7 +200,9 @@ class VerifyService:
         with tempfile.TemporaryDirectory(prefix="autow2s-verify-") as tmp:
             snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
             predictions = self.runner.run(snapshot_dir, task.public_dir, seeds)
-        metrics = verified_metrics(task, predictions, ci_seed=run_id)
+            metrics = verified_metrics(task, predictions, ci_seed=run_id)
+            if self.lab.settings.dependence_check and task.null_dirs:
+                metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics)
         self._set(run_id, status="done", finished_at=time.time(), **metrics)
         log.info("verify run %d done in %.1fs: holdout PGR %s", run_id, time.perf_counter() - started,
                  "n/a" if metrics["holdout_pgr"] is None else f"{metrics['holdout_pgr']:.3f}")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from autow2s.lab.web.render import fmt_pgr, fmt_time
+from autow2s.lab.leaderboard import supervised
 from autow2s.lab.web.queries import BASELINE_RESEARCHER
+from autow2s.lab.web.render import fmt_pgr, fmt_time
 from autow2s.report import plots
 from autow2s.report.data import ReportData, collect
 
@@ -57,8 +58,9 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     if any(row.get("pgr") is not None for row in data.transfer):
         plots.transfer_plot(out / "transfer.png", data.transfer)
         images["transfer"] = "transfer.png"
+    # The best method is a weak-to-strong one: supervisor-free runs are shown in their own section.
     best = next((r for r in (main.leaderboard if main else []) if r["researcher"] != BASELINE_RESEARCHER
-                 and r["holdout_pgr"] is not None), None)
+                 and r["holdout_pgr"] is not None and supervised(r)), None)
     html = _environment().get_template("report.html").render(
         data=data, main=main, images=images, best=best, vanilla_holdout=vanilla_holdout,
         researchers=_researcher_rows(data), generated=time.time(), baseline=BASELINE_RESEARCHER)

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from autow2s.errors import AutoW2SError
+from autow2s.lab.leaderboard import supervised
 from autow2s.lab.models import Baseline, Evaluation, VerifyRun
 from autow2s.lab.web import queries
 from autow2s.lab.web.queries import Point
@@ -110,7 +111,7 @@ def _task_report(session: Session, task: str, names: dict[int, str]) -> TaskRepo
     board = queries.leaderboard(session, task, names)
     baseline = session.execute(select(Baseline.weak_dev_acc, Baseline.ceiling_dev_acc).where(Baseline.task == task)
                                .order_by(Baseline.created_at.desc()).limit(1)).first()
-    return TaskReport(task=task, leaderboard=board, methods=methods_table(board),
+    return TaskReport(task=task, leaderboard=board, methods=methods_table([row for row in board if supervised(row)]),
                       points=queries.evaluation_points(session, task), verified=queries.verified_points(session, task),
                       vanilla=queries.vanilla_run(session, task, names),
                       weak_dev_acc=baseline[0] if baseline else None, ceiling_dev_acc=baseline[1] if baseline else None)

@@ -1,4 +1,8 @@
-"""`autow2s prepare`: split a task into the lab's view (labels) and the researchers' (none)."""
+"""`autow2s prepare`: split a task into the lab's view (labels) and the researchers' (none).
+
+Besides lab/ and public/, it writes null/pos and null/neg: public-shaped views whose weak
+supervisor was trained on permuted labels (see `null_supervisor`). Only the lab uses them.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,11 @@ import numpy as np
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.models.registry import default_backend
 from autow2s.testbed.tasks.dataset import Split, Task
+from autow2s.testbed.tasks.instance import derived_rng, draw_instance_seed, write_instance
 from autow2s.testbed.tasks.schema import SPLIT_FILES
-from autow2s.testbed.teachers import weak_teacher
+from autow2s.testbed.teachers import WeakTeacher, weak_teacher
+
+NULL_VIEWS: tuple[str, ...] = ("pos", "neg")
 
 
 def _label_value(kind: str, label: int) -> Any:
@@ -44,12 +51,61 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def dev_holdout_partition(n_test: int, *, dev_fraction: float = 0.5, seed: int = 0) -> np.ndarray:
+def dev_holdout_partition(n_test: int, *, dev_fraction: float = 0.5,
+                          rng: np.random.Generator | None = None) -> np.ndarray:
     """A boolean mask over test: True marks dev (scored for researchers), False holdout."""
-    order = np.random.default_rng(seed).permutation(n_test)
+    order = (rng or np.random.default_rng(0)).permutation(n_test)
     mask = np.zeros(n_test, dtype=bool)
     mask[order[: int(round(n_test * dev_fraction))]] = True
     return mask
+
+
+def null_supervisor(task: Task, secret: int, polarity: str) -> Task:
+    """The task with train_label's labels permuted (and, for polarity 'neg', flipped).
+
+    A weak model trained on it has the supervisor's architecture and label balance but no signal.
+    The two polarities are mirror images: a method that takes only a direction from its supervisor
+    (the sign of a probe) is right under one and wrong under the other, so it averages to chance,
+    while a method that never needed the supervisor keeps its accuracy under both.
+    """
+    labels = task.labels("train_label")
+    permuted = labels[derived_rng(secret, "null").permutation(len(labels))]
+    if polarity == "neg":
+        permuted = 1 - permuted
+    split = task.split("train_label")
+    splits = dict(task.splits) | {"train_label": Split(ids=split.ids, labels=permuted, strong=split.strong,
+                                                         weak=split.weak, rows=split.rows)}
+    return Task(meta=task.meta, splits=splits)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _write_weak(view: Path, task: Task, teacher: WeakTeacher, backend: str, seed: int) -> None:
+    weak_dir = view / "weak"
+    weak_dir.mkdir()
+    for split, probs in teacher.soft_labels.items():
+        _write_jsonl(weak_dir / f"{split}.jsonl",
+                     [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
+    np.savez(weak_dir / "model.npz", **teacher.model_arrays)
+    (weak_dir / "model.json").write_text(json.dumps({"backend": backend, "seed": seed}) + "\n")
+
+
+def _write_null_views(task: Task, out: Path, public: Path, secret: int, seed: int, backend: str,
+                      cache: ArtifactCache) -> None:
+    """null/pos and null/neg: the public files as they are, with a null supervisor's weak artifacts."""
+    for polarity in NULL_VIEWS:
+        view = out / "null" / polarity
+        view.mkdir(parents=True)
+        for entry in public.iterdir():
+            if entry.is_file():
+                _link_or_copy(entry, view / entry.name)
+        null_task = null_supervisor(task, secret, polarity)
+        _write_weak(view, task, weak_teacher(null_task, seed, cache, backend=backend), backend, seed)
 
 
 def prepare_task(
@@ -60,13 +116,22 @@ def prepare_task(
     dev_fraction: float = 0.5,
     cache: ArtifactCache | None = None,
     weak_backend: str | None = None,
+    instance_seed: int | None = None,
+    instance_chosen_by_user: bool = False,
 ) -> dict[str, Path]:
-    """Write out/lab (labels, dev/holdout partition) and out/public (no labels, weak artifacts)."""
-    lab, public = out / "lab", out / "public"
-    for path in (lab, public):
+    """Write out/lab (labels, partition, secret), out/public (no labels, weak artifacts) and out/null.
+
+    instance_seed is the seed a generated task was drawn from; for a task directory it is None and
+    a fresh secret is drawn for the partition and the null supervisor. Either way it goes to lab/ only.
+    """
+    lab, public, null = out / "lab", out / "public", out / "null"
+    for path in (lab, public, null):
         if path.exists():
             shutil.rmtree(path)
+    for path in (lab, public):
         path.mkdir(parents=True)
+    secret = instance_seed if instance_seed is not None else draw_instance_seed()
+    write_instance(lab, task.name, secret, chosen_by_user=instance_chosen_by_user)
     meta = task.meta.to_json()
     for directory in (lab, public):
         (directory / "task.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -74,20 +139,16 @@ def prepare_task(
         _write_jsonl(lab / filename, _rows(task, task.split(split), with_labels=True))
         if split != "train_label":
             _write_jsonl(public / filename, _rows(task, task.split(split), with_labels=False))
-    mask = dev_holdout_partition(len(task.split("test")), dev_fraction=dev_fraction, seed=seed)
+    # The partition comes from the secret: a public seed would tell a method which items are dev.
+    mask = dev_holdout_partition(len(task.split("test")), dev_fraction=dev_fraction,
+                                 rng=derived_rng(secret, "partition"))
     test_ids = task.split("test").ids
-    partition = {"seed": seed, "dev_fraction": dev_fraction,
+    partition = {"dev_fraction": dev_fraction,
                  "dev": [rid for rid, dev in zip(test_ids, mask) if dev],
                  "holdout": [rid for rid, dev in zip(test_ids, mask) if not dev]}
     (lab / "partition.json").write_text(json.dumps(partition) + "\n")
     weak_backend = weak_backend or default_backend(task.kind, "weak")
-    teacher = weak_teacher(task, seed, cache or ArtifactCache(), backend=weak_backend)
-    weak_dir = public / "weak"
-    weak_dir.mkdir()
-    for split, probs in teacher.soft_labels.items():
-        _write_jsonl(weak_dir / f"{split}.jsonl",
-                     [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
-    np.savez(weak_dir / "model.npz", **teacher.model_arrays)
-    (weak_dir / "model.json").write_text(json.dumps(
-        {"backend": weak_backend, "seed": seed}) + "\n")
-    return {"lab": lab, "public": public}
+    cache = cache or ArtifactCache()
+    _write_weak(public, task, weak_teacher(task, seed, cache, backend=weak_backend), weak_backend, seed)
+    _write_null_views(task, out, public, secret, seed, weak_backend, cache)
+    return {"lab": lab, "public": public, "null": null}

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from autow2s.errors import UnknownNameError
+from autow2s.errors import AutoW2SError, UnknownNameError
 from autow2s.testbed.tasks.dataset import Task
-from autow2s.testbed.tasks.loader import load_task_dir
+from autow2s.testbed.tasks.instance import check_instance_seed, conceal, draw_instance_seed
+from autow2s.testbed.tasks.loader import load_task_dir, read_meta
+from autow2s.testbed.tasks.schema import TaskMeta
 from autow2s.testbed.tasks.synthetic import SynthConfig, generate
 
 DEFAULT_TASK = "synth-linear"
@@ -16,13 +18,16 @@ DEFAULT_TASK = "synth-linear"
 
 @dataclass(frozen=True)
 class TaskEntry:
+    """A generator: factory(instance_seed) draws one instance of the task."""
+
     name: str
     description: str
-    factory: Callable[[], Task]
+    factory: Callable[[int], Task]
+    labels_computable: bool = False  # mirrors the generated task.json, known without generating
 
 
 def _synthetic(name: str, description: str, cfg: SynthConfig) -> TaskEntry:
-    return TaskEntry(name, description, lambda: generate(name, cfg, description))
+    return TaskEntry(name, description, lambda seed: generate(name, cfg.with_overrides(data_seed=seed), description))
 
 
 PRESETS: dict[str, SynthConfig] = {
@@ -42,37 +47,83 @@ TASKS: dict[str, TaskEntry] = {
 }
 
 
-def _arith_verify() -> Task:
-    from autow2s.testbed.tasks.text.arith_verify import generate as generate_arith
+def _arith_verify(seed: int) -> Task:
+    from autow2s.testbed.tasks.text.arith_verify import ArithConfig, generate as generate_arith
 
-    return generate_arith()
+    return generate_arith(ArithConfig(data_seed=seed))
 
 
-def _code_verify() -> Task:
-    from autow2s.testbed.tasks.text.code_verify import build_code_verify
+def _code_verify(seed: int) -> Task:
+    from autow2s.testbed.tasks.text.code_verify import CodeVerifyConfig, build_code_verify
 
-    return build_code_verify()
+    return build_code_verify(CodeVerifyConfig(data_seed=seed))
 
 
 # Text tasks: their modules are imported only when the task is loaded.
 TASKS["arith-verify"] = TaskEntry(
-    "arith-verify", "is a worked answer to an arithmetic word problem correct? (computed labels; text)", _arith_verify)
+    "arith-verify", "is a worked answer to an arithmetic word problem correct? (computed labels; text)", _arith_verify,
+    labels_computable=True)
 TASKS["code-verify"] = TaskEntry(
-    "code-verify", "does a HumanEval solution or mutant pass its tests? (labels from execution; text)", _code_verify)
+    "code-verify", "does a HumanEval solution or mutant pass its tests? (labels from execution; text)", _code_verify,
+    labels_computable=True)
 
 
 def register_task(entry: TaskEntry) -> None:
     TASKS[entry.name] = entry
 
 
-def load_task(name_or_path: str | Path) -> Task:
-    """A registered task name, or a path to a task directory."""
+@dataclass(frozen=True)
+class TaskInstance:
+    """A loaded task and, for a generated one, the instance seed it was drawn from."""
+
+    task: Task
+    instance_seed: int | None  # None: a task directory (its data is what it is)
+    chosen_by_user: bool = False
+
+
+def resolve_task(name_or_path: str | Path, instance_seed: int | None = None) -> TaskInstance:
+    """A registered task drawn from instance_seed (a fresh CSPRNG seed when None), or a task directory.
+
+    Every call without a seed is a different draw: nothing outside the lab, which keeps the seed,
+    can rebuild the instance it serves.
+    """
     key = str(name_or_path)
     if key in TASKS:
-        return TASKS[key].factory()
+        seed = draw_instance_seed() if instance_seed is None else check_instance_seed(instance_seed)
+        return TaskInstance(conceal(TASKS[key].factory(seed), seed), seed, chosen_by_user=instance_seed is not None)
     path = Path(key)
     if path.exists():
-        return load_task_dir(path)
+        return TaskInstance(load_task_dir(path), None)
     raise UnknownNameError(
         f"unknown task {key!r}; known tasks: {', '.join(sorted(TASKS))} (or pass a path to a task directory)"
     )
+
+
+def task_meta(name_or_path: str | Path) -> TaskMeta:
+    """What task.json says (or will say) about a task, without generating or loading its data."""
+    key = str(name_or_path)
+    if key in TASKS:
+        entry = TASKS[key]
+        return TaskMeta(name=entry.name, kind="", description=entry.description,
+                        labels_computable=entry.labels_computable)
+    path = Path(key)
+    if path.is_dir():
+        return read_meta(path)
+    resolve_task(key)  # raises the unknown-task error
+    raise AssertionError("unreachable")
+
+
+def check_research_task(name_or_path: str | Path, allow_computable_labels: bool) -> TaskMeta:
+    """Refuse a task whose labels a method can compute, unless the user says they know."""
+    meta = task_meta(name_or_path)
+    if meta.labels_computable and not allow_computable_labels:
+        raise AutoW2SError(
+            f"task {meta.name!r} has labels_computable: a method can compute its labels from the inputs (run the "
+            "code, do the arithmetic) instead of learning from the weak supervisor, the reward hack the anchor saw "
+            "as 'running the unit tests'. Use it as a research task only with --allow-computable-labels")
+    return meta
+
+
+def load_task(name_or_path: str | Path, instance_seed: int | None = None) -> Task:
+    """A registered task name (see resolve_task for the instance seed), or a path to a task directory."""
+    return resolve_task(name_or_path, instance_seed).task

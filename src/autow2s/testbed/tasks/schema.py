@@ -23,6 +23,9 @@ class TaskMeta:
     kind: str
     description: str = ""
     source: str = ""
+    # True when a label can be computed from the input (run the code, do the arithmetic): such a
+    # task is not a fair research task, since a method can skip the weak supervisor altogether.
+    labels_computable: bool = False
 
     @classmethod
     def from_json(cls, data: Any) -> "TaskMeta":
@@ -37,10 +40,18 @@ class TaskMeta:
         for key in ("description", "source"):
             if key in data and not isinstance(data[key], str):
                 raise ValueError(f"task.json: '{key}' must be a string")
-        return cls(name=name, kind=kind, description=data.get("description", ""), source=data.get("source", ""))
+        computable = data.get("labels_computable", False)
+        if not isinstance(computable, bool):
+            raise ValueError(f"task.json: 'labels_computable' must be true or false, got {computable!r}")
+        return cls(name=name, kind=kind, description=data.get("description", ""), source=data.get("source", ""),
+                   labels_computable=computable)
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "kind": self.kind, "description": self.description, "source": self.source}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "description": self.description,
+                               "source": self.source}
+        if self.labels_computable:
+            out["labels_computable"] = True
+        return out
 
 
 def _check_id(row: dict[str, Any]) -> str:

