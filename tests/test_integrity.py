@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lab_helpers import start_lab
+from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 from test_lab_snapshots import make_tarball, upload
 from test_lab_verify import wait_for
 
@@ -243,3 +243,37 @@ def test_a_task_with_computable_labels_is_refused_as_a_research_task(tmp_path: P
     assert refused.returncode == 2
     assert "--allow-computable-labels" in refused.stderr and "unit tests" in refused.stderr
     assert not (out / "campaign.json").exists()  # refused before anything was written
+
+
+def test_an_instance_seed_repeats_an_instance_and_no_seed_is_a_fresh_draw(tmp_path: Path) -> None:
+    for n in (1, 2):
+        ran = subprocess.run([AUTOW2S, "prepare", "synth-pairwise", "--out", str(tmp_path / f"p{n}"),
+                              "--instance-seed", "12345"], capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, ran.stderr
+    for name in ("lab/test.jsonl", "lab/partition.json", "public/weak/test.jsonl", "null/neg/weak/test.jsonl"):
+        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p2" / name).read_bytes(), name
+    record = json.loads((tmp_path / "p1" / "lab" / "instance.json").read_text())
+    assert record["instance_seed"] == 12345 and record["drawn_by"].startswith("user")
+    first, second = resolve_task("synth-pairwise"), resolve_task("synth-pairwise")
+    assert first.instance_seed != second.instance_seed
+    assert not np.array_equal(first.task.split("test").strong, second.task.split("test").strong)
+
+
+def test_with_the_check_off_the_leaderboard_says_not_checked(lab_data: Path, tmp_path: Path) -> None:
+    with start_lab(lab_data, tmp_path / "state", extra_args=["--dependence-check", "off"]) as lab:
+        run = wait_for(lab.admin(), _verify(lab, "unchecked", BUILTIN.format("vanilla").encode(), "vanilla",
+                                            task="mini")["verify_id"])
+        assert run["status"] == "done", run["error"]
+        assert run["supervisor_check"] == "not checked" and run["independent_of_supervisor"] is None
+        assert run["null_supervisor_pgr"] is None
+
+
+def test_a_lab_refuses_data_without_null_views_while_the_check_is_on(lab_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(lab_data / "mini", data / "mini")
+    shutil.rmtree(data / "mini" / "null")
+    with pytest.raises(RuntimeError, match=r"re-run `autow2s prepare`.*--dependence-check off"):
+        with start_lab(data, tmp_path / "state", timeout=60):
+            pass

@@ -76,7 +76,9 @@ class Campaign:
                          instance_chosen_by_user=drawn.chosen_by_user)
         self.task_name = name
         self.public_dir = target / "public"
-        self.hidden = (target / "lab", self.paths.lab_state, self.paths.secrets, self.paths.spend)
+        # The null views hold nothing secret, but seeing them would help a method recognise the null supervisor.
+        self.hidden = (target / "lab", target / "null", self.paths.config, self.paths.lab_state, self.paths.secrets,
+                       self.paths.spend)
 
     def _start_lab(self, secrets: dict[str, Any]) -> str:
         if self.config.lab_url:

@@ -58,9 +58,8 @@ class Lab:
         """Verified runs execute researchers' code: in bubblewrap, with the lab's own files masked."""
         settings = self.settings
         hidden = [settings.resolved_state_dir]
-        hidden += [path / "lab" for path in Path(settings.data_dir).iterdir() if (path / "lab").is_dir()]
-        if (Path(settings.data_dir) / "lab").is_dir():
-            hidden.append(Path(settings.data_dir) / "lab")
+        for task_dir in [Path(settings.data_dir), *Path(settings.data_dir).iterdir()]:
+            hidden += [task_dir / part for part in ("lab", "null") if (task_dir / part).is_dir()]
         return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox)
 
     # lifecycle
