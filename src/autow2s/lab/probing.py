@@ -92,8 +92,7 @@ class ProbeDetector:
         cannot both pass.
         """
         packed = np.packbits(bits)
-        positive = float(bits.mean())
-        degenerate = max(positive, 1.0 - positive) >= self.degenerate_fraction
+        degenerate = self.is_degenerate(bits)
         with self._lock:
             history = self._histories.get(key)
             if history is None:
@@ -104,6 +103,24 @@ class ProbeDetector:
             reported = self.coarsen(exact_dev_accuracy, n_dev, degenerate)
             history.add(packed, evaluation_id, reported)
             return Verdict(None, min(distance, len(bits)), None, degenerate), reported
+
+    def identical(self, key: Key, bits: np.ndarray) -> tuple[int, float] | None:
+        """(evaluation id, reported accuracy) of an earlier accepted submission with exactly these
+        predicted classes, if there is one: it is answered from that evaluation, so resubmitting
+        (a deterministic method on several seeds) costs nothing and reveals nothing new."""
+        packed = np.packbits(bits)
+        with self._lock:
+            history = self._histories.get(key)
+            if history is None or history.rows.shape[1] != len(packed):
+                return None
+            index, distance = history.nearest(packed)
+            if distance != 0:
+                return None
+            return history.evaluation_ids[index], history.reported[index]
+
+    def is_degenerate(self, bits: np.ndarray) -> bool:
+        positive = float(bits.mean())
+        return max(positive, 1.0 - positive) >= self.degenerate_fraction
 
     def coarsen(self, exact_accuracy: float, n_dev: int, degenerate: bool) -> float:
         """Noise of `noise_se` standard errors (the worst-case one, so it says nothing about the

@@ -1,17 +1,20 @@
 """Verified runs and the leaderboard: the only place a holdout figure is shown, and only in aggregate.
 
 No endpoint accepts a PGR from a client: the leaderboard is built from verify runs the lab
-executed itself on seeds it chose.
+executed itself on seeds it chose. Asking again for a snapshot of yours that is already queued,
+running or verified on the task returns that run, uncharged, so the leaderboard never lists the
+same snapshot twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, insert, select
 
@@ -51,6 +54,7 @@ class VerifyOut(BaseModel):
     independent_of_supervisor: bool | None
     created_at: float
     finished_at: float | None
+    note: str = ""
 
 
 class LeaderboardRow(BaseModel):
@@ -81,10 +85,25 @@ def _out(run: VerifyRun, names: dict[int, str]) -> dict[str, Any]:
             "finished_at": run.finished_at, **supervisor_fields(run)}
 
 
-@router.post("/api/v1/verify", status_code=202, response_model=VerifyOut)
-async def request_verify(body: VerifyRequest, request: Request,
+def _request_lock(app: FastAPI) -> asyncio.Lock:
+    """One lock around check-then-queue, so two concurrent requests cannot queue the same snapshot twice."""
+    lock = getattr(app.state, "verify_request_lock", None)
+    if lock is None:
+        lock = app.state.verify_request_lock = asyncio.Lock()
+    return lock
+
+
+@router.post("/api/v1/verify", status_code=202, response_model=VerifyOut,
+             responses={200: {"description": "this snapshot is already queued, running or verified: that run"}})
+async def request_verify(body: VerifyRequest, request: Request, response: Response,
                          principal: Principal = Depends(researcher)) -> dict[str, Any]:
     """Queue a verified run of your snapshot on seeds the lab chooses; poll GET /api/v1/verify/{id}."""
+    async with _request_lock(request.app):
+        return await _request_verify(body, request, response, principal)
+
+
+async def _request_verify(body: VerifyRequest, request: Request, response: Response,
+                          principal: Principal) -> dict[str, Any]:
     lab = request.app.state.lab
     state = request.scope.setdefault("state", {})
     task = lab.task(body.task)
@@ -96,6 +115,16 @@ async def request_verify(body: VerifyRequest, request: Request,
     if owner != principal.researcher_id:
         raise APIError(403, "snapshot_id: you can verify only your own snapshots", field="snapshot_id",
                        outcome="forbidden")
+    with lab.session() as conn:
+        existing = conn.execute(select(VerifyRun).where(
+            VerifyRun.researcher_id == principal.researcher_id, VerifyRun.snapshot_id == body.snapshot_id,
+            VerifyRun.task == task.name, VerifyRun.status.in_(("queued", "running", "done")))
+            .order_by(VerifyRun.id).limit(1)).scalar_one_or_none()
+        if existing is not None:
+            response.status_code = 200
+            return _out(existing, lab.researcher_names()) | {
+                "note": f"snapshot {body.snapshot_id[:10]} already has verified run {existing.id} on {task.name} "
+                        f"({existing.status}); this is that run, and nothing was charged"}
     now = time.time()
     standing = lab.budgets.try_charge(principal.researcher_id, task.name, "verify", now)
     if not standing.allowed:

@@ -3,6 +3,10 @@
 A submission is validated, charged to the budget, judged by the probing detector, scored on the
 preloaded label arrays, and stored with its audit row in one transaction before the answer
 leaves. Holdout correctness is stored and never returned; nothing per item ever is.
+
+A submission whose predicted classes are identical to one of the same researcher's earlier
+accepted submissions on the task is answered from that evaluation: no charge, no flag, the same
+coarsened figure (so repeating it cannot average the noise away), and the reply says so.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class EvaluateResponse(BaseModel):
     rate_left: int
     flags: list[str]
     note: str = ""
+    identical_to_evaluation: int | None = Field(
+        default=None, description="set when this submission repeats an earlier one of yours exactly: the answer "
+                                  "is that evaluation's, and nothing was charged")
 
 
 class AnchorRequest(BaseModel):
@@ -83,6 +90,7 @@ class Scored:
     flags: list[str]
     weak_acc: float
     ceiling_acc: float
+    identical_to: int | None = None
 
 
 def _iso(timestamp: float) -> str:
@@ -103,6 +111,10 @@ async def score_submission(request: Request, principal: Principal, task_name: st
                        field="snapshot_id", outcome="not_found")
     researcher_id = principal.researcher_id
     now = time.time()
+    bits = np.asarray(predictions, dtype=np.float64) >= 0.5
+    repeat = lab.probes.identical((researcher_id, task.name), bits)
+    if repeat is not None:
+        return await _answer_repeat(request, lab, task, researcher_id, bits, repeat, now)
     standing = lab.budgets.try_charge(researcher_id, task.name, "evaluate", now)
     if not standing.allowed:
         headers = {} if standing.resets_at is None else {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
@@ -110,7 +122,6 @@ async def score_submission(request: Request, principal: Principal, task_name: st
                        resets_at=None if standing.resets_at is None else _iso(standing.resets_at),
                        retry_after_s=None if standing.resets_at is None else round(standing.resets_at - now, 1),
                        budget_left=standing.total_left)
-    bits = np.asarray(predictions, dtype=np.float64) >= 0.5
     dev_correct, holdout_correct = task.correct(bits)
     evaluation_id = lab.next_evaluation_id()
     verdict, reported = lab.probes.check_and_record((researcher_id, task.name), bits, evaluation_id,
@@ -149,8 +160,28 @@ async def score_submission(request: Request, principal: Principal, task_name: st
                   standing.rate_left, verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
 
 
+async def _answer_repeat(request: Request, lab: Any, task: Any, researcher_id: int, bits: np.ndarray,
+                         repeat: tuple[int, float], now: float) -> Scored:
+    """The earlier evaluation's answer, uncharged. Everything in it the researcher was already told
+    (the same coarsened accuracy; flags recomputed from its own predictions); budgets are peeked."""
+    earlier_id, reported = repeat
+    standing = lab.budgets.peek(researcher_id, task.name, "evaluate", now)
+    flags = ["degenerate"] if lab.probes.is_degenerate(bits) else []
+    row = audit_row(request.scope, 200, outcome="identical_repeat", evaluation_id=earlier_id, flags=",".join(flags),
+                    detail=f"identical to evaluation {earlier_id}; answered from it, not charged")
+    await lab.writer.run(lambda conn: conn.execute(insert(AuditEntry), row))
+    request.scope.setdefault("state", {})["audited"] = True
+    baselines = task.baselines
+    return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
+                  task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
+                  baselines.ceiling_dev_acc, identical_to=earlier_id)
+
+
 def _note(scored: Scored) -> str:
     notes = []
+    if scored.identical_to is not None:
+        notes.append(f"identical to your evaluation {scored.identical_to} (the same predicted class on every item): "
+                     "answered from it; not charged, not flagged")
     if scored.reported_pgr is None:
         notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))
     if "degenerate" in scored.flags:
@@ -167,7 +198,8 @@ async def evaluate(body: EvaluateRequest, request: Request,
     scored = await score_submission(request, principal, body.task, body.predictions, body.snapshot_id, "v1")
     return {"evaluation_id": scored.evaluation_id, "task": scored.task, "dev_accuracy": scored.reported_accuracy,
             "dev_pgr": scored.reported_pgr, "n_scored": scored.n_dev, "budget_left": scored.budget_left,
-            "rate_left": scored.rate_left, "flags": scored.flags, "note": _note(scored)}
+            "rate_left": scored.rate_left, "flags": scored.flags, "note": _note(scored),
+            "identical_to_evaluation": scored.identical_to}
 
 
 @router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"])
@@ -183,6 +215,8 @@ async def evaluate_predictions(body: AnchorRequest, request: Request,
     scored = await score_submission(request, principal, body.dataset, body.predictions, None, "anchor",
                                     task_field="dataset")
     warnings = [f"scored on the {scored.n_dev} dev items of test only; the accuracy is coarsened"]
+    if scored.identical_to is not None:
+        warnings.append(_note(scored))
     if body.weak_model or body.strong_model:
         warnings.append("weak_model/strong_model are ignored: the lab's fixed baselines for this task are used")
     return {"transfer_acc": scored.reported_accuracy, "pgr": scored.reported_pgr,
