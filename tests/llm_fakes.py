@@ -1,11 +1,17 @@
 """Local HTTP servers that speak the Anthropic Messages and OpenAI chat-completions wire protocols.
 
 They replay a script: each step sees the request body (so it can use earlier tool results) and
-returns tool calls or a final text. Every request is recorded for assertions.
+returns tool calls, a final text, or a Fault (an HTTP error such as a 529 burst). Every request is
+recorded for assertions.
+
+Like the current Claude models, the Anthropic side starts every assistant turn with a thinking
+block (empty text, a signature) and, when asked, a redacted_thinking block; like the real API it
+answers 400 to a follow-up whose earlier assistant turns do not come back exactly as it sent them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from contextlib import contextmanager
@@ -13,8 +19,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
-Step = Callable[[dict[str, Any]], list[tuple[str, Any]] | str]  # tool calls [(name, args)] or final text
+
+@dataclass(frozen=True)
+class Fault:
+    """An HTTP error instead of a reply: 529 overloaded, 429 rate limited, 401 bad key, 400 bad request."""
+
+    status: int
+    retry_after_ms: int | None = 10
+    message: str = "Overloaded"
+
+
+Reply = list[tuple[str, Any]] | str | Fault
+Step = Callable[[dict[str, Any]], Reply]  # tool calls [(name, args)], a final text, or a Fault
 USAGE = {"input_tokens": 200_000, "output_tokens": 20_000}  # $1.50 per turn at $5/$25 per Mtok
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
 
 
 def last_tool_results(body: dict[str, Any]) -> list[str]:
@@ -36,8 +55,11 @@ class ScriptedLLM:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     position: int = 0
+    redacted: bool = False  # also emit a redacted_thinking block on every Anthropic turn
+    sent: list[list[dict[str, Any]]] = field(default_factory=list)  # Anthropic contents as sent
+    rejected: list[str] = field(default_factory=list)  # why a request got a 400 from the protocol check
 
-    def next(self, body: dict[str, Any]) -> list[tuple[str, Any]] | str:
+    def next(self, body: dict[str, Any]) -> Reply:
         self.requests.append(body)
         if self.position >= len(self.steps):
             return "done"
@@ -46,17 +68,42 @@ class ScriptedLLM:
         return step(body)
 
 
-def _anthropic_response(reply: list[tuple[str, Any]] | str, n: int) -> dict[str, Any]:
+def _signature(n: int) -> str:
+    return hashlib.sha256(f"thinking-{n}".encode()).hexdigest()
+
+
+def _anthropic_response(reply: list[tuple[str, Any]] | str, n: int, redacted: bool) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "thinking", "thinking": "", "signature": _signature(n)}]
+    if redacted:
+        content.append({"type": "redacted_thinking", "data": f"encrypted-{_signature(n)[:16]}"})
     if isinstance(reply, str):
-        content, stop = [{"type": "text", "text": reply}], "end_turn"
+        content.append({"type": "text", "text": reply})
+        stop = "end_turn"
     else:
-        content = [{"type": "text", "text": "Working on it."}]
+        content.append({"type": "text", "text": "Working on it."})
         content += [{"type": "tool_use", "id": f"toolu_{n}_{i}", "name": name, "input": args}
                     for i, (name, args) in enumerate(reply)]
         stop = "tool_use"
     return {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": "fake-claude", "content": content,
             "stop_reason": stop, "stop_sequence": None,
             "usage": {**USAGE, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+
+def _thinking_problem(body: dict[str, Any], sent: list[list[dict[str, Any]]]) -> str | None:
+    """What the real API would reject: an assistant turn not sent back exactly as it was produced."""
+    for index, message in enumerate(body.get("messages", [])):
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list) or not content or content[0].get("type") not in ("thinking",
+                                                                                            "redacted_thinking"):
+            found = content[0].get("type") if isinstance(content, list) and content else type(content).__name__
+            return (f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                    f"`{found}`. When thinking is enabled, an assistant message with tool_use must start with the "
+                    "thinking blocks of that turn, passed back unmodified")
+        if content not in sent:
+            return f"messages.{index}.content: thinking blocks cannot be modified; pass them back exactly as received"
+    return None
 
 
 def _openai_response(reply: list[tuple[str, Any]] | str, n: int) -> dict[str, Any]:
@@ -73,6 +120,13 @@ def _openai_response(reply: list[tuple[str, Any]] | str, n: int) -> dict[str, An
                       "total_tokens": USAGE["input_tokens"] + USAGE["output_tokens"]}}
 
 
+def _error_body(anthropic: bool, status: int, message: str) -> dict[str, Any]:
+    kind = ERROR_TYPES.get(status, "api_error")
+    if anthropic:
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {"error": {"message": message, "type": kind, "code": None}}
+
+
 @contextmanager
 def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
     """Serve both protocols on a loopback port; yields the base URL (without /v1)."""
@@ -81,23 +135,43 @@ def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass
 
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             script.headers.append({k.lower(): v for k, v in self.headers.items()})
-            n = len(script.requests)
-            if self.path.endswith("/v1/messages"):
-                payload = _anthropic_response(script.next(body), n)
-            elif self.path.endswith("/v1/chat/completions"):
-                payload = _openai_response(script.next(body), n)
-            else:
+            anthropic = self.path.endswith("/v1/messages")
+            if not anthropic and not self.path.endswith("/v1/chat/completions"):
                 self.send_error(404)
                 return
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            if anthropic:
+                problem = _thinking_problem(body, script.sent)
+                if problem is not None:
+                    script.requests.append(body)
+                    script.rejected.append(problem)
+                    self._send(400, _error_body(True, 400, problem))
+                    return
+            n = len(script.requests)
+            reply = script.next(body)
+            if isinstance(reply, Fault):
+                headers = {} if reply.retry_after_ms is None else {"retry-after-ms": str(reply.retry_after_ms),
+                                                                   "retry-after": "0"}
+                self._send(reply.status, _error_body(anthropic, reply.status, reply.message), headers)
+                return
+            if anthropic:
+                payload = _anthropic_response(reply, n, script.redacted)
+                script.sent.append(payload["content"])
+            else:
+                payload = _openai_response(reply, n)
+            self._send(200, payload)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -7,6 +7,7 @@ tool errors and carries on, and a second conversation stops at the dollar cap.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from autow2s.executor import LocalExecutor
-from autow2s.researchers.accounting import DEFAULT_PRICES, Ledger
+from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, DEFAULT_PRICES, Ledger, Usage, cost
 from autow2s.researchers.chat import AnthropicChat, OpenAIChat
 from autow2s.researchers.directions import BUILTIN_DIRECTIONS
 from autow2s.researchers.lab_client import LabClient
@@ -22,7 +23,7 @@ from autow2s.researchers.llm_policy import LLMPolicy, replay_calls
 from autow2s.researchers.tool_specs import TOOL_NAMES
 from autow2s.researchers.toolbox import ToolBox
 from lab_helpers import lab_data, start_lab  # noqa: F401 - fixture
-from llm_fakes import ScriptedLLM, fake_llm_server, last_tool_results
+from llm_fakes import USAGE, ScriptedLLM, fake_llm_server, last_tool_results
 
 METHOD = """import numpy as np
 
@@ -66,6 +67,7 @@ def every_tool_script() -> list:
         lambda b: [("save_snapshot", {"method_dir": "method", "message": "vanilla, 8 epochs"})],
         lambda b: [("download_snapshot", {"snapshot_id": _from_last(b, "snapshot_id")}),
                    ("request_verification", {"snapshot_id": _from_last(b, "snapshot_id")})],
+        lambda b: [("lab_status", {}), ("wait", {"timeout_s": 1})],
         lambda b: [("notebook", {"action": "append", "text": "vanilla works; verify requested"}),
                    ("notebook", {"action": "read"})],
         lambda b: "This iteration is done.",
@@ -85,7 +87,7 @@ def toolbox(lab_data: Path, tmp_path: Path) -> Iterator[ToolBox]:  # noqa: F811
 
 def _chat(kind: str, base_url: str):
     if kind == "claude":
-        return AnthropicChat("claude-opus-5", api_key="sk-ant-test", base_url=base_url)
+        return AnthropicChat(DEFAULT_CLAUDE_MODEL, api_key="sk-ant-test", base_url=base_url)
     return OpenAIChat("fake-gpt", api_key="sk-test", base_url=f"{base_url}/v1")
 
 
@@ -97,7 +99,7 @@ def test_scripted_conversation_calls_every_tool(kind: str, toolbox: ToolBox, tmp
     with fake_llm_server(script) as url:
         outcome = LLMPolicy(chat=_chat(kind, url), ledger=ledger).run_iteration(
             toolbox, BUILTIN_DIRECTIONS[0], 0, transcript)
-    assert outcome.stopped_by == "end_turn"
+    assert (outcome.reason, outcome.calls_made) == ("end_turn", 24)
     entries = [json.loads(line) for line in transcript.read_text().splitlines()]
     called = {e["tool"] for e in entries if "tool" in e}
     assert set(TOOL_NAMES) <= called
@@ -123,10 +125,17 @@ def test_scripted_conversation_calls_every_tool(kind: str, toolbox: ToolBox, tmp
         assert first["messages"][0]["role"] == "system"
         assert {t["function"]["name"] for t in first["tools"]} == set(TOOL_NAMES)
         assert script.headers[0]["authorization"] == "Bearer sk-test"
-    # Every turn was charged and journaled: 14 turns x $1.50.
-    assert ledger.spent["llm-1"] == pytest.approx(14 * 1.5)
-    assert len((tmp_path / "spend.jsonl").read_text().splitlines()) == 14
+    # Every turn was charged at the model's list price and journaled.
+    turns = len(every_tool_script())
+    assert ledger.spent["llm-1"] == pytest.approx(turns * _turn_cost(kind, ledger))
+    assert len((tmp_path / "spend.jsonl").read_text().splitlines()) == turns
+    status = json.loads(results["lab_status"])
+    assert status["evaluations_total"] == 2 and len(status["verifications"]) == 1
     assert [name for name, _ in replay_calls(transcript)][:2] == ["write_file", "list_files"]
+
+
+def _turn_cost(kind: str, ledger: Ledger) -> float:
+    return cost(Usage(**USAGE), ledger.price(DEFAULT_CLAUDE_MODEL if kind == "claude" else "fake-gpt"))
 
 
 @pytest.mark.parametrize("kind", ["claude", "openai"])
@@ -137,9 +146,11 @@ def test_conversation_stops_at_the_dollar_cap(kind: str, toolbox: ToolBox, tmp_p
     with fake_llm_server(script) as url:
         outcome = LLMPolicy(chat=_chat(kind, url), ledger=ledger, max_turns=50).run_iteration(
             toolbox, BUILTIN_DIRECTIONS[1], 0, tmp_path / "t.jsonl")
-    assert outcome.stopped_by == "cap"
-    assert len(script.requests) == 3  # $1.50 a turn: the fourth call would start past $4
-    assert ledger.spent["llm-1"] == pytest.approx(4.5)
+    per_turn = _turn_cost(kind, ledger)
+    turns = math.ceil(4.0 / per_turn)  # the turn that would start at or past $4 does not start
+    assert (outcome.reason, outcome.turns) == ("cap", turns)
+    assert len(script.requests) == turns
+    assert ledger.spent["llm-1"] == pytest.approx(turns * per_turn)
 
 
 def test_malformed_tool_arguments_come_back_as_an_error(toolbox: ToolBox, tmp_path: Path) -> None:

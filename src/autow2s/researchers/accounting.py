@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autow2s.errors import AutoW2SError
 
-DEFAULT_CLAUDE_MODEL = "claude-opus-5"
+DEFAULT_CLAUDE_MODEL = "claude-opus-5-5"  # the current Opus (claude-opus-5 is legacy per Anthropic's model docs)
 
 
 @dataclass(frozen=True)
@@ -19,17 +19,22 @@ class Price:
 
     input: float
     output: float
-    cache_write: float | None = None  # default 1.25 x input
+    cache_write: float | None = None  # default 1.25 x input (the 5-minute cache write)
     cache_read: float | None = None  # default 0.1 x input
 
 
-# Public list prices at the time of writing; pass --prices FILE to override. The table in force is
-# copied into the run dir, so a resumed run charges exactly what the first one did.
+# Public list prices, from Anthropic's model pages and pricing docs (platform.claude.com/docs/en/models/
+# opus-5-5/overview, .../models/opus-5/overview, .../about-claude/pricing), checked 2026-11-30. Pass
+# --prices FILE to override. The table in force is copied into the run dir, so a resumed run charges
+# exactly what the first one did.
 DEFAULT_PRICES: dict[str, Price] = {
-    "claude-opus-5": Price(5.0, 25.0),
+    "claude-opus-5-5": Price(4.0, 20.0, cache_write=5.0, cache_read=0.20),  # cache reads 0.05 x input
+    "claude-opus-5": Price(5.0, 25.0, cache_write=6.25, cache_read=0.50),  # legacy
+    "claude-fable-5-1": Price(10.0, 50.0),
+    "claude-sonnet-5-5": Price(2.0, 10.0),
     "claude-sonnet-5": Price(2.0, 10.0),
     "claude-haiku-4-5": Price(1.0, 5.0),
-    "*": Price(5.0, 25.0),  # unknown models are charged like the default, never for free
+    "*": Price(5.0, 25.0),  # unknown models are charged at a high list price, never for free
 }
 
 

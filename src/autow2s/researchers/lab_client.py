@@ -145,5 +145,9 @@ class LabClient:
                 return status
             time.sleep(poll)
 
+    def my_status(self, task: str) -> dict[str, Any]:
+        """This researcher's evaluations, verified runs, budgets and limits on a task (its own rows only)."""
+        return self._call("GET", "/api/v1/me/status", params={"task": task})
+
     def leaderboard(self, task: str | None = None) -> list[dict[str, Any]]:
         return self._call("GET", "/api/v1/leaderboard", params={"task": task} if task else {})

@@ -1,25 +1,53 @@
-"""The LLM researcher: one fresh conversation per iteration, tools only, dollars accounted."""
+"""The LLM researcher: one fresh conversation per iteration, tools only, dollars accounted.
+
+An iteration ends when the model ends its turn, at the dollar cap, after max_turns, or at the
+deadline (a turn that would start after it does not start). Its IterationOutcome tells the
+campaign's worker what happened: calls_made == 0 means the agent had nothing to do (idle), and
+reason "cap" means the cap stopped it. Past `context_tokens` of history the oldest tool results
+are replaced by one-line summaries, and the model is told.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from autow2s.errors import ProviderUnavailable
 from autow2s.researchers.accounting import CapReached, Ledger
-from autow2s.researchers.chat import ChatAdapter, ToolCall
+from autow2s.researchers.chat import ChatAdapter, ToolCall, tool_result_slots
 from autow2s.researchers.directions import Direction
-from autow2s.researchers.prompts import system_prompt, user_prompt
+from autow2s.researchers.lab_client import LabError
+from autow2s.researchers.prompts import PromptLimits, system_prompt, user_prompt
 from autow2s.researchers.tool_specs import TOOLS
 from autow2s.researchers.toolbox import ToolBox
+
+REASONS = ("cap", "end_turn", "max_turns", "deadline")
+DEFAULT_CONTEXT_TOKENS = 120_000
+CHARS_PER_TOKEN = 4  # a rough, provider-independent estimate: the budget is a guard, not a meter
+KEEP_RECENT_RESULTS = 4
 
 
 @dataclass
 class IterationOutcome:
     turns: int
-    tool_calls: int
+    calls_made: int
     dollars: float
-    stopped_by: str  # "end_turn" | "max_turns" | "cap"
+    reason: str  # one of REASONS
+
+
+@dataclass
+class _Result:
+    tool: str
+    slot: dict[str, Any]
+    summarized: bool = False
+
+
+def _summary(tool: str, text: str) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "(empty)")
+    return f"[summarized to save context: {tool} -> {first[:120]} ({len(text.splitlines())} lines); call it again to see it]"
 
 
 @dataclass
@@ -27,37 +55,89 @@ class LLMPolicy:
     chat: ChatAdapter
     ledger: Ledger
     max_turns: int = 30
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS
 
-    def run_iteration(self, toolbox: ToolBox, direction: Direction, iteration: int,
-                      transcript: Path) -> IterationOutcome:
-        """One conversation. Every tool call and result is appended to the transcript (for replay)."""
+    def _limits(self, toolbox: ToolBox) -> PromptLimits:
+        try:
+            lab: dict[str, Any] | None = toolbox.lab.my_status(toolbox.task)
+        except LabError:
+            lab = None  # the prompt then says lab_status shows the budgets
+        return PromptLimits(job_limits=toolbox.limits, max_turns=self.max_turns, context_tokens=self.context_tokens,
+                            lab=lab, seconds_left=toolbox.time_left())
+
+    def run_iteration(self, toolbox: ToolBox, direction: Direction, iteration: int, transcript: Path,
+                      deadline: float | None = None) -> IterationOutcome:
+        """One conversation. Every tool call and result is appended to the transcript (for replay).
+
+        deadline: a time.monotonic() value; defaults to the toolbox's. Raises ProviderUnavailable
+        (pause, then go on) or ProviderRejected (stop this researcher) from the chat layer.
+        """
+        deadline = deadline if deadline is not None else toolbox.deadline
         notebook = toolbox.notebook_path.read_text() if toolbox.notebook_path.exists() else ""
-        system = system_prompt(toolbox.task, direction)
-        messages = self.chat.start(user_prompt(iteration, notebook))
+        limits = self._limits(toolbox)
+        system = system_prompt(toolbox.task, direction, limits)
+        messages = self.chat.start(user_prompt(iteration, notebook, limits))
+        results: list[_Result] = []
         dollars, calls_made = 0.0, 0
         for turn_index in range(self.max_turns):
+            if (deadline is not None and time.monotonic() >= deadline) or toolbox.stopping():
+                return IterationOutcome(turn_index, calls_made, dollars, "deadline")
             try:
                 self.ledger.check(toolbox.name)
             except CapReached:
                 return IterationOutcome(turn_index, calls_made, dollars, "cap")
-            turn = self.chat.turn(system, messages, TOOLS)
+            try:
+                turn = self.chat.turn(system, messages, TOOLS, deadline=deadline, cancel=toolbox.stop)
+            except ProviderUnavailable:
+                if (deadline is not None and time.monotonic() >= deadline) or toolbox.stopping():
+                    return IterationOutcome(turn_index, calls_made, dollars, "deadline")
+                raise
             dollars += self.ledger.charge(toolbox.name, self.chat.model, turn.usage)
             messages.append(turn.assistant_message)
             if not turn.tool_calls:
                 _record(transcript, {"iteration": iteration, "text": turn.text, "dollars": dollars})
                 return IterationOutcome(turn_index + 1, calls_made, dollars, "end_turn")
-            results = [self._execute(toolbox, call) for call in turn.tool_calls]
-            calls_made += len(results)
-            for call, result in zip(turn.tool_calls, results):
+            outputs = [self._execute(toolbox, call) for call in turn.tool_calls]
+            calls_made += len(outputs)
+            for call, output in zip(turn.tool_calls, outputs):
                 _record(transcript, {"iteration": iteration, "tool": call.name, "arguments": call.arguments,
-                                     "result": result[:2000]})
-            messages.extend(self.chat.tool_results(turn.tool_calls, results))
+                                     "result": output[:2000]})
+            added = self.chat.tool_results(turn.tool_calls, outputs)
+            results += [_Result(call.name, slot) for call, slot in zip(turn.tool_calls, tool_result_slots(added))]
+            messages.extend(added)
+            self._fit_context(messages, results)
         return IterationOutcome(self.max_turns, calls_made, dollars, "max_turns")
+
+    def _fit_context(self, messages: list[dict[str, Any]], results: list[_Result]) -> int:
+        """Summarize the oldest tool results until the history fits; tell the model in the newest one."""
+        size = len(json.dumps(messages, default=str)) // CHARS_PER_TOKEN
+        if size <= self.context_tokens:
+            return 0
+        done = 0
+        for result in results[:-KEEP_RECENT_RESULTS]:
+            if size <= self.context_tokens:
+                break
+            if result.summarized or not isinstance(result.slot.get("content"), str):
+                continue
+            before = len(result.slot["content"])
+            result.slot["content"] = _summary(result.tool, result.slot["content"])
+            result.summarized = True
+            size -= (before - len(result.slot["content"])) // CHARS_PER_TOKEN
+            done += 1
+        if done and isinstance(results[-1].slot.get("content"), str):
+            results[-1].slot["content"] += (
+                f"\n[context note: this conversation passed its {self.context_tokens:,}-token budget, so the "
+                f"{done} oldest tool result(s) were replaced by one-line summaries; re-run a tool if you need its "
+                "output again, and keep notes in your notebook]")
+        return done
 
     @staticmethod
     def _execute(toolbox: ToolBox, call: ToolCall) -> str:
         if call.arguments is None:
-            return f"error: the arguments for {call.name} were not a JSON object: {call.raw_arguments[:200]!r}"
+            text = (f"error: the arguments for {call.name} were not a JSON object: {call.raw_arguments[:200]!r}; "
+                    "send them again as a JSON object")
+            toolbox.log_error(f"tool {call.name} -> {text}")
+            return text
         return toolbox.call(call.name, call.arguments)
 
 

@@ -1,8 +1,18 @@
-"""What an LLM researcher is told at the start of each iteration (a fresh conversation)."""
+"""What an LLM researcher is told at the start of each iteration (a fresh conversation).
+
+Every limit it can hit is stated, generated from the settings in force (the toolbox's job limits,
+the lab's budgets and verification settings, the conversation's own limits), so an agent never
+learns a limit by being killed by it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from autow2s.researchers.directions import Direction
+from autow2s.researchers.method_reference import REFERENCE_PATH
+from autow2s.sandbox.limits import MiB, Limits
 
 SYSTEM = """You are an automated alignment researcher working on weak-to-strong (W2S) supervision.
 
@@ -14,15 +24,18 @@ A method is a directory with method.py defining run(ctx) -> P(label=1) for every
 ctx.inputs(split), ctx.weak_inputs(split), ctx.weak_soft_labels(split) for split in {{train_unlabel, test}},
 ctx.weak_model(), ctx.strong_model(**hparams) (a student with fit(inputs, targets, loss=..., weights=...),
 predict_proba(inputs) and features(inputs)), ctx.seed, ctx.rng, ctx.log(**metrics) and ctx.time_left().
-Losses: "xent", "logconf", "product", or a callable (logits, targets, step_frac) -> per-example loss.
-The library `autow2s.testbed.methods` holds baselines you may import and combine
-(e.g. autow2s.testbed.methods.composed.Recipe / run_recipe).
+The full reference, with examples (ctx, the student's hparams, losses, the Recipe of library parts),
+is at {reference}: read it before writing your first method.
 
 Rules of the lab (they are enforced, and breaking them wastes your budget):
 - You never see labels. The lab scores predictions on a dev split within a budget; a hidden holdout
   decides the leaderboard, through verification on seeds the lab chooses.
-- Submissions that probe the scorer (flipping a few predictions, constant answers) are flagged.
+- Submissions that probe the scorer (changing a few predictions of an earlier one, constant answers)
+  are refused or flagged. Resubmitting identical predictions is free: you get the earlier answer.
 - Report results honestly: cite the evaluation or verification id; the lab shows its own figure.
+
+Limits in force (you will hit these, so plan for them):
+{limits}
 
 Your task: {task}. Your workspace is /workspace (the public task data is read-only at /task).
 Other researchers' findings are mirrored read-only in forum/ in your workspace.
@@ -30,20 +43,80 @@ Other researchers' findings are mirrored read-only in forum/ in your workspace.
 Your starting direction: {direction_name}: {direction_prompt}
 
 Work in small steps: write or adapt a method, run_experiment (quick first), share what you learn,
-save_snapshot of anything promising and request_verification of your best. Keep your notebook up to
-date: it is your only memory between iterations.
+save_snapshot of anything promising and request_verification of your best. lab_status shows your
+evaluations, verifications and budgets; use wait (it costs nothing) instead of polling when you are
+waiting for a verification or for news. Keep your notebook up to date: it is your only memory between
+iterations. When there is nothing useful left to do, say so and end your turn without a tool call.
 """
 
-USER = """Iteration {iteration}. Your notebook:
+USER = """Iteration {iteration}. {standing}
+Your notebook:
 ---
 {notebook}
 ---
 Continue your research. End your turn without a tool call when this iteration's work is done."""
 
 
-def system_prompt(task: str, direction: Direction) -> str:
-    return SYSTEM.format(task=task, direction_name=direction.name, direction_prompt=direction.prompt)
+@dataclass(frozen=True)
+class PromptLimits:
+    """The numbers the prompt states; `lab` is the lab's own status answer (None if it could not be read)."""
+
+    job_limits: Limits
+    max_turns: int
+    context_tokens: int
+    lab: dict[str, Any] | None = None
+    seconds_left: float | None = None
 
 
-def user_prompt(iteration: int, notebook: str) -> str:
-    return USER.format(iteration=iteration, notebook=notebook.strip() or "(empty: this is your first iteration)")
+def _budget_line(kind: str, budget: dict[str, Any]) -> str:
+    return (f"{budget['total']} {kind} requests on this task in all (at most {budget['rate_per_minute']} per "
+            "minute); the total does not reset")
+
+
+def describe_limits(limits: PromptLimits) -> str:
+    jobs = limits.job_limits
+    lines = [f"- Each bash, python or experiment job (one per seed) is killed after {jobs.wall_seconds:g} s of wall "
+             "time" + (f", or at {jobs.memory_bytes / MiB:.0f} MiB of memory" if jobs.memory_bytes else "") +
+             (f", {jobs.cpu_seconds:g} s of CPU" if jobs.cpu_seconds else "") + "; run_experiment takes at most 5 "
+             "seeds; quick=true is about four times faster."]
+    lab = limits.lab
+    if lab is not None:
+        budgets, settings = lab["budgets"], lab["limits"]
+        lines.append(f"- Dev scoring: {_budget_line('evaluate', budgets['evaluate'])}. Each scores "
+                     f"{settings['n_dev']} of the {settings['n_test']} test items; a submission within "
+                     f"{settings['near_duplicate_min_items']} items of an earlier one is refused, charged and flagged.")
+        lines.append(f"- Verification: {_budget_line('verify', budgets['verify'])}. Each runs your snapshot on "
+                     f"{settings['verify_seed_count']} lab-chosen seeds" +
+                     (" and again with a null supervisor" if settings.get("null_supervisor_check") else "") +
+                     ", so it takes several times one experiment's run time; wait for it instead of polling.")
+    else:
+        lines.append("- Dev scoring and verification have budgets and per-minute rates; lab_status shows them.")
+    lines.append(f"- This conversation: at most {limits.max_turns} model turns; past about {limits.context_tokens:,} "
+                 "tokens of history, the oldest tool results are replaced by one-line summaries. Long tool output "
+                 "keeps its head and tail; the marker says how to read the cut lines (read_file with a line range).")
+    return "\n".join(lines)
+
+
+def system_prompt(task: str, direction: Direction, limits: PromptLimits | None = None) -> str:
+    text = describe_limits(limits) if limits is not None else "- lab_status shows your budgets and rates."
+    return SYSTEM.format(task=task, direction_name=direction.name, direction_prompt=direction.prompt,
+                         reference=REFERENCE_PATH, limits=text)
+
+
+def standing_line(limits: PromptLimits | None) -> str:
+    """What is left now (changes every iteration, so it lives in the user prompt, not the cached system one)."""
+    parts = []
+    if limits is not None and limits.lab is not None:
+        lab = limits.lab
+        budgets = lab["budgets"]
+        parts.append(f"Budget left: {budgets['evaluate']['left']} evaluations, {budgets['verify']['left']} "
+                     f"verifications; {lab['evaluations_total']} evaluations so far; pending verifications: "
+                     f"{lab['pending_verifications'] or 'none'}.")
+    if limits is not None and limits.seconds_left is not None:
+        parts.append(f"The campaign ends in about {max(0.0, limits.seconds_left) / 60:.0f} minutes.")
+    return " ".join(parts)
+
+
+def user_prompt(iteration: int, notebook: str, limits: PromptLimits | None = None) -> str:
+    return USER.format(iteration=iteration, standing=standing_line(limits),
+                       notebook=notebook.strip() or "(empty: this is your first iteration)")

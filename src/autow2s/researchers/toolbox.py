@@ -1,47 +1,46 @@
 """Executes tool calls for one researcher: sandbox tools through the executor, lab tools with its token.
 
-Every failure comes back as readable text so the policy can act on it and the loop goes on.
+No tool call can kill a researcher. Arguments are checked against the tool's schema first; every
+failure comes back as one `error: ...` line that says what to do next; every error, and the
+traceback of any bug in autow2s itself, goes to the researcher's error log. Jobs never outlive
+the campaign's deadline: each one's wall limit is at most the time left, and a job still running
+at the deadline plus a short grace is cancelled.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import threading
+import time
+import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from autow2s.errors import AutoW2SError
 from autow2s.executor.base import Executor, JobSpec
+from autow2s.researchers.experiments import ExperimentRecord, ExperimentTools
 from autow2s.researchers.lab_client import LabClient, LabError
-from autow2s.researchers.tool_specs import TOOL_NAMES
+from autow2s.researchers.lab_tools import LabTools
+from autow2s.researchers.method_reference import REFERENCE_PATH, write_reference
+from autow2s.researchers.output import ToolError, clip_lines
+from autow2s.researchers.tool_specs import TOOL_NAMES, validate_arguments
 from autow2s.sandbox.limits import Limits
 
-MAX_TOOL_OUTPUT = 8_000
-QUICK_FRACTION = 0.25
-
-
-class ToolError(AutoW2SError):
-    """A tool call the researcher can fix (bad path, missing file, unknown tool)."""
-
-
-def _clip(text: str, limit: int = MAX_TOOL_OUTPUT) -> str:
-    return text if len(text) <= limit else text[: limit // 2] + "\n…[clipped]…\n" + text[-limit // 2 :]
+DEADLINE_GRACE_S = 10.0
+MIN_JOB_SECONDS = 5.0
+__all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
 
 
 @dataclass
-class ExperimentRecord:
-    method_dir: str
-    seeds: list[int]
-    dev_pgrs: list[float]
-    evaluation_ids: list[int]
-    quick: bool
+class ToolBox(ExperimentTools, LabTools):
+    """The tools of one researcher in one campaign.
 
-
-@dataclass
-class ToolBox:
-    """The tools of one researcher in one campaign."""
+    error_log: where every tool error (and the traceback of any bug) is appended; None: nowhere.
+    deadline: a time.monotonic() value past which no job starts and running jobs are cancelled.
+    stop: set by the campaign to end waits and running jobs early (Ctrl-C, the end of the run).
+    """
 
     name: str
     task: str
@@ -54,22 +53,62 @@ class ToolBox:
     limits: Limits = field(default_factory=Limits)
     on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     experiments: list[ExperimentRecord] = field(default_factory=list)
+    error_log: Path | None = None
+    deadline: float | None = None
+    stop: threading.Event | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            write_reference(self.workspace)
+        except OSError:
+            pass  # a read-only or missing workspace fails loudly at the first file tool instead
 
     def call(self, tool: str, args: dict[str, Any]) -> str:
-        """Run one tool call; the result (or the error) as text for the policy."""
-        if tool not in TOOL_NAMES:
-            return f"error: unknown tool {tool!r}; tools are {', '.join(TOOL_NAMES)}"
+        """Run one tool call; the result (or one error line) as text for the policy. Never raises."""
+        problem = validate_arguments(tool, args)
+        if problem is not None and tool not in TOOL_NAMES:
+            text = f"error: {problem}"
+        elif problem is not None:
+            text = f"error: {tool}: {problem}; fix the arguments and call it again"
+        else:
+            text = self._dispatch(tool, args)
+        ok = not text.startswith("error:")
+        if not ok:
+            self.log_error(f"tool {tool} {json.dumps(args, default=str)[:500]} -> {text[:1000]}")
+        self.on_event("tool", {"tool": tool, "ok": ok})
+        return text
+
+    def _dispatch(self, tool: str, args: dict[str, Any]) -> str:
         try:
             result = getattr(self, f"_tool_{tool}")(**args)
-        except TypeError as exc:
-            result = f"error: bad arguments for {tool}: {exc}"
-        except (ToolError, LabError, AutoW2SError) as exc:
-            result = f"error: {exc}"
+            text = result if isinstance(result, str) else json.dumps(result, default=str, indent=1)
+            return clip_lines(text, f"the output of this {tool} call")
+        except (ToolError, LabError) as exc:
+            return f"error: {exc}"
+        except AutoW2SError as exc:
+            return f"error: {tool}: {exc}"
         except OSError as exc:
-            result = f"error: {type(exc).__name__}: {exc}"
-        text = result if isinstance(result, str) else json.dumps(result, default=str)
-        self.on_event("tool", {"tool": tool, "ok": not text.startswith("error:")})
-        return _clip(text)
+            return f"error: {tool}: {type(exc).__name__}: {exc}; check the path and try again"
+        except Exception as exc:  # noqa: BLE001 - a bug in autow2s must not end the researcher
+            self.log_error(f"bug in tool {tool}:\n{traceback.format_exc()}")
+            return (f"error: {tool} failed inside autow2s ({type(exc).__name__}: {exc}). This is a bug in the "
+                    "lab's tooling, not in your call, and it was logged; do something else or try another way")
+
+    def log_error(self, text: str) -> None:
+        if self.error_log is None:
+            return
+        try:
+            self.error_log.parent.mkdir(parents=True, exist_ok=True)
+            with self.error_log.open("a", encoding="utf-8") as handle:
+                handle.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {self.name}: {text.rstrip()}\n")
+        except OSError:
+            pass  # the log is a convenience: a full disk must not turn into a crashed researcher
+
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     # -- workspace paths -------------------------------------------------------------------
     def _path(self, relative: str | None) -> Path:
@@ -80,20 +119,63 @@ class ToolBox:
             raise ToolError(f"path {relative!r} is outside your workspace; use paths relative to it")
         return path
 
-    # -- sandbox tools ---------------------------------------------------------------------
+    # -- sandbox jobs ----------------------------------------------------------------------
     def _run_job(self, command: tuple[str, ...], name: str, warm: bool = False) -> Any:
         """One sandboxed job; warm ones (experiments, python snippets) start with torch imported."""
+        limits = self.limits
+        left = self.time_left()
+        if left is not None:
+            if left < MIN_JOB_SECONDS:
+                raise ToolError("the campaign's time is up: no new job starts now; save your notes and end your turn")
+            limits = replace(limits, wall_seconds=min(limits.wall_seconds, left))
+        if self.stopping():
+            raise ToolError("the campaign is stopping: no new job starts now; end your turn")
         spec = JobSpec(command=command, workspace=self.workspace, task_data=self.public_dir, hidden=self.hidden,
-                       limits=self.limits, name=f"{self.name}-{name}", warm=warm)
-        return self.executor.result(self.executor.submit(spec))
+                       limits=limits, name=f"{self.name}-{name}", warm=warm)
+        handle = self.executor.submit(spec)
+        while True:
+            try:
+                return self.executor.result(handle, timeout=1.0)
+            except TimeoutError:
+                late = self.deadline is not None and time.monotonic() > self.deadline + DEADLINE_GRACE_S
+                if late or self.stopping():
+                    self.executor.cancel(handle)
+                    return self.executor.result(handle, timeout=60.0)
 
     @staticmethod
-    def _job_text(result: Any) -> str:
-        head = f"exit {result.exit_code}" + (f" (killed: {result.limit_hit} limit)" if result.limit_hit else "")
-        if result.error and not result.limit_hit:
-            head += f" ({result.error})"
-        return _clip(f"{head}\n--- stdout ---\n{result.stdout_tail}\n--- stderr ---\n{result.stderr_tail}")
+    def _full_output(path: Path | None, tail: str) -> str:
+        """The whole stream when it is on this machine (the tail alone loses the start of a `cat`)."""
+        if path is not None:
+            try:
+                if path.is_file() and path.stat().st_size <= 4_000_000:
+                    return path.read_text(errors="replace")
+            except OSError:
+                pass
+        return tail
 
+    def _job_text(self, result: Any) -> str:
+        head = f"exit {result.exit_code}"
+        if result.limit_hit:
+            head += f" (killed: {self.limits.describe(result.limit_hit)} limit hit)"
+        elif result.error:
+            head += f" ({result.error})"
+        stdout = self._full_output(result.stdout_path, result.stdout_tail)
+        stderr = self._full_output(result.stderr_path, result.stderr_tail)
+        return (f"{head}\n--- stdout ---\n{self._spill(stdout, 'stdout')}\n"
+                f"--- stderr ---\n{self._spill(stderr, 'stderr')}")
+
+    def _spill(self, text: str, what: str) -> str:
+        """Keep head and tail; the whole text goes to a workspace file that read_file can page through."""
+        clipped = clip_lines(text, what)
+        if clipped == text:
+            return text
+        scratch = self._path(".scratch")
+        scratch.mkdir(exist_ok=True)
+        path = scratch / f"{what}_{uuid.uuid4().hex[:8]}.txt"
+        path.write_text(text)
+        return clip_lines(text, what, read_hint=f".scratch/{path.name}")
+
+    # -- sandbox tools ---------------------------------------------------------------------
     def _tool_bash(self, command: str) -> str:
         return self._job_text(self._run_job(("bash", "-lc", command), "bash"))
 
@@ -105,11 +187,23 @@ class ToolBox:
         return self._job_text(self._run_job(("python", f"{{workspace}}/.scratch/{script.name}"), "python",
                                             warm=True))
 
-    def _tool_read_file(self, path: str) -> str:
+    def _read_text(self, path: str) -> str:
         target = self._path(path)
         if not target.is_file():
-            raise ToolError(f"{path}: no such file in your workspace")
+            hint = f" (the method reference is {REFERENCE_PATH})" if "reference" in path.lower() else ""
+            raise ToolError(f"{path}: no such file in your workspace; list_files shows what is there{hint}")
         return target.read_text(errors="replace")
+
+    def _tool_read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        text = self._read_text(path)
+        if start_line is None and end_line is None:
+            return clip_lines(text, path, read_hint=path)
+        lines = text.splitlines()
+        start, end = start_line or 1, min(end_line or len(lines), len(lines))
+        if start > max(len(lines), 1) or end < start:
+            raise ToolError(f"{path} has {len(lines)} lines; ask for a range inside 1..{len(lines)}")
+        body = "\n".join(f"{n:>6}  {line}" for n, line in enumerate(lines[start - 1:end], start))
+        return clip_lines(f"[{path}: lines {start}-{end} of {len(lines)}]\n{body}", path, read_hint=path)
 
     def _tool_write_file(self, path: str, content: str) -> str:
         target = self._path(path)
@@ -118,10 +212,11 @@ class ToolBox:
         return f"wrote {len(content)} characters to {path}"
 
     def _tool_edit_file(self, path: str, old_text: str, new_text: str) -> str:
-        text = self._tool_read_file(path)
+        text = self._read_text(path)
         count = text.count(old_text)
         if count != 1:
-            raise ToolError(f"{path}: old_text occurs {count} times; it must occur exactly once")
+            raise ToolError(f"{path}: old_text occurs {count} times; it must occur exactly once (read_file it and "
+                            "copy a longer, unique passage)")
         self._path(path).write_text(text.replace(old_text, new_text))
         return f"edited {path}"
 
@@ -133,94 +228,11 @@ class ToolBox:
                          if p.is_file() and ".scratch" not in p.parts and ".runs" not in p.parts)
         return "\n".join(entries[:500]) or "(empty)"
 
-    def _tool_run_experiment(self, method_dir: str, seeds: list[int] | None = None, quick: bool = False) -> Any:
-        method = self._path(method_dir)
-        if not (method / "method.py").is_file():
-            raise ToolError(f"{method_dir}: no method.py there; write one that defines run(ctx)")
-        seeds = list(seeds or [42])[:5]
-        run_id = uuid.uuid4().hex[:10]
-        rel_method = str(method.relative_to(self.workspace.resolve()))
-        per_seed: list[dict[str, Any]] = []
-        record = ExperimentRecord(rel_method, seeds, [], [], quick)
-        for seed in seeds:
-            out = f".runs/{run_id}/seed{seed}.json"
-            command = ["autow2s", "predict", "--public", "{task_data}", "--method", f"{{workspace}}/{rel_method}",
-                       "--seed", str(seed), "--out", f"{{workspace}}/{out}"]
-            if quick:
-                command += ["--train-fraction", str(QUICK_FRACTION)]
-            result = self._run_job(tuple(command), f"experiment-{seed}", warm=True)
-            if not result.ok:
-                per_seed.append({"seed": seed, "error": self._job_text(result)})
-                continue
-            predictions = json.loads(self._path(out).read_text())["predictions"]
-            scored = self.lab.evaluate(self.task, predictions)
-            record.dev_pgrs.append(scored["dev_pgr"])
-            record.evaluation_ids.append(scored["evaluation_id"])
-            per_seed.append({"seed": seed, "evaluation_id": scored["evaluation_id"], "dev_pgr": scored["dev_pgr"],
-                             "dev_accuracy": scored["dev_accuracy"], "flags": scored.get("flags", []),
-                             "budget_left": scored["budget_left"]})
-        self.experiments.append(record)
-        scored_pgrs = [p for p in record.dev_pgrs if p is not None]
-        summary = {"method_dir": rel_method, "quick": quick, "per_seed": per_seed,
-                   "mean_dev_pgr": sum(scored_pgrs) / len(scored_pgrs) if scored_pgrs else None}
-        self.on_event("experiment", summary)
-        return summary
-
-    # -- lab tools -------------------------------------------------------------------------
-    def _tool_evaluate_predictions(self, predictions_file: str, snapshot_id: str | None = None) -> Any:
-        data = json.loads(self._tool_read_file(predictions_file))
-        predictions = data["predictions"] if isinstance(data, dict) else data
-        return self.lab.evaluate(self.task, predictions, snapshot_id)
-
-    def _tool_share_finding(self, type: str, title: str, body: str, tags: list[str] | None = None,
-                            evaluation_id: int | None = None, verify_id: int | None = None) -> Any:
-        finding = self.lab.share_finding(type=type, title=title, body=body, tags=tags or [], task=self.task,
-                                         evaluation_id=evaluation_id, verify_id=verify_id)
-        self.on_event("finding", {"id": finding.get("id"), "type": type})
-        return finding
-
-    def _tool_search_findings(self, query: str | None = None, sort: str | None = None, limit: int = 10) -> Any:
-        return self.lab.search_findings(q=query, sort=sort, limit=min(int(limit), 50), task=self.task)
-
-    def _tool_read_finding(self, finding_id: int) -> Any:
-        return self.lab.read_finding(finding_id)
-
-    def _tool_comment(self, finding_id: int, body: str) -> Any:
-        return self.lab.comment(finding_id, body)
-
-    def _tool_vote(self, finding_id: int, value: int) -> Any:
-        return self.lab.vote(finding_id, value)
-
-    def _tool_leaderboard(self) -> Any:
-        return self.lab.leaderboard(self.task)
-
-    def _tool_save_snapshot(self, method_dir: str, message: str, parent_id: str | None = None) -> Any:
-        method = self._path(method_dir)
-        if not (method / "method.py").is_file():
-            raise ToolError(f"{method_dir}: no method.py there")
-        snapshot = self.lab.save_snapshot(method, name=method.name, message=message, parent_id=parent_id)
-        self.on_event("snapshot", {"snapshot_id": snapshot["snapshot_id"]})
-        return snapshot
-
-    def _tool_download_snapshot(self, snapshot_id: str) -> str:
-        dest = self._path(f"prior_work/{snapshot_id}")
-        if dest.exists():
-            shutil.rmtree(dest)
-        files = self.lab.download_snapshot(snapshot_id, dest)
-        return f"downloaded {len(files)} files into prior_work/{snapshot_id}/: {', '.join(files)}"
-
-    def _tool_request_verification(self, snapshot_id: str) -> Any:
-        status = self.lab.request_verification(snapshot_id, self.task)
-        self.on_event("verification", status)
-        return status
-
     def _tool_notebook(self, action: str, text: str = "") -> str:
         self.notebook_path.parent.mkdir(parents=True, exist_ok=True)
         current = self.notebook_path.read_text() if self.notebook_path.exists() else ""
         if action == "read":
             return current or "(your notebook is empty)"
-        if action not in ("append", "write"):
-            raise ToolError("notebook action must be read, append or write")
         updated = (current + "\n" + text) if action == "append" else text
         self.notebook_path.write_text(updated.strip() + "\n")
         return f"notebook now {len(updated)} characters"

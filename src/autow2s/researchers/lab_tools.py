@@ -1,0 +1,137 @@
+"""The trusted-side tools (scoring, forum, snapshots, verification, status, wait), mixed into ToolBox.
+
+Each calls the lab with the researcher's own token; what the lab refuses comes back as its own
+explanation. `wait` blocks without spending tokens until something the researcher cares about
+happens, so an agent with nothing to do does not poll.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+from autow2s.researchers.lab_client import LabError
+from autow2s.researchers.output import ToolError
+
+if TYPE_CHECKING:
+    from autow2s.researchers.toolbox import ToolBox
+
+DEFAULT_WAIT_S = 300
+WAIT_POLL_S = 3.0
+
+
+def _read_predictions(text: str, path: str) -> list[Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); write it with "
+                        "json.dump({'predictions': [...]}, f): one P(label=1) per test item") from None
+    if isinstance(data, dict):
+        if "predictions" not in data:
+            raise ToolError(f"{path} has no 'predictions' key (it has {', '.join(map(str, list(data)[:8])) or 'none'}); "
+                            "write {\"predictions\": [p_1, ..., p_n]} with one P(label=1) per test item")
+        data = data["predictions"]
+    if not isinstance(data, list):
+        raise ToolError(f"{path}: 'predictions' must be a list of numbers, got {type(data).__name__}")
+    return data
+
+
+class LabTools:
+    """Lab-side tools; `self` is the ToolBox."""
+
+    poll_s: float = WAIT_POLL_S
+
+    def _tool_evaluate_predictions(self: "ToolBox", predictions_file: str, snapshot_id: str | None = None) -> Any:
+        predictions = _read_predictions(self._read_text(predictions_file), predictions_file)
+        return self.lab.evaluate(self.task, predictions, snapshot_id)
+
+    def _tool_share_finding(self: "ToolBox", type: str, title: str, body: str, tags: list[str] | None = None,
+                            evaluation_id: int | None = None, verify_id: int | None = None) -> Any:
+        finding = self.lab.share_finding(type=type, title=title, body=body, tags=tags or [], task=self.task,
+                                         evaluation_id=evaluation_id, verify_id=verify_id)
+        self.on_event("finding", {"id": finding.get("id"), "type": type})
+        return finding
+
+    def _tool_search_findings(self: "ToolBox", query: str | None = None, sort: str | None = None,
+                              limit: int = 10) -> Any:
+        return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.task)
+
+    def _tool_read_finding(self: "ToolBox", finding_id: int) -> Any:
+        return self.lab.read_finding(finding_id)
+
+    def _tool_comment(self: "ToolBox", finding_id: int, body: str) -> Any:
+        return self.lab.comment(finding_id, body)
+
+    def _tool_vote(self: "ToolBox", finding_id: int, value: int) -> Any:
+        return self.lab.vote(finding_id, value)
+
+    def _tool_leaderboard(self: "ToolBox") -> Any:
+        return self.lab.leaderboard(self.task)
+
+    def _tool_save_snapshot(self: "ToolBox", method_dir: str, message: str, parent_id: str | None = None) -> Any:
+        method = self._path(method_dir)
+        if not (method / "method.py").is_file():
+            raise ToolError(f"{method_dir}: no method.py there; save_snapshot takes a method directory")
+        snapshot = self.lab.save_snapshot(method, name=method.name, message=message, parent_id=parent_id)
+        self.on_event("snapshot", {"snapshot_id": snapshot["snapshot_id"]})
+        return snapshot
+
+    def _tool_download_snapshot(self: "ToolBox", snapshot_id: str) -> str:
+        if not snapshot_id.isalnum():
+            raise ToolError(f"snapshot_id {snapshot_id!r} is not a snapshot id (40 hex digits)")
+        dest = self._path(f"prior_work/{snapshot_id}")
+        if dest.exists():
+            shutil.rmtree(dest)
+        files = self.lab.download_snapshot(snapshot_id, dest)
+        return f"downloaded {len(files)} files into prior_work/{snapshot_id}/: {', '.join(files)}"
+
+    def _tool_request_verification(self: "ToolBox", snapshot_id: str) -> Any:
+        status = self.lab.request_verification(snapshot_id, self.task)
+        self.on_event("verification", status)
+        return status
+
+    def _tool_lab_status(self: "ToolBox") -> Any:
+        return self.lab.my_status(self.task)
+
+    # -- wait ------------------------------------------------------------------------------
+    def _news_marks(self: "ToolBox") -> tuple[dict[int, str], int]:
+        """(verify id -> status of my runs, newest finding id on the task)."""
+        status = self.lab.my_status(self.task)
+        runs = {int(v["verify_id"]): str(v["status"]) for v in status["verifications"]}
+        newest = self.lab.search_findings(sort="new", limit=1, task=self.task)
+        return runs, int(newest[0]["id"]) if newest else 0
+
+    def _tool_wait(self: "ToolBox", timeout_s: int = DEFAULT_WAIT_S) -> str:
+        started = time.monotonic()
+        until = started + timeout_s
+        left = self.time_left()
+        if left is not None:
+            until = min(until, time.monotonic() + max(0.0, left))
+        runs, newest = self._news_marks()
+        pending = sorted(vid for vid, state in runs.items() if state in ("queued", "running"))
+        while time.monotonic() < until and not self.stopping():
+            pause = min(self.poll_s, max(0.0, until - time.monotonic()))
+            if self.stop is not None:
+                self.stop.wait(pause)
+            else:
+                time.sleep(pause)
+            try:
+                now_runs, now_newest = self._news_marks()
+            except LabError:
+                continue  # a lab hiccup is not news; keep waiting
+            finished = [vid for vid in pending if now_runs.get(vid) not in ("queued", "running")]
+            waited = f"after {time.monotonic() - started:.0f} s"
+            if finished:
+                details = [v for v in self.lab.my_status(self.task)["verifications"] if v["verify_id"] in finished]
+                return f"{waited}: verification finished: {json.dumps(details, default=str)}"
+            if now_newest > newest:
+                found = self.lab.search_findings(sort="new", limit=min(5, now_newest - newest), task=self.task)
+                fresh = [{"id": f["id"], "title": f["title"], "author": f.get("author"), "type": f.get("type")}
+                         for f in found if int(f["id"]) > newest]
+                return f"{waited}: new forum finding(s): {json.dumps(fresh)}; read_finding shows one"
+        reason = "the campaign is stopping" if self.stopping() else (
+            "the campaign's time is up" if left is not None and until < started + timeout_s else "timeout")
+        return (f"waited {time.monotonic() - started:.0f} s: nothing new ({reason}); pending verifications: "
+                f"{pending or 'none'}")
