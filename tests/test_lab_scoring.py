@@ -14,7 +14,8 @@ from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.tasks.loader import load_task_dir
 from autow2s.testbed.teachers import ceiling_probs
 
-V1_KEYS = {"evaluation_id", "task", "dev_accuracy", "dev_pgr", "n_scored", "budget_left", "rate_left", "flags", "note"}
+V1_KEYS = {"evaluation_id", "task", "dev_accuracy", "dev_pgr", "n_scored", "budget_left", "rate_left", "flags", "note",
+           "identical_to_evaluation"}
 ANCHOR_KEYS = {"transfer_acc", "pgr", "correct", "total", "fixed_weak_acc", "fixed_strong_acc", "evaluation_id",
                "budget_left", "warnings", "pgr_error"}
 
@@ -149,9 +150,13 @@ def test_budgets_survive_a_restart(lab_data: Path, tmp_path: Path) -> None:
         assert first.json()["budget_left"] == 2
         server.restart()
         client = server.client(token)
-        # The probing history came back: the first submission again is refused as a near-duplicate.
+        # The probing history came back: the first submission again is answered from its evaluation
+        # (free), and one that changes a single item is refused as a near-duplicate (charged).
         again = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.2] * 200 + [0.9] * 200})
-        assert again.status_code == 409 and again.json()["earlier_evaluation_id"] == first.json()["evaluation_id"]
+        assert again.status_code == 200 and again.json()["identical_to_evaluation"] == first.json()["evaluation_id"]
+        assert again.json()["dev_accuracy"] == first.json()["dev_accuracy"] and again.json()["budget_left"] == 2
+        near = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.2] * 199 + [0.9] * 201})
+        assert near.status_code == 409 and near.json()["earlier_evaluation_id"] == first.json()["evaluation_id"]
         second = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.9] * 200 + [0.2] * 200})
         assert second.json()["budget_left"] == 0 and second.json()["evaluation_id"] > first.json()["evaluation_id"]
         assert client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.5] * 400}).status_code == 429

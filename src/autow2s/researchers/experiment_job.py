@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
+from autow2s.errors import AutoW2SError
 from autow2s.testbed.experiment import ExperimentSettings, build_context, call_method, check_predictions
 from autow2s.testbed.methods.registry import load_method
 from autow2s.testbed.public_run import load_public, subsample_train
@@ -33,6 +36,18 @@ def _plain(value: Any) -> Any:
     return repr(value)[:200]
 
 
+def _report(exc: AutoW2SError, method_dir: str) -> None:
+    """The method's own frames and the one-line error: the library's frames would push the method's
+    earlier stderr out of the tail the researcher sees."""
+    cause = exc.__cause__
+    if cause is not None and cause.__traceback__ is not None:
+        root = str(Path(method_dir).resolve())
+        frames = [f for f in traceback.extract_tb(cause.__traceback__) if f.filename.startswith(root)]
+        if frames:
+            sys.stderr.write("Traceback (your method's frames):\n" + "".join(traceback.format_list(frames)))
+    sys.stderr.write(f"error: {exc}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="experiment_job")
     parser.add_argument("--public", required=True)
@@ -41,6 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--train-fraction", type=float, default=1.0)
     args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except AutoW2SError as exc:
+        _report(exc, args.method)
+        sys.exit(1)
+
+
+def _run(args: argparse.Namespace) -> None:
     method = load_method(args.method)
     task, teacher = load_public(args.public)
     if args.train_fraction < 1.0:

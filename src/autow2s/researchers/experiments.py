@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from autow2s.researchers.toolbox import ToolBox
 
 QUICK_FRACTION = 0.25
-STDERR_TAIL_CHARS = 1_500
+STDERR_TAIL_CHARS = 2_000
 LAUNCHER = "from autow2s.researchers.experiment_job import main\nmain()\n"
 
 

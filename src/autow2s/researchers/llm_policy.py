@@ -27,7 +27,7 @@ from autow2s.researchers.toolbox import ToolBox
 REASONS = ("cap", "end_turn", "max_turns", "deadline")
 DEFAULT_CONTEXT_TOKENS = 120_000
 CHARS_PER_TOKEN = 4  # a rough, provider-independent estimate: the budget is a guard, not a meter
-KEEP_RECENT_RESULTS = 4
+KEEP_RECENT_RESULTS = 2
 
 
 @dataclass

@@ -29,6 +29,8 @@ from autow2s.researchers.tool_specs import TOOL_NAMES, validate_arguments
 from autow2s.sandbox.limits import Limits
 
 DEADLINE_GRACE_S = 10.0
+OUTER_MAX_LINES = 260
+OUTER_MAX_CHARS = 16_000
 MIN_JOB_SECONDS = 5.0
 __all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
 
@@ -82,7 +84,9 @@ class ToolBox(ExperimentTools, LabTools):
         try:
             result = getattr(self, f"_tool_{tool}")(**args)
             text = result if isinstance(result, str) else json.dumps(result, default=str, indent=1)
-            return clip_lines(text, f"the output of this {tool} call")
+            # A backstop for tools that return structured data; text tools clipped their own output already.
+            return clip_lines(text, f"the output of this {tool} call", max_lines=OUTER_MAX_LINES, head_lines=100,
+                              max_chars=OUTER_MAX_CHARS)
         except (ToolError, LabError) as exc:
             return f"error: {exc}"
         except AutoW2SError as exc:
@@ -132,6 +136,7 @@ class ToolBox(ExperimentTools, LabTools):
             raise ToolError("the campaign is stopping: no new job starts now; end your turn")
         spec = JobSpec(command=command, workspace=self.workspace, task_data=self.public_dir, hidden=self.hidden,
                        limits=limits, name=f"{self.name}-{name}", warm=warm)
+        self._job_limits = limits  # what _job_text names when a limit killed the job
         handle = self.executor.submit(spec)
         while True:
             try:
@@ -156,24 +161,27 @@ class ToolBox(ExperimentTools, LabTools):
     def _job_text(self, result: Any) -> str:
         head = f"exit {result.exit_code}"
         if result.limit_hit:
-            head += f" (killed: {self.limits.describe(result.limit_hit)} limit hit)"
+            limits = getattr(self, "_job_limits", self.limits)
+            head += f" (killed: {limits.describe(result.limit_hit)} limit hit)"
+            if limits.wall_seconds < self.limits.wall_seconds and result.limit_hit == "wall_time":
+                head += "; the campaign's deadline shortened it"
         elif result.error:
             head += f" ({result.error})"
         stdout = self._full_output(result.stdout_path, result.stdout_tail)
         stderr = self._full_output(result.stderr_path, result.stderr_tail)
-        return (f"{head}\n--- stdout ---\n{self._spill(stdout, 'stdout')}\n"
-                f"--- stderr ---\n{self._spill(stderr, 'stderr')}")
+        return (f"{head}\n--- stdout ---\n{self._spill(stdout, 'stdout', 130, 8_000)}\n"
+                f"--- stderr ---\n{self._spill(stderr, 'stderr', 50, 3_000)}")
 
-    def _spill(self, text: str, what: str) -> str:
+    def _spill(self, text: str, what: str, max_lines: int, max_chars: int) -> str:
         """Keep head and tail; the whole text goes to a workspace file that read_file can page through."""
-        clipped = clip_lines(text, what)
-        if clipped == text:
+        sizes = {"max_lines": max_lines, "head_lines": max_lines * 2 // 5, "max_chars": max_chars}
+        if clip_lines(text, what, **sizes) == text:
             return text
         scratch = self._path(".scratch")
         scratch.mkdir(exist_ok=True)
         path = scratch / f"{what}_{uuid.uuid4().hex[:8]}.txt"
         path.write_text(text)
-        return clip_lines(text, what, read_hint=f".scratch/{path.name}")
+        return clip_lines(text, what, read_hint=f".scratch/{path.name}", **sizes)
 
     # -- sandbox tools ---------------------------------------------------------------------
     def _tool_bash(self, command: str) -> str:
