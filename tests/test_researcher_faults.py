@@ -104,11 +104,14 @@ def test_a_bug_in_a_tool_is_logged_with_its_traceback_and_returned_as_an_error(m
     assert broken.call("list_files", {}).startswith("reference")  # and it goes on
 
 
-def test_provider_retry_gives_up_as_unavailable_and_rejects_a_bad_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["claude", "openai"])
+def test_provider_retry_gives_up_as_unavailable_and_rejects_a_bad_key(kind: str, tmp_path: Path) -> None:
     waits: list[str | None] = []
     script = ScriptedLLM([lambda b: Fault(529, retry_after_ms=150)] * 20 + [lambda b: Fault(401, message="bad key")])
     with fake_llm_server(script) as url:
-        chat = _openai(url, tmp_path / "errors.log", provider_retry_s=1.0, on_wait=waits.append)
+        options = {"error_log": tmp_path / "errors.log", "provider_retry_s": 1.0, "on_wait": waits.append}
+        chat = (AnthropicChat(DEFAULT_CLAUDE_MODEL, api_key="sk-ant-test", base_url=url, **options)
+                if kind == "claude" else _openai(url, **options))
         started = time.monotonic()
         with pytest.raises(ProviderUnavailable, match="kept failing"):
             chat.turn("system", chat.start("hi"), ())

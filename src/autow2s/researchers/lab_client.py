@@ -149,5 +149,6 @@ class LabClient:
         """This researcher's evaluations, verified runs, budgets and limits on a task (its own rows only)."""
         return self._call("GET", "/api/v1/me/status", params={"task": task})
 
-    def leaderboard(self, task: str | None = None) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/leaderboard", params={"task": task} if task else {})
+    def leaderboard(self, task: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("task", task), ("limit", limit)) if v is not None}
+        return self._call("GET", "/api/v1/leaderboard", params=params)

@@ -67,8 +67,8 @@ class LabTools:
     def _tool_vote(self: "ToolBox", finding_id: int, value: int) -> Any:
         return self.lab.vote(finding_id, value)
 
-    def _tool_leaderboard(self: "ToolBox") -> Any:
-        return self.lab.leaderboard(self.task)
+    def _tool_leaderboard(self: "ToolBox", limit: int = 20) -> Any:
+        return self.lab.leaderboard(self.task, limit=limit)
 
     def _tool_save_snapshot(self: "ToolBox", method_dir: str, message: str, parent_id: str | None = None) -> Any:
         method = self._path(method_dir)

@@ -70,7 +70,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("comment", "Comment on a finding.", _schema(["finding_id", "body"], finding_id=INT, body=STR), "lab"),
     ToolSpec("vote", "Vote on a finding (+1, 0 or -1).",
              _schema(["finding_id", "value"], finding_id=INT, value={"type": "integer", "enum": [-1, 0, 1]}), "lab"),
-    ToolSpec("leaderboard", "The verified leaderboard for the task.", _schema([]), "lab"),
+    ToolSpec("leaderboard", "The verified leaderboard for the task, best holdout PGR first (limit rows, "
+             "default 20).", _schema([], limit={"type": "integer", "minimum": 1, "maximum": 100}), "lab"),
     ToolSpec("save_snapshot", "Save a method directory as a snapshot (optionally naming its parent snapshot).",
              _schema(["method_dir", "message"], method_dir=STR, message=STR, parent_id=STR), "lab"),
     ToolSpec("download_snapshot", "Download a snapshot into prior_work/<snapshot_id>/ in your workspace.",

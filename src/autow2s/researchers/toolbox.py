@@ -83,7 +83,9 @@ class ToolBox(ExperimentTools, LabTools):
     def _dispatch(self, tool: str, args: dict[str, Any]) -> str:
         try:
             result = getattr(self, f"_tool_{tool}")(**args)
-            text = result if isinstance(result, str) else json.dumps(result, default=str, indent=1)
+            text = result if isinstance(result, str) else json.dumps(result, default=str)
+            if len(text) > OUTER_MAX_CHARS and not isinstance(result, str):
+                text = json.dumps(result, default=str, indent=1)  # one field a line, so clipping keeps structure
             # A backstop for tools that return structured data; text tools clipped their own output already.
             return clip_lines(text, f"the output of this {tool} call", max_lines=OUTER_MAX_LINES, head_lines=100,
                               max_chars=OUTER_MAX_CHARS)
