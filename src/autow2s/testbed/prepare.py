@@ -147,7 +147,7 @@ def prepare_task(
                  "dev": [rid for rid, dev in zip(test_ids, mask) if dev],
                  "holdout": [rid for rid, dev in zip(test_ids, mask) if not dev]}
     (lab / "partition.json").write_text(json.dumps(partition) + "\n")
-    weak_backend = weak_backend or default_backend(task.kind, "weak")
+    weak_backend = weak_backend or default_backend(task.kind, "weak", task.name)
     cache = cache or ArtifactCache()
     _write_weak(public, task, weak_teacher(task, seed, cache, backend=weak_backend), weak_backend, seed)
     _write_null_views(task, out, public, secret, seed, weak_backend, cache)

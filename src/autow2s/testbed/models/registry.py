@@ -67,8 +67,16 @@ DEFAULT_BACKENDS: dict[str, tuple[str, str]] = {
 }
 
 
-def default_backend(task_kind: str, role: str) -> str:
-    """The default backend for a task kind; role is 'strong' or 'weak'."""
+def default_backend(task_kind: str, role: str, task_name: str | None = None) -> str:
+    """The default backend for a task (its own pair if it names one, else its kind's); role is 'strong' or 'weak'.
+
+    Real-data tasks name their pair (mpnet vs TF-IDF): MiniLM-L6 is too close to TF-IDF on them for a gap.
+    """
+    from autow2s.testbed.tasks.real import SPECS
+
+    if task_name in SPECS:
+        spec = SPECS[task_name]
+        return spec.strong if role == "strong" else spec.weak
     strong, weak = DEFAULT_BACKENDS[task_kind]
     return strong if role == "strong" else weak
 

