@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any, Callable, Iterator
 
 @dataclass(frozen=True)
 class Fault:
-    """An HTTP error instead of a reply: 529 overloaded, 429 rate limited, 401 bad key, 400 bad request."""
+    """An HTTP error instead of a reply: 529 overloaded, 429 rate limited, 401 bad key, 400 bad request;
+    status 0 drops the connection without an answer (a connection reset)."""
 
     status: int
     retry_after_ms: int | None = 10
@@ -161,6 +163,10 @@ def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
                     return
             n = len(script.requests)
             reply = script.next(body)
+            if isinstance(reply, Fault) and reply.status == 0:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if isinstance(reply, Fault):
                 headers = {} if reply.retry_after_ms is None else {"retry-after-ms": str(reply.retry_after_ms),
                                                                    "retry-after": "0"}

@@ -68,6 +68,7 @@ def test_faults_come_back_as_errors_and_the_researcher_reaches_its_next_call(mak
         lambda b: [("run_experiment", {"method_dir": "no_such_method", "seeds": [1, 2]})],
         lambda b: [("read_finding", {"finding_id": "three"}), ("run_experiment", {"method_dir": "m", "seeds": "1"})],
         lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529),
+        lambda b: Fault(0),  # and a connection reset
         lambda b: [("list_files", {})],
         lambda b: "done for now",
     ])
@@ -88,6 +89,7 @@ def test_faults_come_back_as_errors_and_the_researcher_reaches_its_next_call(mak
                      "seeds must be an array"):
         assert expected in log, (expected, log)
     assert log.count("waiting for the provider: 529") == 4
+    assert log.count("waiting for the provider: APIConnectionError") == 1
 
 
 def test_a_bug_in_a_tool_is_logged_with_its_traceback_and_returned_as_an_error(make_toolbox) -> None:
