@@ -230,10 +230,14 @@ class AnthropicChat:
 
 
 class OpenAIChat:
-    """OpenAI-compatible chat completions with tools: OpenAI, vLLM, Ollama, llama.cpp, OpenRouter."""
+    """OpenAI-compatible chat completions with tools: OpenAI, vLLM, Ollama, llama.cpp, OpenRouter.
+
+    max_tokens stays modest by default: local servers refuse a request whose max_tokens plus prompt
+    exceeds their context length (raise it for reasoning models that think inside the answer).
+    """
 
     def __init__(self, model: str, *, api_key: str | None = None, base_url: str | None = None,
-                 max_tokens: int = 16_000, timeout: float = 600.0,
+                 max_tokens: int = 4096, timeout: float = 600.0,
                  provider_retry_s: float = DEFAULT_PROVIDER_RETRY_S, on_wait: WaitHook | None = None,
                  error_log: Path | None = None) -> None:
         import openai  # imported here: keeps CLI start-up fast

@@ -31,6 +31,7 @@ from autow2s.sandbox.limits import Limits
 DEADLINE_GRACE_S = 10.0
 OUTER_MAX_LINES = 260
 OUTER_MAX_CHARS = 16_000
+KEEP_SPILLED = 50  # full outputs kept in .scratch for read_file, per stream
 MIN_JOB_SECONDS = 5.0
 __all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
 
@@ -183,6 +184,8 @@ class ToolBox(ExperimentTools, LabTools):
         scratch.mkdir(exist_ok=True)
         path = scratch / f"{what}_{uuid.uuid4().hex[:8]}.txt"
         path.write_text(text)
+        for old in sorted(scratch.glob(f"{what}_*.txt"), key=lambda p: p.stat().st_mtime)[:-KEEP_SPILLED]:
+            old.unlink(missing_ok=True)  # the workspace's disk limit is the researcher's, not ours to fill
         return clip_lines(text, what, read_hint=f".scratch/{path.name}", **sizes)
 
     # -- sandbox tools ---------------------------------------------------------------------
