@@ -233,3 +233,20 @@ def test_the_prompt_states_the_limits_in_force(make_toolbox, tmp_path: Path) -> 
         assert expected in system, expected
     assert (toolbox.workspace / "reference" / "METHOD_API.md").read_text().count("ctx.strong_model") >= 2
     assert f"Budget left: {evaluate['left']} evaluations" in script.requests[0]["messages"][1]["content"]
+
+
+def test_arguments_are_checked_against_the_schema_before_anything_runs(make_toolbox) -> None:
+    from autow2s.researchers.tool_specs import validate_arguments
+
+    assert validate_arguments("vote", {"finding_id": 1, "value": 1}) is None
+    assert "must be an integer, got bool" in validate_arguments("vote", {"finding_id": True, "value": 1})
+    assert "must be one of [-1, 0, 1]" in validate_arguments("vote", {"finding_id": 1, "value": 5})
+    assert "at most 5 items" in validate_arguments("run_experiment", {"method_dir": "m", "seeds": [1] * 6})
+    assert "seeds[1] must be an integer" in validate_arguments("run_experiment", {"method_dir": "m", "seeds": [1, "2"]})
+    assert "unknown argument colour" in validate_arguments("leaderboard", {"colour": "red"})
+    assert "missing required argument path" in validate_arguments("read_file", {})
+    toolbox = make_toolbox("nulls")
+    # A null for an optional argument means "left out" (models send them); for a required one it is missing.
+    assert toolbox.call("list_files", {"path": None}).startswith("reference/")
+    assert "missing required argument path" in toolbox.call("read_file", {"path": None})
+    assert toolbox.call("read_file", {"path": "../../etc/passwd"}).startswith("error: path '../../etc/passwd' is outside")

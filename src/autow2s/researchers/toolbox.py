@@ -31,6 +31,7 @@ from autow2s.sandbox.limits import Limits
 DEADLINE_GRACE_S = 10.0
 OUTER_MAX_LINES = 260
 OUTER_MAX_CHARS = 16_000
+MAX_READ_BYTES = 20_000_000
 KEEP_SPILLED = 50  # full outputs kept in .scratch for read_file, per stream
 MIN_JOB_SECONDS = 5.0
 __all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
@@ -68,6 +69,8 @@ class ToolBox(ExperimentTools, LabTools):
 
     def call(self, tool: str, args: dict[str, Any]) -> str:
         """Run one tool call; the result (or one error line) as text for the policy. Never raises."""
+        if isinstance(args, dict):  # many models send null for an optional argument they mean to leave out
+            args = {key: value for key, value in args.items() if value is not None}
         problem = validate_arguments(tool, args)
         if problem is not None and tool not in TOOL_NAMES:
             text = f"error: {problem}"
@@ -77,8 +80,12 @@ class ToolBox(ExperimentTools, LabTools):
             text = self._dispatch(tool, args)
         ok = not text.startswith("error:")
         if not ok:
+            text = " / ".join(line for line in text.splitlines() if line.strip())  # one line, as promised
             self.log_error(f"tool {tool} {json.dumps(args, default=str)[:500]} -> {text[:1000]}")
-        self.on_event("tool", {"tool": tool, "ok": ok})
+        try:
+            self.on_event("tool", {"tool": tool, "ok": ok})
+        except Exception:  # noqa: BLE001 - the campaign's bookkeeping must not cost the researcher its result
+            self.log_error(f"bug in the tool event hook:\n{traceback.format_exc()}")
         return text
 
     def _dispatch(self, tool: str, args: dict[str, Any]) -> str:
@@ -121,7 +128,10 @@ class ToolBox(ExperimentTools, LabTools):
     def _path(self, relative: str | None) -> Path:
         root = self.workspace.resolve()
         rel = (relative or ".").removeprefix("/workspace").lstrip("/") or "."
-        path = (root / rel).resolve()
+        try:
+            path = (root / rel).resolve()
+        except (ValueError, OSError) as exc:
+            raise ToolError(f"path {relative!r} is not a usable path ({exc}); use a plain relative path") from None
         if not path.is_relative_to(root):
             raise ToolError(f"path {relative!r} is outside your workspace; use paths relative to it")
         return path
@@ -205,6 +215,10 @@ class ToolBox(ExperimentTools, LabTools):
         if not target.is_file():
             hint = f" (the method reference is {REFERENCE_PATH})" if "reference" in path.lower() else ""
             raise ToolError(f"{path}: no such file in your workspace; list_files shows what is there{hint}")
+        size = target.stat().st_size
+        if size > MAX_READ_BYTES:
+            raise ToolError(f"{path} is {size / 1e6:.0f} MB, too large to read whole; look inside it with bash "
+                            "(head, tail, grep, sed -n 'A,Bp')")
         return target.read_text(errors="replace")
 
     def _tool_read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
