@@ -167,7 +167,7 @@ async def _answer_repeat(request: Request, lab: Any, task: Any, researcher_id: i
     earlier_id, reported = repeat
     standing = lab.budgets.peek(researcher_id, task.name, "evaluate", now)
     flags = ["degenerate"] if lab.probes.is_degenerate(bits) else []
-    row = audit_row(request.scope, 200, outcome="identical_repeat", evaluation_id=earlier_id, flags=",".join(flags),
+    row = audit_row(request.scope, 200, outcome="identical_repeat", evaluation_id=earlier_id,  # no new flag
                     detail=f"identical to evaluation {earlier_id}; answered from it, not charged")
     await lab.writer.run(lambda conn: conn.execute(insert(AuditEntry), row))
     request.scope.setdefault("state", {})["audited"] = True
@@ -181,7 +181,7 @@ def _note(scored: Scored) -> str:
     notes = []
     if scored.identical_to is not None:
         notes.append(f"identical to your evaluation {scored.identical_to} (the same predicted class on every item): "
-                     "answered from it; not charged, not flagged")
+                     "answered from it; not charged and not flagged again")
     if scored.reported_pgr is None:
         notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))
     if "degenerate" in scored.flags:
