@@ -142,6 +142,16 @@ def test_a_deadline_stops_turns_and_bounds_jobs(make_toolbox, tmp_path: Path) ->
     assert script.requests == []
 
 
+def test_the_campaign_stopping_cancels_a_running_job(make_toolbox) -> None:
+    stop = threading.Event()
+    toolbox = make_toolbox("stopped", stop=stop)
+    threading.Timer(3.0, stop.set).start()
+    started = time.monotonic()
+    text = toolbox.call("bash", {"command": "sleep 120; echo never"})
+    assert time.monotonic() - started < 30 and "never" not in text and "cancel" in text.lower(), text
+    assert toolbox.call("bash", {"command": "echo hi"}).startswith("error: the campaign is stopping")
+
+
 def test_thinking_blocks_go_back_exactly_as_received(make_toolbox, tmp_path: Path) -> None:
     toolbox = make_toolbox("thinker")
     script = ScriptedLLM([lambda b: [("list_files", {})], lambda b: [("notebook", {"action": "read"})],
