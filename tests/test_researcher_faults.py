@@ -165,6 +165,10 @@ def test_thinking_blocks_go_back_exactly_as_received(make_toolbox, tmp_path: Pat
         assert [m["content"] for m in last if m["role"] == "assistant"] == script.sent[:3]
         assert script.sent[0][0]["type"] == "thinking" and script.sent[0][1]["type"] == "redacted_thinking"
         assert script.requests[0]["max_tokens"] >= 16_000  # room for thinking, which counts against it
+        # The newest block carries a cache breakpoint (the history is read from the cache next turn);
+        # earlier messages go back without it, exactly as they were.
+        assert script.requests[1]["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert script.requests[1]["messages"][0]["content"] == script.requests[0]["messages"][0]["content"][0]["text"]
         # The fake enforces what the real API does: a follow-up that drops the thinking is refused...
         client = anthropic.Anthropic(api_key="sk-ant-test", base_url=url, max_retries=0)
         dropped = [{"role": "user", "content": "go"},

@@ -173,6 +173,22 @@ def _usage(input_tokens: int, output_tokens: int, cache_write: int = 0, cache_re
                  cache_read_tokens=cache_read or 0)
 
 
+def _cache_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with a cache breakpoint on the newest block, so each turn reads the whole earlier
+    conversation from the prompt cache (0.05-0.1 x the input price) instead of paying for it again.
+    A copy: the conversation itself (thinking blocks above all) stays exactly as it was."""
+    if not messages:
+        return messages
+    last = dict(messages[-1])
+    content = last.get("content")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not content:
+        return messages
+    last["content"] = [*content[:-1], {**content[-1], "cache_control": {"type": "ephemeral"}}]
+    return [*messages[:-1], last]
+
+
 class AnthropicChat:
     """Messages API with tool use; the system prompt and tool list are marked for prompt caching.
 
@@ -203,8 +219,9 @@ class AnthropicChat:
         if tool_defs:
             tool_defs[-1] = tool_defs[-1] | {"cache_control": {"type": "ephemeral"}}
         extra: dict[str, Any] = {"output_config": {"effort": self.effort}} if self.effort else {}
+        sent = _cache_history(messages)
         response = self.retry.call(lambda: self.client.messages.create(
-            model=self.model, max_tokens=self.max_tokens, messages=messages, tools=tool_defs,
+            model=self.model, max_tokens=self.max_tokens, messages=sent, tools=tool_defs,
             system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}], **extra,
         ), deadline=deadline, cancel=cancel)
         # Every block goes back exactly as it came (to_dict keeps only the fields the API sent):
