@@ -19,3 +19,11 @@ class PredictionError(AutoW2SError):
 
 class MethodError(AutoW2SError):
     """A method's own code raised while running."""
+
+
+class ProviderUnavailable(AutoW2SError):
+    """The LLM provider kept failing (429, 5xx, 529, timeouts) past the retry window; a researcher pauses."""
+
+
+class ProviderRejected(AutoW2SError):
+    """The LLM provider refused the request itself (authentication, a bad request); retrying cannot help."""
