@@ -73,7 +73,10 @@ class LLMPolicy:
         (pause, then go on) or ProviderRejected (stop this researcher) from the chat layer.
         """
         deadline = deadline if deadline is not None else toolbox.deadline
-        notebook = toolbox.notebook_path.read_text() if toolbox.notebook_path.exists() else ""
+        try:
+            notebook = toolbox.notebook_path.read_text(errors="replace") if toolbox.notebook_path.exists() else ""
+        except OSError as exc:
+            notebook = f"(your notebook could not be read: {exc})"
         limits = self._limits(toolbox)
         system = system_prompt(toolbox.task, direction, limits)
         messages = self.chat.start(user_prompt(iteration, notebook, limits))
@@ -142,9 +145,12 @@ class LLMPolicy:
 
 
 def _record(path: Path, entry: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, default=str) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, default=str) + "\n")
+    except OSError:
+        pass  # the transcript is for replay and reading; a full disk must not stop the research
 
 
 def replay_calls(transcript: Path) -> list[tuple[str, dict]]:
