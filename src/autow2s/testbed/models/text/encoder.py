@@ -100,11 +100,11 @@ class EncoderBackend:
     head: HeadConfig = field(default=ENCODER_HEAD)
     ceiling_grid: tuple[dict[str, float], ...] = ENCODER_CEILING_GRID
     kinds: tuple[str, ...] = TEXT_KINDS
-    relevance: bool = True  # add cos(question, answer) embedded apart (costs two more embeddings per row)
+    with_relevance: bool = True  # add cos(question, answer) embedded apart (costs two more embeddings per row)
 
     @property
     def features_name(self) -> str:
-        return FEATURES if self.relevance else FEATURES_JOINT
+        return FEATURES if self.with_relevance else FEATURES_JOINT
 
     def with_model(self, model: str) -> "EncoderBackend":
         """The same backend on another sentence-transformers path or hub name (`encoder:PATH`)."""
@@ -183,7 +183,7 @@ class EncoderStudent:
             raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
         texts = [text for row in rows for text in encoder_texts(row)]
         vectors = self.backend.embed(texts, device=self.config.device)
-        if not self.backend.relevance:
+        if not self.backend.with_relevance:
             if kind == "binary":
                 return vectors
             first, second = vectors[0::2], vectors[1::2]
