@@ -99,3 +99,26 @@ def test_cli_lists_sources_and_rejects_unknown_names():
     assert listed.returncode == 0 and all(name in listed.stdout for name in SOURCES)
     unknown = subprocess.run([sys.executable, "-m", "autow2s", "fetch", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "unknown source 'nope'" in unknown.stderr
+
+
+def test_sandboxed_jobs_cannot_read_the_fetched_corpora(tmp_path, monkeypatch):
+    """The corpora hold the real tasks' labels; a method that could read them would not need the weak model."""
+    from autow2s.sandbox import SandboxConfig, SandboxUnavailableError, require_sandbox
+    from sandbox_helpers import make_workspace, run_python
+
+    try:
+        require_sandbox()
+    except SandboxUnavailableError as exc:
+        pytest.skip(str(exc))
+    task_data = tmp_path / "task"
+    store = task_data / "store"  # inside a folder the sandbox binds, so only the mask can hide it
+    (store / "sources").mkdir(parents=True)
+    (store / "sources" / "labels.csv").write_text("text,label\n")
+    for path in (tmp_path, task_data, store, store / "sources"):
+        path.chmod(0o755)
+    (store / "sources" / "labels.csv").chmod(0o644)
+    monkeypatch.setenv("AUTOW2S_FETCH_DIR", str(store))
+    ran = run_python(SandboxConfig(workspace=make_workspace(tmp_path), task_data=task_data),
+                     "import os; print(sorted(os.listdir('/task')), sorted(os.listdir('/task/store')))")
+    assert ran.result.ok, ran.stderr
+    assert ran.stdout.split() == ["['store']", "[]"]

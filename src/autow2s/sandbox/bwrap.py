@@ -225,7 +225,10 @@ def build_plan(config: SandboxConfig, command: list[str], lifeline_fd: int = -1)
     if task_data is not None:
         b.bind(task_data, TASK_MOUNT)
     b.bind(workspace, WORKSPACE_MOUNT, writable=True)
-    _mask_hidden(b, config.hidden)
+    # The fetched corpora hold the real tasks' labels: a job must never read them (autow2s.testbed.fetch).
+    from autow2s.testbed.fetch.store import fetch_dir
+
+    _mask_hidden(b, config.hidden + (fetch_dir(),))
 
     data_files = {
         "/etc/passwd": f"root:x:0:0:root:/:/usr/sbin/nologin\nresearcher:x:{uid}:{gid}::{WORKSPACE_MOUNT}:/bin/sh\n",

