@@ -63,7 +63,13 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="regenerate only the real-task section")
     parser.add_argument("--tasks", default="", help="with --real: comma-separated real tasks (default: all)")
     parser.add_argument("--seeds", default="", help="with --real: comma-separated seeds (default: 5 seeds)")
+    parser.add_argument("--render", action="store_true", help="with --real: rewrite the section from the JSON only")
     args = parser.parse_args()
+    if args.real and args.render:
+        from calibrate_real import render
+
+        render(args.out)
+        return
     if args.real:
         from calibrate_real import write_real_section
 
