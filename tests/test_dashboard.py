@@ -46,7 +46,12 @@ def test_leaderboard_rows_equal_the_api_and_link_to_snapshots_and_findings(page,
         assert (int(rank), method.split()[0], researcher) == (expected["rank"], expected["method"], expected["researcher"])
         assert expected["snapshot_id"].startswith(snapshot)
         assert dev == f"{expected['dev_pgr']:.3f}" and holdout == f"{expected['holdout_pgr']:.3f}"
-        gap = row["cells"][7]
+        null, gap = row["cells"][7:9]
+        if expected["supervisor_check"] in ("passed", "flagged"):
+            assert null == f"{expected['null_supervisor_pgr']:.3f}"
+        else:
+            assert null == expected["supervisor_check"]
+        assert ("supervisor-free" in row["cells"][1]) == bool(expected["independent_of_supervisor"])
         assert gap == ("—" if expected["overfit_gap"] is None else f"{expected['overfit_gap']:.3f}")
     shoot(page, screenshots, "leaderboard")
 

@@ -245,6 +245,12 @@ def run(
     researcher_dollars: Optional[float] = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
     eval_budget: Optional[int] = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
     eval_rate: int = typer.Option(120, "--eval-rate", help="evaluations per researcher per minute"),
+    verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per minute"),
+    provider_retry_s: float = typer.Option(600.0, "--provider-retry-s", min=0.0,
+                                           help="seconds an LLM researcher retries 429/5xx/529/timeouts (exponential "
+                                                "back-off, retry-after honoured) before pausing"),
+    idle: str = typer.Option("sleep", "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
+                             "30 s to 10 min, woken by new findings or leaderboard changes) or stop"),
     lab: Optional[str] = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
     executor: str = typer.Option("local", "--executor", help="local or ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
@@ -279,11 +285,14 @@ def run(
         else:
             if executor not in ("local", "ray"):
                 raise AutoW2SError(f"--executor must be local or ray, got {executor!r}")
+            if idle not in ("sleep", "stop"):
+                raise AutoW2SError(f"--idle must be sleep or stop, got {idle!r}")
             if dependence_check not in ("on", "off"):
                 raise AutoW2SError(f"--dependence-check must be on or off, got {dependence_check!r}")
             config = CampaignConfig(
                 task=task, researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
-                researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate, lab_url=lab,
+                researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate,
+                verify_rate=verify_rate, idle=idle, provider_retry_s=provider_retry_s, lab_url=lab,
                 executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
                 prices_file=str(prices) if prices else None, model=model, base_url=base_url, seed=seed,
                 instance_seed=instance_seed, allow_computable_labels=allow_computable_labels,
@@ -292,7 +301,12 @@ def run(
                 replay_transcript=str(replay) if replay else None)
             run_dir = out or Path("runs") / _time.strftime("run-%Y%m%d-%H%M%S")
             campaign = Campaign.create(run_dir, config, err_console)
-        leaderboard = campaign.run()
+        try:
+            leaderboard = campaign.run()
+        except KeyboardInterrupt:
+            err_console.print(f"\n[yellow]stopped. Nothing recorded is lost; continue with:[/]\n"
+                              f"  autow2s run --resume {campaign.paths.root}")
+            raise typer.Exit(code=130) from None
         _print_leaderboard(json.loads(leaderboard.read_text()))
         console.print(f"run directory: {campaign.paths.root}")
         console.print(f"leaderboard:   {leaderboard}")

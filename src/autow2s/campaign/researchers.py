@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from autow2s.errors import AutoW2SError
+from autow2s.errors import AutoW2SError, ProviderRejected
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.lab_client import LabClient
@@ -18,19 +18,42 @@ from autow2s.researchers.search_policy import random_policy, search_policy
 from autow2s.researchers.toolbox import ToolBox
 
 FORUM_MIRROR_EVERY_S = 10.0
+IDLE_AFTER = 2  # iterations in a row that end without a tool call
+IDLE_FIRST_SLEEP_S = 30.0
+IDLE_MAX_SLEEP_S = 600.0
+IDLE_POLL_S = 5.0
 
 
 @dataclass
 class ResearcherStatus:
+    """What the dashboard and resume read about a researcher. Threads change it only through its lock."""
+
     name: str
     kind: str
     direction: str
-    state: str = "waiting"
+    state: str = "waiting"  # waiting | running | idle | capped | stopped | rejected | error
     experiments: int = 0
     best_dev_pgr: float | None = None
     iterations: int = 0
     error: str = ""
     verifications: dict[str, int] = field(default_factory=dict)  # snapshot_id -> verify_id
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def update(self, **values: Any) -> None:
+        with self._lock:
+            for key, value in values.items():
+                setattr(self, key, value)
+
+    def record_verification(self, snapshot_id: str, verify_id: int) -> None:
+        with self._lock:
+            self.verifications[snapshot_id] = int(verify_id)
+
+    def to_json(self) -> dict[str, Any]:
+        """A consistent copy, safe to serialise while the researcher's thread goes on."""
+        with self._lock:
+            data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+            data["verifications"] = dict(self.verifications)
+            return data
 
 
 def mirror_forum(lab: LabClient, task: str, workspace: Path) -> None:
@@ -48,14 +71,21 @@ def mirror_forum(lab: LabClient, task: str, workspace: Path) -> None:
 
 @dataclass
 class ResearcherWorker:
-    """One researcher's loop: steps until told to stop, its deadline passes, or its cap is reached."""
+    """One researcher's loop: steps until told to stop, its deadline passes, or its cap is reached.
+
+    A step returns what its iteration did (an LLM policy's IterationOutcome; None for the search
+    researchers). An LLM researcher whose iterations end without a tool call IDLE_AFTER times in a
+    row is idle: it sleeps with a doubling back-off and wakes early on news (a new finding, a
+    changed leaderboard), or stops when the campaign says `--idle stop`.
+    """
 
     status: ResearcherStatus
     toolbox: ToolBox
-    step: Callable[[int], None]
+    step: Callable[[int], Any]
     stop: threading.Event
     deadline: float
     log_path: Path
+    idle: str = "sleep"
     thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -63,27 +93,65 @@ class ResearcherWorker:
         self.thread.start()
 
     def _loop(self) -> None:
-        last_mirror = 0.0
-        self.status.state = "running"
+        last_mirror, quiet, backoff = 0.0, 0, IDLE_FIRST_SLEEP_S
+        self.status.update(state="running")
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             try:
                 if time.monotonic() - last_mirror > FORUM_MIRROR_EVERY_S:
                     mirror_forum(self.toolbox.lab, self.toolbox.task, self.toolbox.workspace)
                     last_mirror = time.monotonic()
-                self.step(self.status.iterations)
-                self.status.iterations += 1
+                outcome = self.step(self.status.iterations)
+                self.status.update(iterations=self.status.iterations + 1)
+                if getattr(outcome, "reason", None) == "cap":
+                    raise CapReached("the dollar cap was reached during the iteration")
+                quiet = quiet + 1 if getattr(outcome, "calls_made", 1) == 0 else 0
+                if quiet < IDLE_AFTER:
+                    backoff = IDLE_FIRST_SLEEP_S
+                    continue
+                if self.idle == "stop":
+                    self.status.update(state="stopped", error="idle: its last iterations made no tool call")
+                    return
+                self.status.update(state="idle")
+                self._sleep_until_news(backoff)
+                backoff = min(2 * backoff, IDLE_MAX_SLEEP_S)
+                self.status.update(state="running")
             except CapReached as exc:
-                self.status.state, self.status.error = "capped", str(exc)
+                self.status.update(state="capped", error=str(exc))
                 return
-            except AutoW2SError as exc:  # the lab refused, a budget ran out: note it, pause, go on
-                self.status.error = str(exc)[:300]
+            except ProviderRejected as exc:  # a bad key or request: no retry helps; the campaign goes on
+                self.status.update(state="rejected", error=str(exc)[:300])
+                self._log(f"{type(exc).__name__}: {exc}")
+                return
+            except AutoW2SError as exc:  # the lab refused, a budget ran out, the provider is away: pause, go on
+                self.status.update(error=str(exc)[:300])
                 self._log(f"{type(exc).__name__}: {exc}")
                 self.stop.wait(5.0)
             except Exception as exc:  # a bug: record it and stop this researcher, not the campaign
-                self.status.state, self.status.error = "error", f"{type(exc).__name__}: {exc}"[:300]
+                self.status.update(state="error", error=f"{type(exc).__name__}: {exc}"[:300])
                 self._log(traceback.format_exc())
                 return
-        self.status.state = "stopped"
+        self.status.update(state="stopped")
+
+    def _news(self) -> tuple[Any, ...]:
+        """What an idle researcher waits for: the newest finding and the leaderboard's verified runs."""
+        findings = self.toolbox.lab.search_findings(sort="new", limit=1, task=self.toolbox.task)
+        board = self.toolbox.lab.leaderboard(self.toolbox.task)
+        return (findings[0]["id"] if findings else None,
+                tuple(sorted((row["verify_id"], row.get("holdout_pgr")) for row in board)))
+
+    def _sleep_until_news(self, seconds: float) -> None:
+        until = min(self.deadline, time.monotonic() + seconds)
+        try:
+            seen = self._news()
+        except AutoW2SError:
+            seen = None
+        while not self.stop.is_set() and time.monotonic() < until:
+            self.stop.wait(min(IDLE_POLL_S, max(0.0, until - time.monotonic())))
+            try:
+                if seen is not None and self._news() != seen:
+                    return
+            except AutoW2SError:
+                continue
 
     def _log(self, text: str) -> None:
         with self.log_path.open("a") as handle:
@@ -93,19 +161,30 @@ class ResearcherWorker:
 def on_event(status: ResearcherStatus, persist: Callable[[], None]) -> Callable[[str, dict[str, Any]], None]:
     def handle(kind: str, data: dict[str, Any]) -> None:
         if kind == "experiment":
-            status.experiments += 1
             score = data.get("mean_dev_pgr")
-            if score is not None and (status.best_dev_pgr is None or score > status.best_dev_pgr):
-                status.best_dev_pgr = score
+            best = status.best_dev_pgr
+            status.update(experiments=status.experiments + 1,
+                          best_dev_pgr=score if score is not None and (best is None or score > best) else best)
             persist()
         elif kind == "verification" and data.get("verify_id"):
-            status.verifications[data["snapshot_id"]] = int(data["verify_id"])
+            status.record_verification(data["snapshot_id"], int(data["verify_id"]))
             persist()
     return handle
 
 
+def provider_wait_hook(status: ResearcherStatus) -> Callable[[str | None], None]:
+    """Show "waiting for the provider" on the dashboard while the chat layer retries, and clear it after."""
+    def hook(message: str | None) -> None:
+        if message is not None:
+            status.update(state="waiting for provider", error=message[:300])
+        elif status.state == "waiting for provider":
+            status.update(state="running")
+    return hook
+
+
 def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, researcher_dir: Path,
-              ledger: Ledger, model: str | None, base_url: str | None, replay: str | None) -> Callable[[int], None]:
+              ledger: Ledger, model: str | None, base_url: str | None, replay: str | None,
+              status: ResearcherStatus | None = None, provider_retry_s: float = 600.0) -> Callable[[int], Any]:
     """The function one loop iteration calls, for each kind of researcher."""
     if kind in ("search", "random"):
         from autow2s.researchers.search_researcher import SearchResearcher
@@ -130,12 +209,14 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
     from autow2s.researchers.chat import AnthropicChat, OpenAIChat
     from autow2s.researchers.llm_policy import LLMPolicy
 
+    provider = {"provider_retry_s": provider_retry_s, "error_log": researcher_dir / "errors.log",
+                "on_wait": provider_wait_hook(status) if status is not None else None}
     if kind == "claude":
-        chat = AnthropicChat(model or DEFAULT_CLAUDE_MODEL, base_url=base_url)
+        chat = AnthropicChat(model or DEFAULT_CLAUDE_MODEL, base_url=base_url, **provider)
     else:
         if not model:
             raise AutoW2SError("openai researchers need --model NAME (and --base-url for a local server)")
-        chat = OpenAIChat(model, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"))
+        chat = OpenAIChat(model, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"), **provider)
     policy = LLMPolicy(chat=chat, ledger=ledger)
     return lambda iteration: policy.run_iteration(toolbox, direction, iteration,
                                                   researcher_dir / "transcript.jsonl")

@@ -24,6 +24,8 @@ from autow2s.researchers.toolbox import ToolBox
 from autow2s.sandbox.limits import GiB, Limits
 
 JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
+JOIN_GRACE_S = 15.0  # after the deadline, running experiments get this long to finish
+JOIN_AFTER_CANCEL_S = 60.0
 
 
 class Campaign:
@@ -59,21 +61,27 @@ class Campaign:
 
     def persist(self) -> None:
         with self._state_lock:
-            self.state.researchers = {name: vars(status).copy() for name, status in self.statuses.items()}
+            self.state.researchers = {name: status.to_json() for name, status in self.statuses.items()}
             self.state.save(self.paths.state)
 
     # -- the lab -----------------------------------------------------------------------------
     def _prepare_data(self) -> None:
+        """Prepare the task once; a kill mid-way leaves only a `.partial` folder, redone on resume."""
+        import shutil
+
         from autow2s.testbed.prepare import prepare_task
         from autow2s.testbed.tasks.registry import resolve_task, task_meta
 
         name = task_meta(self.config.task).name
         target = self.paths.data / name
-        if not (target / "lab" / "partition.json").exists():  # a resumed campaign keeps its instance
+        if not target.exists():  # a resumed campaign keeps its instance
+            partial = self.paths.data / f".{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
             drawn = resolve_task(self.config.task, self.config.instance_seed)
             self.console.print(f"preparing task {drawn.task.name} (lab and public views, secret instance)…")
-            prepare_task(drawn.task, target, seed=self.config.seed, instance_seed=drawn.instance_seed,
+            prepare_task(drawn.task, partial, seed=self.config.seed, instance_seed=drawn.instance_seed,
                          instance_chosen_by_user=drawn.chosen_by_user)
+            os.replace(partial, target)
         self.task_name = name
         self.public_dir = target / "public"
         # The null views hold nothing secret, but seeing them would help a method recognise the null supervisor.
@@ -89,7 +97,7 @@ class Campaign:
             return self.config.lab_url
         secrets.setdefault("admin_token", new_admin_token())
         self.paths.save_secrets(secrets)
-        extra = ("--budget-rate", str(self.config.eval_rate))
+        extra = ("--budget-rate", str(self.config.eval_rate), "--verify-rate", str(self.config.verify_rate))
         if self.config.eval_budget is not None:
             extra += ("--budget-total", str(self.config.eval_budget))
         if not self.config.dependence_check:
@@ -136,7 +144,7 @@ class Campaign:
         try:
             workers = self._workers(lab_url, secrets, executor)
             if self.state.phase in ("starting", "researching"):
-                self._research(workers)
+                self._research(workers, executor)
             self.state.phase = "verifying"
             self.persist()
             admin = LabClient(lab_url, secrets["admin_token"])
@@ -192,15 +200,17 @@ class Campaign:
             toolbox = ToolBox(name=name, task=self.task_name, workspace=workspace, public_dir=self.public_dir,
                               lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
                               notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + others,
-                              limits=JOB_LIMITS, on_event=on_event(status, self.persist))
+                              limits=JOB_LIMITS, on_event=on_event(status, self.persist),
+                              error_log=researcher_dir / "errors.log", deadline=deadline, stop=self.stop)
             step = make_step(kind, toolbox, direction, self.config.seed * 1000 + index + 1, researcher_dir,
-                             ledger, self.config.model, self.config.base_url, self.config.replay_transcript)
+                             ledger, self.config.model, self.config.base_url, self.config.replay_transcript,
+                             status=status, provider_retry_s=self.config.provider_retry_s)
             workers.append(ResearcherWorker(status, toolbox, step, self.stop, deadline,
-                                            researcher_dir / "errors.log"))
+                                            researcher_dir / "errors.log", idle=self.config.idle))
         self.persist()
         return workers
 
-    def _research(self, workers: list[ResearcherWorker]) -> None:
+    def _research(self, workers: list[ResearcherWorker], executor) -> None:
         self.state.phase = "researching"
         self.persist()
         started, base = time.monotonic(), self.state.elapsed_s
@@ -213,17 +223,35 @@ class Campaign:
                     self.state.elapsed_s = base + time.monotonic() - started
                     self.persist()
                     refresh()
+        except KeyboardInterrupt:  # the first Ctrl-C ends research early; a second one stops everything
+            self.console.print("[yellow]Ctrl-C: research stops now, and what was found is verified. Press Ctrl-C "
+                               f"again to stop at once; the run stays resumable: autow2s run --resume {self.paths.root}[/]")
         finally:
             self.stop.set()
-            for worker in workers:
-                if worker.thread:
-                    worker.thread.join(timeout=120)
+            self._join(workers, executor)
             self.state.elapsed_s = base + time.monotonic() - started
             self.persist()
 
+    def _join(self, workers: list[ResearcherWorker], executor) -> None:
+        """Every researcher ends before verification starts: jobs still running after a grace are cancelled."""
+        threads = [w.thread for w in workers if w.thread is not None]
+        _join_all(threads, JOIN_GRACE_S)
+        if any(t.is_alive() for t in threads):
+            self.console.print("cancelling the experiments still running…")
+            executor.shutdown()  # cancels every job; their researchers' calls return at once
+            _join_all(threads, JOIN_AFTER_CANCEL_S)
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            raise AutoW2SError(f"researchers {', '.join(stuck)} did not stop {JOIN_GRACE_S + JOIN_AFTER_CANCEL_S:.0f} s "
+                               f"after the deadline; nothing was verified. Resume with "
+                               f"`autow2s run --resume {self.paths.root}`")
 
-def leaderboard_summary(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+
+def _join_all(threads: list[threading.Thread], timeout: float) -> None:
+    """Join threads against one shared deadline, not one timeout each."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-__all__ = ["Campaign", "LabError", "leaderboard_summary"]
+__all__ = ["Campaign", "LabError"]

@@ -35,6 +35,7 @@ class CampaignConfig:
     researcher_dollars: float | None = None
     eval_budget: int | None = None
     eval_rate: int = 120
+    verify_rate: int = 5
     lab_url: str | None = None
     executor: str = "local"
     ray_address: str | None = None
@@ -46,6 +47,8 @@ class CampaignConfig:
     instance_seed: int | None = None  # None: the lab draws a secret one (recorded only in data/<task>/lab)
     allow_computable_labels: bool = False
     dependence_check: bool = True  # repeat each verified run with a null supervisor
+    provider_retry_s: float = 600.0  # how long an LLM researcher retries a failing provider before pausing
+    idle: str = "sleep"  # what an LLM researcher with nothing to do does: sleep (with back-off) or stop
     verify_top_k: int = 3
     unsafe_no_sandbox: bool = False
     replay_transcript: str | None = None
@@ -85,13 +88,20 @@ class RunState:
     phase: str = "starting"  # starting | researching | verifying | done
     elapsed_s: float = 0.0
     researchers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_verify_id: int | None = None  # the vanilla baseline's verified run, so a resume never repeats it
 
     @classmethod
     def load(cls, path: Path) -> "RunState":
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
-        return cls(phase=data["phase"], elapsed_s=data["elapsed_s"], researchers=data["researchers"])
+        baseline = data.get("baseline_verify_id")
+        researchers = dict(data["researchers"])
+        legacy = researchers.pop("baseline-vanilla", None)  # where run directories before 0.2 kept it
+        if baseline is None and isinstance(legacy, dict):
+            baseline = legacy.get("verify_id")
+        return cls(phase=data["phase"], elapsed_s=data["elapsed_s"], researchers=researchers,
+                   baseline_verify_id=baseline)
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))

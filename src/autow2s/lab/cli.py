@@ -20,6 +20,7 @@ def serve(
     budget_total: Optional[int] = typer.Option(None, "--budget-total", min=0,
                                                help="evaluations per researcher per task (default: 7.5% of dev, 20 to 300)"),
     budget_rate: int = typer.Option(30, "--budget-rate", min=1, help="evaluations per researcher per task per minute"),
+    verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per task per minute"),
     sqlite_synchronous: str = typer.Option("FULL", "--sqlite-synchronous", help="FULL (default) or NORMAL"),
     score_noise_se: float = typer.Option(1.5, "--score-noise-se", min=0.0,
                                          help="noise on reported dev accuracy, in standard errors (0: none)"),
@@ -58,7 +59,7 @@ def serve(
                            score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,
                            near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed,
                            unsafe_no_sandbox=unsafe_no_sandbox, dependence_check=dependence_check == "on",
-                           verify_workers=verify_workers)
+                           verify_workers=verify_workers, verify_rate_per_minute=verify_rate)
     try:
         run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop)
     except AutoW2SError as exc:

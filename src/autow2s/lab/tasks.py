@@ -84,7 +84,8 @@ def find_task_dirs(data_dir: Path) -> list[Path]:
         raise AutoW2SError(f"--data {data_dir}: not a directory; pass the folder `autow2s prepare --out` wrote into")
     if (data_dir / "lab").is_dir():
         return [data_dir]
-    found = sorted(p for p in data_dir.iterdir() if (p / "lab").is_dir() and (p / "public").is_dir())
+    found = sorted(p for p in data_dir.iterdir()  # a dot-folder is a preparation still in progress
+                   if not p.name.startswith(".") and (p / "lab").is_dir() and (p / "public").is_dir())
     if not found:
         raise AutoW2SError(
             f"--data {data_dir}: no prepared task in it; run `autow2s prepare TASK --out {data_dir}/TASK` first"
