@@ -55,7 +55,7 @@ def test_answer_verification_keeps_each_question_in_one_split(name):
 def test_registered_real_tasks_are_drawn_secretly_at_full_size_with_mpnet_vs_tfidf_defaults():
     drawn = resolve_task("rt-sentiment")
     sizes = {name: len(split) for name, split in drawn.task.splits.items()}
-    assert sizes == {"train_label": 400, "train_unlabel": 800, "test": 500}
+    assert sizes == {"train_label": 200, "train_unlabel": 1000, "test": 500}
     assert drawn.instance_seed is not None and str(drawn.instance_seed) not in drawn.task.meta.source
     assert all(name in TASKS for name in SPECS)
     assert (default_backend("binary", "strong", "rt-sentiment"), default_backend("binary", "weak", "rt-sentiment")) \
