@@ -97,7 +97,10 @@ class Campaign:
             return self.config.lab_url
         secrets.setdefault("admin_token", new_admin_token())
         self.paths.save_secrets(secrets)
-        extra = ("--budget-rate", str(self.config.eval_rate), "--verify-rate", str(self.config.verify_rate))
+        # Two verify workers: the final step's runs (each with its null-supervisor repeat) come after research,
+        # when the cores are free.
+        extra = ("--budget-rate", str(self.config.eval_rate), "--verify-rate", str(self.config.verify_rate),
+                 "--verify-workers", "2")
         if self.config.eval_budget is not None:
             extra += ("--budget-total", str(self.config.eval_budget))
         if not self.config.dependence_check:
