@@ -57,7 +57,7 @@ def test_registered_real_tasks_are_drawn_secretly_at_full_size_with_mpnet_vs_tfi
     sizes = {name: len(split) for name, split in drawn.task.splits.items()}
     assert sizes == {"train_label": 200, "train_unlabel": 1000, "test": 500}
     assert drawn.instance_seed is not None and str(drawn.instance_seed) not in drawn.task.meta.source
-    assert all(name in TASKS for name in SPECS)
+    assert all(name in TASKS for name, spec in SPECS.items() if spec.registered)
     assert (default_backend("binary", "strong", "rt-sentiment"), default_backend("binary", "weak", "rt-sentiment")) \
         == ("mpnet", "tfidf")
     assert default_backend("binary", "strong", "arith-verify") == "encoder"  # other text tasks keep theirs
@@ -87,3 +87,17 @@ def test_mpnet_from_its_wheels_matches_plain_sentence_transformers_and_is_cached
                         lambda *a, **k: calls.append(a) or pytest.fail("re-encoded a cached text"))
     np.testing.assert_array_equal(backend.embed(texts), ours)
     assert not calls
+
+
+def test_tasks_without_a_gap_are_left_out_unless_asked_for():
+    import subprocess
+    import sys
+
+    hidden = [name for name, spec in SPECS.items() if not spec.registered]
+    assert hidden and not any(name in TASKS for name in hidden)
+    code = f"from autow2s.testbed.tasks.registry import TASKS; print({hidden[0]!r} in TASKS)"
+    env = {**__import__("os").environ, "AUTOW2S_EXTRA_TASKS": hidden[0]}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip() == "True"
+    env["AUTOW2S_EXTRA_TASKS"] = "no-such-task"
+    failed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "unknown real tasks ['no-such-task']" in failed.stderr

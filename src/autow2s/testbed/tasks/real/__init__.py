@@ -38,7 +38,7 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "2021), Wikipedia revisions, licence CC BY-SA 3.0; 'Neither' items dropped", corpora.vitaminc),
     RealSpec("quartz-verify", "is this the right answer to a QuaRTz qualitative-relations question? (real; text)",
              "PyPI evals 3.0.1.post1 (MIT), registry/data/quartz: QuaRTz (Tafjord et al. 2019, AI2), licence CC BY "
-             "4.0; each question gives its right and its wrong answer", corpora.quartz, grouped=True),
+             "4.0; each question gives its right and its wrong answer", corpora.quartz, grouped=True, registered=False),
     RealSpec("socialiqa-verify", "is this the right answer to a SocialIQA question? (real; text)",
              "PyPI evals 3.0.1.post1 (MIT), registry/data/theory_of_mind/socialiqa: Social IQa (Sap et al. 2019), "
              "licence CC BY 4.0 (per evals' LICENSE.md); each question gives its right answer and one wrong one",
