@@ -42,11 +42,11 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
     RealSpec("socialiqa-verify", "is this the right answer to a SocialIQA question? (real; text)",
              "PyPI evals 3.0.1.post1 (MIT), registry/data/theory_of_mind/socialiqa: Social IQa (Sap et al. 2019), "
              "licence CC BY 4.0 (per evals' LICENSE.md); each question gives its right answer and one wrong one",
-             corpora.socialiqa, grouped=True),
+             corpora.socialiqa, grouped=True, registered=False),
     RealSpec("mathqa-verify", "is this the right answer to a math word problem? (MathQA via BIG-bench; real; text)",
              "PyPI bigbench 1.0.0 sdist (Apache-2.0), elementary_math_qa/question_only: MathQA (Amini et al. "
              "2019), licence Apache-2.0; the hinted variants are left out (they show the formula); each problem "
-             "gives its right answer and one wrong one", corpora.elementary_math, grouped=True),
+             "gives its right answer and one wrong one", corpora.elementary_math, grouped=True, registered=False),
 )}
 
 __all__ = ["SPECS", "Item", "RealSpec", "Sizes", "build"]
