@@ -164,7 +164,8 @@ def test_flags_page_shows_probes_budget_refusals_and_sandbox_kills(page, dashboa
     predictions = [float(i % 2) for i in range(task["n_test"])]
     client = dashboard.client(prober)
     assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions}).status_code == 200
-    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions}).status_code == 409
+    near = [1.0 - p if i < 2 else p for i, p in enumerate(predictions)]  # two items flipped: a probe
+    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": near}).status_code == 409
     thrifty = dashboard.create_researcher("thrifty-" + secrets.token_hex(3), budget_total=1)
     client = dashboard.client(thrifty)
     assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions}).status_code == 200

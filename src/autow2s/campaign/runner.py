@@ -42,13 +42,18 @@ class Campaign:
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> "Campaign":
-        from autow2s.testbed.tasks.registry import check_research_task
+        from autow2s.testbed.tasks.registry import TASKS, check_research_task
 
         paths = RunDir(run_dir)
         if paths.config.exists():
             raise AutoW2SError(f"{run_dir} already holds a campaign; resume it with --resume {run_dir}, "
                                "or choose another --out")
         check_research_task(config.task, config.allow_computable_labels)
+        if config.lab_url and config.instance_seed is None and config.task in TASKS:
+            raise AutoW2SError(
+                f"--lab: a shared lab serves its own secret instance of {config.task}, and this campaign would "
+                "prepare another one, so the lab would score against different items. Prepare the lab's data with "
+                "`autow2s prepare TASK --instance-seed N` and pass the same --instance-seed here")
         run_dir.mkdir(parents=True, exist_ok=True)
         save_prices(load_prices(config.prices_file), paths.prices)
         write_json_atomic(paths.config, config.to_json())

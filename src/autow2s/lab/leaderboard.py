@@ -49,6 +49,6 @@ def supervisor_fields(run: VerifyRun) -> dict[str, Any]:
 def supervised(row: dict[str, Any]) -> bool:
     """Whether a row belongs on the main board: its check passed or was not run.
 
-    Flagged runs, and runs that failed under the null supervisor, go to the supervisor-free section.
+    Flagged runs go to the supervisor-free section.
     """
     return row["supervisor_check"] in ("passed", "not checked")

@@ -27,8 +27,7 @@ from autow2s.lab.models import AuditEntry, VerifyRun
 router = APIRouter(tags=["verify"])
 SEED_RANGE = 2**31 - 1
 SUPERVISOR_CHECK_HELP = ("the run repeated with a null supervisor (weak labels trained on permuted labels): 'passed', "
-                         "'flagged' (the method keeps its PGR without the supervisor's signal), 'null run failed', "
-                         "or 'not checked'")
+                         "'flagged' (the method keeps its PGR without the supervisor's signal), or 'not checked'")
 
 
 class VerifyRequest(BaseModel):

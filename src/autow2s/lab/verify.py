@@ -66,10 +66,12 @@ class SandboxedRunner:
         from autow2s.sandbox import SandboxConfig, run_sandboxed
 
         predictions = []
-        with tempfile.TemporaryDirectory(prefix="autow2s-verify-job-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="autow2s-verify-job-") as tmp, \
+                tempfile.TemporaryDirectory(prefix="autow2s-verify-view-") as view_tmp:
             workspace = Path(tmp)
             shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
-            config = SandboxConfig(workspace=workspace, task_data=public_dir, limits=self.limits,
+            task_data = neutral_copy(public_dir, Path(view_tmp))
+            config = SandboxConfig(workspace=workspace, task_data=task_data, limits=self.limits,
                                    hidden=self.hidden, unsafe_no_sandbox=self.unsafe_no_sandbox)
             for seed in seeds:
                 errors: list[bytes] = []
@@ -84,6 +86,20 @@ class SandboxedRunner:
                 with os.fdopen(fd) as handle:
                     predictions.append(np.asarray(json.load(handle)["predictions"], dtype=np.float64))
         return predictions
+
+
+def neutral_copy(view: Path, parent: Path) -> Path:
+    """A fresh copy of a task view at PARENT/task: the real and the null views then look alike from inside
+    (mount source in /proc/self/mountinfo, inode, mtime), so a method cannot tell which one it was given."""
+    import os
+    import shutil
+
+    os.chmod(parent, 0o755)  # the job runs as its own uid and must traverse to the view
+    target = parent / "task"
+    shutil.copytree(view, target, symlinks=False, copy_function=shutil.copyfile)
+    for path in [target, *target.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return target
 
 
 def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: int = 0) -> dict[str, Any]:
@@ -113,19 +129,40 @@ def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: i
 INDEPENDENCE_SHARE = 0.5
 
 
-def null_views_for(task: LabTask, seeds: Sequence[int]) -> list[tuple[Path, list[int]]]:
-    """The seeds split between the two mirrored null views, alternating in the lab's seed order."""
-    groups: list[tuple[Path, list[int]]] = [(view, []) for view in task.null_dirs]
-    for index, seed in enumerate(seeds):
-        groups[index % len(groups)][1].append(seed)
-    return [(view, chosen) for view, chosen in groups if chosen]
+def null_plan(task: LabTask, seeds: Sequence[int]) -> list[tuple[Path, int]]:
+    """(view, seed) for each null run. The two mirrored views get equally many runs, so a method that
+    follows its supervisor's direction averages to chance: an odd count drops its last seed, and a
+    single seed runs under both views."""
+    positive, negative = task.null_dirs
+    if len(seeds) == 1:
+        return [(positive, seeds[0]), (negative, seeds[0])]
+    even = list(seeds[: len(seeds) - len(seeds) % 2])
+    return [((positive, negative)[index % 2], seed) for index, seed in enumerate(even)]
 
 
-def supervisor_check(real: dict[str, Any], null: dict[str, Any]) -> dict[str, Any]:
-    """The null-supervisor figures and the verdict: 'flagged' when the method does not need its supervisor."""
+def gain_lower_bound(task: LabTask, predictions: list[np.ndarray]) -> float:
+    """A 95% lower bound on (holdout accuracy − the weak model's), paired by item, averaged over runs."""
+    assert task.baselines is not None
+    holdout = task.holdout_idx
+    right = np.stack([(np.asarray(p)[holdout] >= 0.5) == task.labels[holdout] for p in predictions]).mean(axis=0)
+    diff = right - (task.baselines.weak_bits[holdout] == task.labels[holdout])
+    return float(diff.mean() - 1.96 * diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
+def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout_acc: float,
+                     null_gain_low: float) -> dict[str, Any]:
+    """The null-supervisor figures and the verdict: 'flagged' when the method does not need its supervisor.
+
+    The rule is on PGR where the task has a gap; where it has none (PGR undefined) the same rule is
+    applied to the gain in accuracy over the weak model, so a task without a gap is no hiding place.
+    """
     real_pgr, null_pgr, low = real["holdout_pgr"], null["holdout_pgr"], null["holdout_ci_low"]
-    flagged = (real_pgr is not None and null_pgr is not None and low is not None
-               and null_pgr >= INDEPENDENCE_SHARE * real_pgr and low > 0)
+    if real_pgr is not None and null_pgr is not None and low is not None:
+        flagged = null_pgr >= INDEPENDENCE_SHARE * real_pgr and low > 0
+    else:
+        real_gain = real["holdout_accuracy"] - weak_holdout_acc
+        null_gain = null["holdout_accuracy"] - weak_holdout_acc
+        flagged = null_gain >= INDEPENDENCE_SHARE * real_gain and null_gain_low > 0
     return {"supervisor_check": "flagged" if flagged else "passed", "null_holdout_pgr": null_pgr,
             "null_ci_low": low, "null_ci_high": null["holdout_ci_high"]}
 
@@ -176,17 +213,23 @@ class VerifyService:
 
     def _null_check(self, run_id: int, snapshot_dir: Path, task: LabTask, seeds: Sequence[int],
                     real: dict[str, Any]) -> dict[str, Any]:
-        """The same seeds with a null supervisor. A method that fails there has not shown that it needs
-        its supervisor, so it is kept apart too (a crash must not be a way around the check)."""
-        by_seed: dict[int, np.ndarray] = {}
-        try:
-            for view, chosen in null_views_for(task, seeds):
-                by_seed.update(zip(chosen, self.runner.run(snapshot_dir, view, chosen)))
-            null = verified_metrics(task, [by_seed[seed] for seed in seeds], ci_seed=run_id)
-        except Exception as exc:  # noqa: BLE001 - the method's failure is a result, not the server's
-            log.info("verify run %d: the null-supervisor run failed: %s", run_id, exc)
-            return {"supervisor_check": "null run failed"}
-        return supervisor_check(real, null)
+        """The same seeds with a null supervisor. A run that fails there is scored as chance (0.5 on every
+        item): what a method that gave up would score, so neither a crash nor a deliberate failure helps."""
+        plan = null_plan(task, seeds)
+        by_run: dict[tuple[Path, int], np.ndarray] = {}
+        for view in dict.fromkeys(view for view, _ in plan):
+            chosen = [seed for v, seed in plan if v == view]
+            try:
+                by_run.update(((view, seed), p) for seed, p in zip(chosen, self.runner.run(snapshot_dir, view, chosen)))
+            except Exception as exc:  # noqa: BLE001 - the method's failure is a result, not the server's
+                log.info("verify run %d: the null-supervisor run on %s failed, scored as chance: %s", run_id,
+                         view.name, str(exc)[:300])
+                by_run.update(((view, seed), np.full(task.n_test, 0.5)) for seed in chosen)
+        predictions = [by_run[key] for key in plan]
+        null = verified_metrics(task, predictions, ci_seed=run_id)
+        assert task.baselines is not None
+        return supervisor_check(real, null, weak_holdout_acc=task.baselines.weak_holdout_acc,
+                                null_gain_low=gain_lower_bound(task, predictions))
 
     def _run(self, run_id: int) -> None:
         with self.lab.session() as session:

@@ -8,6 +8,8 @@ fresh random ids, and the seed is written only to the lab view (lab/instance.jso
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from pathlib import Path
@@ -34,16 +36,27 @@ def check_instance_seed(seed: int) -> int:
     return seed
 
 
+def _derive(instance_seed: int, purpose: str) -> bytes:
+    """HMAC-SHA256 of the purpose under the seed: one-way, so nothing derived from it leads back."""
+    return hmac.new(instance_seed.to_bytes(16, "little"), purpose.encode(), hashlib.sha256).digest()
+
+
 def derived_rng(instance_seed: int, purpose: str) -> np.random.Generator:
-    """An RNG for one use of the instance seed (shuffle, partition, null supervisor), independent of the others."""
-    salt = int.from_bytes(purpose.encode()[:8].ljust(8, b"\0"), "little")
-    return np.random.default_rng([instance_seed, salt])
+    """An RNG for one use of the instance seed (shuffle, partition, null supervisor), independent of the others.
+
+    Its state comes through an HMAC, so even a recovered generator state does not reveal the seed.
+    """
+    return np.random.default_rng(int.from_bytes(_derive(instance_seed, purpose), "little"))
 
 
-def _fresh_ids(rng: np.random.Generator, prefix: str, n: int, taken: set[str]) -> list[str]:
+def _fresh_ids(instance_seed: int, prefix: str, n: int, taken: set[str]) -> list[str]:
+    """Public ids: HMAC tokens, which say nothing about the seed, the generator or the item's position."""
     ids: list[str] = []
+    counter = 0
     while len(ids) < n:
-        candidate = f"{prefix}-{rng.bytes(ID_BYTES).hex()}"
+        token = _derive(instance_seed, f"id:{prefix}:{counter}")[:ID_BYTES].hex()
+        counter += 1
+        candidate = f"{prefix}-{token}"
         if candidate not in taken:
             taken.add(candidate)
             ids.append(candidate)
@@ -67,7 +80,7 @@ def conceal(task: Task, instance_seed: int) -> Task:
     for name, split in task.splits.items():
         order = rng.permutation(len(split))
         prefix = {"train_label": "l", "train_unlabel": "u", "test": "t"}.get(name, name[:1])
-        splits[name] = _reorder(split, order, _fresh_ids(rng, prefix, len(split), taken))
+        splits[name] = _reorder(split, order, _fresh_ids(instance_seed, prefix, len(split), taken))
     return Task(meta=task.meta, splits=splits)
 
 

@@ -126,6 +126,9 @@ def resolve_task(name_or_path: str | Path, instance_seed: int | None = None) -> 
         return TaskInstance(conceal(TASKS[key].factory(seed), seed), seed, chosen_by_user=instance_seed is not None)
     path = Path(key)
     if path.exists():
+        if instance_seed is not None:
+            raise AutoW2SError(f"--instance-seed draws a registered generator task; {key} is a task directory, "
+                               "whose data is fixed: drop --instance-seed")
         return TaskInstance(load_task_dir(path), None)
     raise UnknownNameError(
         f"unknown task {key!r}; known tasks: {', '.join(sorted(TASKS))} (or pass a path to a task directory)"
