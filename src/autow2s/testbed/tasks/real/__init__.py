@@ -35,7 +35,8 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "licence CC BY-SA 3.0 (Wikipedia-derived)", corpora.fever),
     RealSpec("vitaminc-verify", "does the evidence sentence support the claim? (VitaminC; real; text)",
              "PyPI bigbench 1.0.0 sdist (Apache-2.0), vitaminc_fact_verification: VitaminC (Schuster et al. "
-             "2021), Wikipedia revisions, licence CC BY-SA 3.0; 'Neither' items dropped", corpora.vitaminc),
+             "2021), Wikipedia revisions, licence CC BY-SA 3.0; 'Neither' items dropped", corpora.vitaminc,
+             registered=False),
     RealSpec("quartz-verify", "is this the right answer to a QuaRTz qualitative-relations question? (real; text)",
              "PyPI evals 3.0.1.post1 (MIT), registry/data/quartz: QuaRTz (Tafjord et al. 2019, AI2), licence CC BY "
              "4.0; each question gives its right and its wrong answer", corpora.quartz, grouped=True, registered=False),
