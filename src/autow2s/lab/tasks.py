@@ -132,7 +132,7 @@ def load_lab_task(task_dir: Path, seeds: tuple[int, ...]) -> tuple[LabTask, Task
 def compute_baselines(lab_task: LabTask, task: Task, weak_test: np.ndarray, seeds: tuple[int, ...],
                       cache: ArtifactCache) -> Baselines:
     weak_bits = weak_test >= 0.5
-    backend = default_backend(task.kind, "strong")  # the experiment's own ceiling: mlp on features, encoder on text
+    backend = default_backend(task.kind, "strong", task.name)  # the experiment's own ceiling (mpnet on real tasks)
     ceiling_bits = np.stack([ceiling_probs(task, seed, cache, backend=backend) >= 0.5 for seed in seeds])
 
     def acc(bits: np.ndarray, idx: np.ndarray) -> float:
