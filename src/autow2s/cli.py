@@ -319,9 +319,9 @@ def run(
 
 def _leaderboard_table(title: str, rows: list[dict]) -> Table:
     table = Table(title=title)
-    table.add_column("method", overflow="ellipsis", max_width=28, no_wrap=True)
-    table.add_column("researcher", no_wrap=True)
-    for column in ("dev", "holdout", "holdout CI", "null sup."):
+    table.add_column("method", overflow="ellipsis", max_width=20, no_wrap=True)
+    table.add_column("researcher", overflow="ellipsis", max_width=10, no_wrap=True)
+    for column in ("dev", "holdout", "holdout CI", "null"):  # 80 columns in all
         table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
     for row in rows:
         ci = row.get("holdout_ci")
@@ -343,7 +343,7 @@ def _print_leaderboard(board: dict, top: int = 10) -> None:
     if free:
         console.print(_leaderboard_table("supervisor-free: these keep their PGR with a null supervisor, so they do "
                                          "not learn from the weak teacher", free[:top]))
-    console.print("null sup.: holdout PGR with a null supervisor (weak labels trained on permuted labels); "
+    console.print("null: holdout PGR with a null supervisor (weak labels trained on permuted labels); "
                   "see docs/lab.md")
 
 
