@@ -38,6 +38,20 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "
                404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
 
 
+# The faults a real agent sent: a missing file, a non-JSON file, a file with no `predictions` key,
+# a method directory that does not exist; and the error-log line each must leave.
+FILE_FAULTS: list[Step] = [
+    lambda b: [("evaluate_predictions", {"predictions_file": "missing.json"})],
+    lambda b: [("write_file", {"path": "bad.json", "content": "{not json"}),
+               ("evaluate_predictions", {"predictions_file": "bad.json"})],
+    lambda b: [("write_file", {"path": "nokey.json", "content": '{"preds": [0.5]}'}),
+               ("evaluate_predictions", {"predictions_file": "nokey.json"})],
+    lambda b: [("run_experiment", {"method_dir": "no_such_method", "seeds": [1, 2]})],
+]
+FILE_FAULTS_LOGGED = ("missing.json: no such file", "bad.json is not JSON", "nokey.json has no 'predictions' key",
+                      "no_such_method: no such directory")
+
+
 def last_tool_results(body: dict[str, Any]) -> list[str]:
     """The tool results the client sent in its latest message, in either protocol."""
     messages = body.get("messages", [])

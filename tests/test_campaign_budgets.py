@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from llm_fakes import Fault, ScriptedLLM, fake_llm_server
+from llm_fakes import FILE_FAULTS, FILE_FAULTS_LOGGED, Fault, ScriptedLLM, fake_llm_server
 
 
 def _env() -> dict[str, str]:
@@ -154,12 +154,7 @@ def test_kill_9_during_preparation_and_verification_then_resume(tmp_path: Path) 
 
 def test_an_openai_campaign_survives_every_fault_and_logs_each(tmp_path: Path) -> None:
     script = ScriptedLLM([
-        lambda b: [("evaluate_predictions", {"predictions_file": "missing.json"})],
-        lambda b: [("write_file", {"path": "bad.json", "content": "{not json"}),
-                   ("evaluate_predictions", {"predictions_file": "bad.json"})],
-        lambda b: [("write_file", {"path": "nokey.json", "content": '{"preds": [0.5]}'}),
-                   ("evaluate_predictions", {"predictions_file": "nokey.json"})],
-        lambda b: [("run_experiment", {"method_dir": "no_such_method", "seeds": [1, 2]})],
+        *FILE_FAULTS,
         lambda b: [("read_finding", {"finding_id": "three"})],
         lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529),
         lambda b: [("list_files", {})],
@@ -175,7 +170,6 @@ def test_an_openai_campaign_survives_every_fault_and_logs_each(tmp_path: Path) -
     tools = [entry["tool"] for entry in transcript if "tool" in entry]
     assert tools[-1] == "list_files"  # the call after every fault was made, in the same conversation
     log = (run_dir / "researchers" / "openai-1" / "errors.log").read_text()
-    for expected in ("missing.json: no such file", "bad.json is not JSON", "nokey.json has no 'predictions' key",
-                     "no_such_method: no such directory", "finding_id must be an integer"):
+    for expected in (*FILE_FAULTS_LOGGED, "finding_id must be an integer"):
         assert expected in log, (expected, log)
     assert log.count("waiting for the provider: 529") == 4

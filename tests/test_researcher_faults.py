@@ -17,15 +17,14 @@ import anthropic
 import pytest
 
 from autow2s.errors import ProviderRejected, ProviderUnavailable
-from autow2s.executor import LocalExecutor
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, DEFAULT_PRICES, Ledger
 from autow2s.researchers.chat import AnthropicChat, OpenAIChat
 from autow2s.researchers.directions import BUILTIN_DIRECTIONS
-from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.llm_policy import LLMPolicy
 from autow2s.researchers.toolbox import ToolBox
 from lab_helpers import LabServer, lab_data, start_lab  # noqa: F401 - fixture
-from llm_fakes import Fault, ScriptedLLM, fake_llm_server
+from llm_fakes import FILE_FAULTS, FILE_FAULTS_LOGGED, Fault, ScriptedLLM, fake_llm_server
+from toolbox_helpers import toolbox_factory
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +35,8 @@ def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 @pytest.fixture()
 def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:  # noqa: F811
-    executors: list[LocalExecutor] = []
-
-    def make(name: str, **options) -> ToolBox:
-        executor = LocalExecutor(tmp_path / f"jobs-{name}")
-        executors.append(executor)
-        workspace = tmp_path / f"ws-{name}"
-        workspace.mkdir()
-        return ToolBox(name=name, task="mini", workspace=workspace, public_dir=lab_data / "mini" / "public",
-                       lab=LabClient(lab.url, lab.create_researcher(name)), executor=executor,
-                       notebook_path=tmp_path / f"notebook-{name}.md", hidden=(lab_data / "mini" / "lab",),
-                       error_log=tmp_path / f"errors-{name}.log", **options)
-
-    yield make
-    for executor in executors:
-        executor.shutdown()
+    with toolbox_factory(lab, lab_data, tmp_path) as make:
+        yield make
 
 
 def _openai(url: str, error_log: Path | None = None, **options) -> OpenAIChat:
@@ -60,12 +46,7 @@ def _openai(url: str, error_log: Path | None = None, **options) -> OpenAIChat:
 def test_faults_come_back_as_errors_and_the_researcher_reaches_its_next_call(make_toolbox, tmp_path: Path) -> None:
     toolbox = make_toolbox("faulty")
     script = ScriptedLLM([
-        lambda b: [("evaluate_predictions", {"predictions_file": "missing.json"})],
-        lambda b: [("write_file", {"path": "bad.json", "content": "{not json"}),
-                   ("evaluate_predictions", {"predictions_file": "bad.json"})],
-        lambda b: [("write_file", {"path": "nokey.json", "content": '{"preds": [0.5]}'}),
-                   ("evaluate_predictions", {"predictions_file": "nokey.json"})],
-        lambda b: [("run_experiment", {"method_dir": "no_such_method", "seeds": [1, 2]})],
+        *FILE_FAULTS,
         lambda b: [("read_finding", {"finding_id": "three"}), ("run_experiment", {"method_dir": "m", "seeds": "1"})],
         lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529), lambda b: Fault(529),
         lambda b: Fault(0),  # and a connection reset
@@ -84,9 +65,7 @@ def test_faults_come_back_as_errors_and_the_researcher_reaches_its_next_call(mak
     assert all("\n" not in e for e in errors), errors  # one line each
     assert results[-1]["tool"] == "list_files" and "reference/METHOD_API.md" in results[-1]["result"]
     log = toolbox.error_log.read_text()
-    for expected in ("missing.json: no such file", "bad.json is not JSON", "nokey.json has no 'predictions' key",
-                     "no_such_method: no such directory", "finding_id must be an integer",
-                     "seeds must be an array"):
+    for expected in (*FILE_FAULTS_LOGGED, "finding_id must be an integer", "seeds must be an array"):
         assert expected in log, (expected, log)
     assert log.count("waiting for the provider: 529") == 4
     assert log.count("waiting for the provider: APIConnectionError") == 1

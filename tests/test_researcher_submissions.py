@@ -13,10 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from autow2s.executor import LocalExecutor
-from autow2s.researchers.lab_client import LabClient, LabError
-from autow2s.researchers.toolbox import ToolBox
+from autow2s.researchers.lab_client import LabError
 from lab_helpers import LabServer, lab_data, start_lab  # noqa: F401 - fixture
+from toolbox_helpers import toolbox_factory
 
 DETERMINISTIC = """def run(ctx):
     return ctx.weak_soft_labels("test")  # the same on every seed
@@ -38,21 +37,8 @@ def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
 
 @pytest.fixture()
 def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:  # noqa: F811
-    executors: list[LocalExecutor] = []
-
-    def make(name: str) -> ToolBox:
-        executor = LocalExecutor(tmp_path / f"jobs-{name}")
-        executors.append(executor)
-        workspace = tmp_path / f"ws-{name}"
-        workspace.mkdir()
-        return ToolBox(name=name, task="mini", workspace=workspace, public_dir=lab_data / "mini" / "public",
-                       lab=LabClient(lab.url, lab.create_researcher(name)), executor=executor,
-                       notebook_path=tmp_path / f"notebook-{name}.md", hidden=(lab_data / "mini" / "lab",),
-                       error_log=tmp_path / f"errors-{name}.log")
-
-    yield make
-    for executor in executors:
-        executor.shutdown()
+    with toolbox_factory(lab, lab_data, tmp_path) as make:
+        yield make
 
 
 def _charged(lab: LabServer, name: str, kind: str) -> int:
