@@ -3,7 +3,7 @@
 A registered generator is installed wherever autow2s is, the sandbox included. If it were
 deterministic, a method could rebuild the lab's task and read its labels. So every generated task
 is drawn from a seed taken from the OS's CSPRNG, its items are shuffled with that seed and given
-fresh random ids, and the seed is written only to the lab view (lab/instance.json).
+fresh HMAC-derived ids, and the seed is written only to the lab view (lab/instance.json).
 """
 
 from __future__ import annotations
