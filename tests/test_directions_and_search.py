@@ -67,3 +67,41 @@ def test_mutation_changes_something_and_recipes_round_trip() -> None:
     assert recipe_from_method(render_method(recipe)) == recipe
     assert recipe_from_method("def run(ctx): pass") is None
     assert set(SPACE) <= set(Recipe().to_dict())
+
+
+def test_search_over_research_tasks_scores_the_mean_and_fails_a_trial_missing_a_task(tmp_path: Path) -> None:
+    from autow2s.researchers.search_researcher import SearchResearcher
+
+    state = SearchState(trials=[Trial(Recipe(loss="logconf"), 0.5, failed_seeds=1), Trial(Recipe(), 0.5)])
+    assert state.best().recipe == Recipe()  # a tie goes to fewer failed seeds (then to the earlier trial)
+
+    class Tools:  # the toolbox calls a search researcher makes, answered from a script
+        tasks = ("a", "b")
+
+        def __init__(self, summaries: list[dict]) -> None:
+            self.summaries, self.calls = summaries, []
+
+        def call(self, tool: str, args: dict) -> str:
+            self.calls.append((tool, args))
+            if tool == "run_experiment":
+                return json.dumps(self.summaries.pop(0))
+            return json.dumps({"leaderboard": [], "save_snapshot": {"snapshot_id": "s1"}}.get(tool, {"ok": True}))
+
+    def task(mean: float | None) -> dict:
+        return {"per_seed": [{"evaluation_id": 3}] if mean is not None else [{"error": "x"}], "mean_dev_pgr": mean,
+                "seeds_scored": int(mean is not None), "seeds_failed": int(mean is None)}
+
+    tools = Tools([{"tasks": {"a": task(0.2), "b": task(0.4)}, "mean_dev_pgr": 0.3, "missing_tasks": []},
+                   {"tasks": {"a": task(0.9), "b": task(None)}, "mean_dev_pgr": None, "missing_tasks": ["b"]}])
+    researcher = SearchResearcher(toolbox=tools, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                                  trials_path=tmp_path / "trials.jsonl")
+    first, second = researcher.step(), researcher.step()
+    assert (first["score"], first["per_task"], first["snapshot_id"]) == (pytest.approx(0.3), {"a": 0.2, "b": 0.4}, "s1")
+    assert (second["score"], second["per_task"], second["seeds_failed"]) == (-1.0, {"a": 0.9, "b": None}, 1)
+    assert [args for tool, args in tools.calls if tool == "leaderboard"] == [{"task": "a"}, {"task": "b"}]
+    assert sum(tool == "request_verification" for tool, _ in tools.calls) == 1
+    (shared,) = [args for tool, args in tools.calls if tool == "share_finding"]
+    assert "0.300 (mean over tasks; a 0.200, b 0.400)" in shared["body"] and shared["evaluation_id"] == 3
+    resumed = SearchResearcher(toolbox=tools, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                               trials_path=tmp_path / "trials.jsonl")
+    assert [t.score for t in resumed.state.trials] == [pytest.approx(0.3), -1.0]

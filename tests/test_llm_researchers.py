@@ -80,7 +80,7 @@ def toolbox(lab_data: Path, tmp_path: Path) -> Iterator[ToolBox]:  # noqa: F811
         token = lab.create_researcher("llm-1")
         workspace = tmp_path / "workspace"
         workspace.mkdir()
-        yield ToolBox(name="llm-1", task="mini", workspace=workspace, public_dir=lab_data / "mini" / "public",
+        yield ToolBox(name="llm-1", tasks=("mini",), workspace=workspace, task_view=lab_data / "mini" / "public",
                       lab=LabClient(lab.url, token), executor=executor, notebook_path=tmp_path / "notebook.md",
                       hidden=(lab_data / "mini" / "lab",))
 

@@ -127,3 +127,39 @@ def test_lab_status_shows_only_the_callers_own_rows(make_toolbox, lab: LabServer
     assert unknown.value.status == 404 and "wide" not in str(unknown.value) and "mini" not in str(unknown.value)
     admin = lab.admin().get("/api/v1/me/status", params={"task": "mini"})
     assert admin.status_code == 403
+
+
+def test_two_research_tasks_are_run_scored_and_verified_per_task(make_toolbox, lab: LabServer,
+                                                                   lab_data: Path) -> None:  # noqa: F811
+    from autow2s.campaign.researchers import ResearcherStatus, normalise_verifications, on_event
+    from autow2s.researchers.directions import BUILTIN_DIRECTIONS
+    from autow2s.researchers.prompts import system_prompt
+
+    toolbox = make_toolbox("suite", tasks=("mini", "wide"))
+    status = ResearcherStatus("suite", "search", "d")
+    toolbox.on_event = on_event(status, lambda: None)
+    toolbox.call("write_file", {"path": "m/method.py", "content": DETERMINISTIC})
+    unknown = toolbox.call("run_experiment", {"method_dir": "m", "tasks": ["held-out"]})
+    assert unknown.startswith("error:") and "the research tasks are mini, wide" in unknown
+    result = json.loads(toolbox.call("run_experiment", {"method_dir": "m", "quick": True}))  # /task/<name>/ each
+    assert set(result["tasks"]) == {"mini", "wide"} and result["missing_tasks"] == [], result
+    means = [result["tasks"][task]["mean_dev_pgr"] for task in ("mini", "wide")]
+    assert None not in means and result["mean_dev_pgr"] == pytest.approx(sum(means) / 2)
+    assert status.best_dev_pgr == result["mean_dev_pgr"]
+    # evaluate_predictions must be told which task; the weak labels on wide repeat the experiment's (free).
+    rows = [json.loads(line) for line in (lab_data / "wide" / "public" / "weak" / "test.jsonl").open()]
+    (toolbox.workspace / "wide.json").write_text(json.dumps({"predictions": [row["p"] for row in rows]}))
+    missing = toolbox.call("evaluate_predictions", {"predictions_file": "wide.json"})
+    assert missing.startswith("error:") and "several research tasks (mini, wide)" in missing
+    scored = json.loads(toolbox.call("evaluate_predictions", {"predictions_file": "wide.json", "task": "wide"}))
+    assert scored["evaluation_id"] == result["tasks"]["wide"]["per_seed"][0]["evaluation_id"]
+    assert set(json.loads(toolbox.call("lab_status", {}))) == {"mini", "wide"}
+    # One verification request: one verified run per research task, recorded per task.
+    snapshot = json.loads(toolbox.call("save_snapshot", {"method_dir": "m", "message": "weak copy"}))["snapshot_id"]
+    asked = json.loads(toolbox.call("request_verification", {"snapshot_id": snapshot}))
+    ids = {task: reply["verify_id"] for task, reply in asked["verifications"].items()}
+    assert set(ids) == {"mini", "wide"} and len(set(ids.values())) == 2
+    assert status.to_json()["verifications"] == {snapshot: ids}
+    assert normalise_verifications({"abc": 7, snapshot: ids}, "mini") == {"abc": {"mini": 7}, snapshot: ids}
+    prompt = system_prompt(toolbox.tasks, BUILTIN_DIRECTIONS[0])
+    assert "/task/mini/" in prompt and "/task/wide/" in prompt and "held-out tasks you never see" in prompt

@@ -36,7 +36,7 @@ class ResearcherStatus:
     best_dev_pgr: float | None = None
     iterations: int = 0
     error: str = ""
-    verifications: dict[str, int] = field(default_factory=dict)  # snapshot_id -> verify_id
+    verifications: dict[str, dict[str, int]] = field(default_factory=dict)  # snapshot_id -> {task: verify_id}
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def update(self, **values: Any) -> None:
@@ -44,16 +44,31 @@ class ResearcherStatus:
             for key, value in values.items():
                 setattr(self, key, value)
 
-    def record_verification(self, snapshot_id: str, verify_id: int) -> None:
+    def record_verification(self, snapshot_id: str, task: str, verify_id: int) -> None:
         with self._lock:
-            self.verifications[snapshot_id] = int(verify_id)
+            self.verifications.setdefault(snapshot_id, {})[task] = int(verify_id)
 
     def to_json(self) -> dict[str, Any]:
         """A consistent copy, safe to serialise while the researcher's thread goes on."""
         with self._lock:
             data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-            data["verifications"] = dict(self.verifications)
+            data["verifications"] = {snapshot: dict(runs) for snapshot, runs in self.verifications.items()}
             return data
+
+
+def normalise_verifications(saved: Any, first_task: str) -> dict[str, dict[str, int]]:
+    """A saved `verifications` in today's shape, {snapshot_id: {task: verify_id}}.
+
+    A state saved before research suites holds {snapshot_id: verify_id}, all on the one task it had:
+    those become {snapshot_id: {first_task: verify_id}}. Entries already in the new shape are kept.
+    """
+    result: dict[str, dict[str, int]] = {}
+    for snapshot_id, runs in (saved or {}).items():
+        if isinstance(runs, dict):
+            result[str(snapshot_id)] = {str(task): int(vid) for task, vid in runs.items()}
+        else:
+            result[str(snapshot_id)] = {first_task: int(runs)}
+    return result
 
 
 def mirror_forum(lab: LabClient, task: str, workspace: Path) -> None:
@@ -98,7 +113,7 @@ class ResearcherWorker:
         while not self.stop.is_set() and time.monotonic() < self.deadline:
             try:
                 if time.monotonic() - last_mirror > FORUM_MIRROR_EVERY_S:
-                    mirror_forum(self.toolbox.lab, self.toolbox.task, self.toolbox.workspace)
+                    mirror_forum(self.toolbox.lab, self.toolbox.tasks[0], self.toolbox.workspace)
                     last_mirror = time.monotonic()
                 outcome = self.step(self.status.iterations)
                 self.status.update(iterations=self.status.iterations + 1)
@@ -133,11 +148,13 @@ class ResearcherWorker:
         self.status.update(state="stopped")
 
     def _news(self) -> tuple[Any, ...]:
-        """What an idle researcher waits for: the newest finding and the leaderboard's verified runs."""
-        findings = self.toolbox.lab.search_findings(sort="new", limit=1, task=self.toolbox.task)
-        board = self.toolbox.lab.leaderboard(self.toolbox.task)
-        return (findings[0]["id"] if findings else None,
-                tuple(sorted((row["verify_id"], row.get("holdout_pgr")) for row in board)))
+        """What an idle researcher waits for: the newest finding and the verified runs on the leaderboard of
+        every research task."""
+        lab, tasks = self.toolbox.lab, self.toolbox.tasks
+        findings = lab.search_findings(sort="new", limit=1, task=tasks[0])
+        boards = tuple(tuple(sorted((row["verify_id"], row.get("holdout_pgr")) for row in lab.leaderboard(task)))
+                       for task in tasks)
+        return (findings[0]["id"] if findings else None, boards)
 
     def _sleep_until_news(self, seconds: float) -> None:
         until = min(self.deadline, time.monotonic() + seconds)
@@ -166,8 +183,9 @@ def on_event(status: ResearcherStatus, persist: Callable[[], None]) -> Callable[
             status.update(experiments=status.experiments + 1,
                           best_dev_pgr=score if score is not None and (best is None or score > best) else best)
             persist()
-        elif kind == "verification" and data.get("verify_id"):
-            status.record_verification(data["snapshot_id"], int(data["verify_id"]))
+        elif kind == "verification" and data.get("verify_ids"):
+            for task, verify_id in data["verify_ids"].items():
+                status.record_verification(data["snapshot_id"], task, int(verify_id))
             persist()
     return handle
 

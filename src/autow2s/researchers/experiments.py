@@ -1,8 +1,17 @@
-"""run_experiment: a method on several seeds in the sandbox, each seed scored by the lab on its own.
+"""run_experiment: a method on several seeds (and research tasks) in the sandbox, each run scored by the lab.
 
 A seed that fails or that the lab refuses is reported in its own entry; the other seeds keep
 their scores and the call still succeeds. A deterministic method gives identical predictions on
 every seed, and the lab answers the repeats from the first evaluation (free, not flagged).
+
+With several research tasks every chosen (task, seed) runs, each seed with --public pointing at
+that task's view, and each task is scored on its own. The overall mean_dev_pgr is the mean over
+the chosen tasks of each task's mean dev PGR, and it is None when any chosen task has no scored
+seed (those tasks are listed in missing_tasks): a method cannot look good by failing on the task
+it finds hard. The "experiment" event of a run on only some research tasks carries mean_dev_pgr
+None, so the campaign's best dev PGR is always a mean over every research task. With one research
+task the summary keeps its flat shape (per_seed, mean_dev_pgr, seeds_scored, seeds_failed, plus
+task); `task_results` reads either shape.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ class ExperimentRecord:
     dev_pgrs: list[float]
     evaluation_ids: list[int]
     quick: bool
+    task: str = ""
 
 
 def _tail(text: str, chars: int = STDERR_TAIL_CHARS) -> str:
@@ -37,42 +47,71 @@ def _tail(text: str, chars: int = STDERR_TAIL_CHARS) -> str:
     return text if len(text) <= chars else "…" + text[-chars:]
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def task_results(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """task -> its results (per_seed, mean_dev_pgr, seeds_scored, seeds_failed), from either summary shape."""
+    if isinstance(summary.get("tasks"), dict):
+        return summary["tasks"]
+    if "per_seed" in summary:
+        return {str(summary.get("task", "")): summary}
+    return {}
+
+
 class ExperimentTools:
     """The run_experiment tool, mixed into ToolBox."""
 
     def _tool_run_experiment(self: "ToolBox", method_dir: str, seeds: list[int] | None = None,
-                             quick: bool = False) -> Any:
+                             quick: bool = False, tasks: list[str] | None = None) -> Any:
         method = self._path(method_dir)
         if not method.is_dir():
             raise ToolError(f"{method_dir}: no such directory in your workspace; write {method_dir}/method.py "
                             "(defining run(ctx)) first, or list_files to see what is there")
         if not (method / "method.py").is_file():
             raise ToolError(f"{method_dir}: no method.py there; write one that defines run(ctx)")
+        chosen = [self.check_task(name, "run_experiment") for name in dict.fromkeys(tasks or self.tasks)]
         seeds = list(dict.fromkeys(seeds or [42]))
         run_id = uuid.uuid4().hex[:10]
         rel_method = str(method.relative_to(self.workspace.resolve()))
         scratch = self._path(".scratch")
         scratch.mkdir(exist_ok=True)
         (scratch / "experiment_job.py").write_text(LAUNCHER)
-        record = ExperimentRecord(rel_method, seeds, [], [], quick)
-        per_seed = [self._one_seed(rel_method, run_id, seed, quick, record) for seed in seeds]
-        self.experiments.append(record)
-        scored = [p for p in record.dev_pgrs if p is not None]
-        summary = {"method_dir": rel_method, "quick": quick, "per_seed": per_seed,
-                   "mean_dev_pgr": sum(scored) / len(scored) if scored else None,
-                   "seeds_scored": len(record.evaluation_ids), "seeds_failed": len(seeds) - len(record.evaluation_ids)}
-        self.on_event("experiment", summary)
+        results: dict[str, dict[str, Any]] = {}
+        for task in chosen:
+            record = ExperimentRecord(rel_method, seeds, [], [], quick, task)
+            per_seed = [self._one_seed(task, rel_method, run_id, seed, quick, record) for seed in seeds]
+            self.experiments.append(record)
+            results[task] = {"per_seed": per_seed,
+                             "mean_dev_pgr": _mean([p for p in record.dev_pgrs if p is not None]),
+                             "seeds_scored": len(record.evaluation_ids),
+                             "seeds_failed": len(seeds) - len(record.evaluation_ids)}
+        missing = [task for task, result in results.items() if result["mean_dev_pgr"] is None]
+        overall = None if missing else _mean([result["mean_dev_pgr"] for result in results.values()])
+        summary: dict[str, Any]
+        if self.several_tasks:
+            summary = {"method_dir": rel_method, "quick": quick, "tasks": results, "mean_dev_pgr": overall,
+                       "missing_tasks": missing}
+        else:
+            summary = {"method_dir": rel_method, "quick": quick, "task": chosen[0], **results[chosen[0]]}
+        # A run on some of the research tasks counts as an experiment, but its mean is not the suite's:
+        # the campaign's best dev PGR (read from the event's mean_dev_pgr) comes from runs on all of them.
+        partial = set(chosen) != set(self.tasks)
+        self.on_event("experiment", {**summary, "mean_dev_pgr": None} if partial else summary)
         return summary
 
-    def _one_seed(self: "ToolBox", rel_method: str, run_id: str, seed: int, quick: bool,
+    def _one_seed(self: "ToolBox", task: str, rel_method: str, run_id: str, seed: int, quick: bool,
                   record: ExperimentRecord) -> dict[str, Any]:
-        out = f".runs/{run_id}/seed{seed}.json"
-        command = ["python", "{workspace}/.scratch/experiment_job.py", "--public", "{task_data}",
+        where = f"{task}/" if self.several_tasks else ""
+        out = f".runs/{run_id}/{where}seed{seed}.json"
+        command = ["python", "{workspace}/.scratch/experiment_job.py", "--public", self.public_path(task),
                    "--method", f"{{workspace}}/{rel_method}", "--seed", str(seed), "--out", f"{{workspace}}/{out}"]
         if quick:
             command += ["--train-fraction", str(QUICK_FRACTION)]
         try:
-            result = self._run_job(tuple(command), f"experiment-{seed}", warm=True)
+            name = f"experiment-{task}-{seed}" if self.several_tasks else f"experiment-{seed}"
+            result = self._run_job(tuple(command), name, warm=True)
         except ToolError as exc:
             return {"seed": seed, "error": str(exc)}
         entry: dict[str, Any] = {"seed": seed, "stderr_tail": _tail(result.stderr_tail)}
@@ -86,7 +125,7 @@ class ExperimentTools:
             entry["error"] = f"the run ended without readable predictions at {out} ({type(exc).__name__}: {exc})"
             return entry
         try:
-            scored = self.lab.evaluate(self.task, predictions)
+            scored = self.lab.evaluate(task, predictions)
         except LabError as exc:
             entry["error"] = f"the lab did not score this seed: {exc}"
             return entry

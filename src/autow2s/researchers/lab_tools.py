@@ -1,8 +1,12 @@
 """The trusted-side tools (scoring, forum, snapshots, verification, status, wait), mixed into ToolBox.
 
 Each calls the lab with the researcher's own token; what the lab refuses comes back as its own
-explanation. `wait` blocks without spending tokens until something the researcher cares about
-happens, so an agent with nothing to do does not poll.
+explanation. With several research tasks: evaluate_predictions needs task=<name>; leaderboard
+defaults to the first research task; lab_status without a task answers {task: status} for each;
+request_verification asks for a verified run on every research task; the forum is campaign-wide
+and is read and written under the first research task. `wait` blocks without spending tokens
+until something the researcher cares about happens (a verified run on any research task finishes,
+a new finding), so an agent with nothing to do does not poll.
 """
 
 from __future__ import annotations
@@ -43,20 +47,22 @@ class LabTools:
 
     poll_s: float = WAIT_POLL_S
 
-    def _tool_evaluate_predictions(self: "ToolBox", predictions_file: str, snapshot_id: str | None = None) -> Any:
+    def _tool_evaluate_predictions(self: "ToolBox", predictions_file: str, task: str | None = None,
+                                   snapshot_id: str | None = None) -> Any:
+        task = self.one_task(task, "evaluate_predictions")
         predictions = _read_predictions(self._read_text(predictions_file), predictions_file)
-        return self.lab.evaluate(self.task, predictions, snapshot_id)
+        return self.lab.evaluate(task, predictions, snapshot_id)
 
     def _tool_share_finding(self: "ToolBox", type: str, title: str, body: str, tags: list[str] | None = None,
                             evaluation_id: int | None = None, verify_id: int | None = None) -> Any:
-        finding = self.lab.share_finding(type=type, title=title, body=body, tags=tags or [], task=self.task,
+        finding = self.lab.share_finding(type=type, title=title, body=body, tags=tags or [], task=self.tasks[0],
                                          evaluation_id=evaluation_id, verify_id=verify_id)
         self.on_event("finding", {"id": finding.get("id"), "type": type})
         return finding
 
     def _tool_search_findings(self: "ToolBox", query: str | None = None, sort: str | None = None,
                               limit: int = 10) -> Any:
-        return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.task)
+        return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.tasks[0])
 
     def _tool_read_finding(self: "ToolBox", finding_id: int) -> Any:
         return self.lab.read_finding(finding_id)
@@ -67,8 +73,8 @@ class LabTools:
     def _tool_vote(self: "ToolBox", finding_id: int, value: int) -> Any:
         return self.lab.vote(finding_id, value)
 
-    def _tool_leaderboard(self: "ToolBox", limit: int = 20) -> Any:
-        return self.lab.leaderboard(self.task, limit=limit)
+    def _tool_leaderboard(self: "ToolBox", limit: int = 20, task: str | None = None) -> Any:
+        return self.lab.leaderboard(self.check_task(task or self.tasks[0], "leaderboard"), limit=limit)
 
     def _tool_save_snapshot(self: "ToolBox", method_dir: str, message: str, parent_id: str | None = None) -> Any:
         method = self._path(method_dir)
@@ -88,19 +94,43 @@ class LabTools:
         return f"downloaded {len(files)} files into prior_work/{snapshot_id}/: {', '.join(files)}"
 
     def _tool_request_verification(self: "ToolBox", snapshot_id: str) -> Any:
-        status = self.lab.request_verification(snapshot_id, self.task)
-        self.on_event("verification", status)
-        return status
+        """A verified run on every research task. A task the lab refuses gets {"error": ...} in the answer
+        (the others keep their runs); only when every task is refused does the call fail."""
+        replies: dict[str, Any] = {}
+        first_error: LabError | None = None
+        for task in self.tasks:
+            try:
+                replies[task] = self.lab.request_verification(snapshot_id, task)
+            except LabError as exc:
+                if not self.several_tasks:
+                    raise
+                first_error = first_error or exc
+                replies[task] = {"error": str(exc)}
+        verify_ids = {task: int(reply["verify_id"]) for task, reply in replies.items()
+                      if isinstance(reply, dict) and reply.get("verify_id") is not None}
+        if verify_ids:
+            self.on_event("verification", {"snapshot_id": snapshot_id, "verify_ids": verify_ids})
+        if not verify_ids and first_error is not None:
+            raise first_error
+        if not self.several_tasks:
+            return replies[self.tasks[0]]  # one research task: the lab's answer, as it has always been
+        return {"snapshot_id": snapshot_id, "verifications": replies}
 
-    def _tool_lab_status(self: "ToolBox") -> Any:
-        return self.lab.my_status(self.task)
+    def _tool_lab_status(self: "ToolBox", task: str | None = None) -> Any:
+        if task is not None or not self.several_tasks:
+            return self.lab.my_status(self.check_task(task or self.tasks[0], "lab_status"))
+        return {name: self.lab.my_status(name) for name in self.tasks}
 
     # -- wait ------------------------------------------------------------------------------
-    def _news_marks(self: "ToolBox") -> tuple[dict[int, str], int]:
-        """(verify id -> status of my runs, newest finding id on the task)."""
-        status = self.lab.my_status(self.task)
-        runs = {int(v["verify_id"]): str(v["status"]) for v in status["verifications"]}
-        newest = self.lab.search_findings(sort="new", limit=1, task=self.task)
+    def _my_runs(self: "ToolBox") -> dict[tuple[str, int], dict[str, Any]]:
+        """(task, verify id) -> my verified run, on every research task."""
+        return {(task, int(v["verify_id"])): {"task": task, **v} for task in self.tasks
+                for v in self.lab.my_status(task)["verifications"]}
+
+    def _news_marks(self: "ToolBox") -> tuple[dict[tuple[str, int], str], int]:
+        """((task, verify id) -> status of my runs, newest finding id on the forum)."""
+        runs = {key: str(run["status"]) for key, run in self._my_runs().items()}
+        newest = self.lab.search_findings(sort="new", limit=1, task=self.tasks[0])
         return runs, int(newest[0]["id"]) if newest else 0
 
     def _tool_wait(self: "ToolBox", timeout_s: int = DEFAULT_WAIT_S) -> str:
@@ -110,7 +140,7 @@ class LabTools:
         if left is not None:
             until = min(until, time.monotonic() + max(0.0, left))
         runs, newest = self._news_marks()
-        pending = sorted(vid for vid, state in runs.items() if state in ("queued", "running"))
+        pending = sorted(key for key, state in runs.items() if state in ("queued", "running"))
         while time.monotonic() < until and not self.stopping():
             pause = min(self.poll_s, max(0.0, until - time.monotonic()))
             if self.stop is not None:
@@ -121,17 +151,20 @@ class LabTools:
                 now_runs, now_newest = self._news_marks()
             except LabError:
                 continue  # a lab hiccup is not news; keep waiting
-            finished = [vid for vid in pending if now_runs.get(vid) not in ("queued", "running")]
+            finished = [key for key in pending if now_runs.get(key) not in ("queued", "running")]
             waited = f"after {time.monotonic() - started:.0f} s"
             if finished:
-                details = [v for v in self.lab.my_status(self.task)["verifications"] if v["verify_id"] in finished]
+                mine = self._my_runs()
+                details = [mine[key] if self.several_tasks else {k: v for k, v in mine[key].items() if k != "task"}
+                           for key in finished if key in mine]
                 return f"{waited}: verification finished: {json.dumps(details, default=str)}"
             if now_newest > newest:
-                found = self.lab.search_findings(sort="new", limit=min(5, now_newest - newest), task=self.task)
+                found = self.lab.search_findings(sort="new", limit=min(5, now_newest - newest), task=self.tasks[0])
                 fresh = [{"id": f["id"], "title": f["title"], "author": f.get("author"), "type": f.get("type")}
                          for f in found if int(f["id"]) > newest]
                 return f"{waited}: new forum finding(s): {json.dumps(fresh)}; read_finding shows one"
         reason = "the campaign is stopping" if self.stopping() else (
             "the campaign's time is up" if left is not None and until < started + timeout_s else "timeout")
+        shown = [f"{vid} ({task})" if self.several_tasks else str(vid) for task, vid in pending]
         return (f"waited {time.monotonic() - started:.0f} s: nothing new ({reason}); pending verifications: "
-                f"{pending or 'none'}")
+                f"{', '.join(shown) or 'none'}")

@@ -58,12 +58,15 @@ class LLMPolicy:
     context_tokens: int = DEFAULT_CONTEXT_TOKENS
 
     def _limits(self, toolbox: ToolBox) -> PromptLimits:
-        try:
-            lab: dict[str, Any] | None = toolbox.lab.my_status(toolbox.task)
-        except LabError:
-            lab = None  # the prompt then says lab_status shows the budgets
+        labs: dict[str, dict[str, Any]] = {}
+        for task in toolbox.tasks:
+            try:
+                labs[task] = toolbox.lab.my_status(task)
+            except LabError:
+                pass  # with no status at all, the prompt says lab_status shows the budgets
         return PromptLimits(job_limits=toolbox.limits, max_turns=self.max_turns, context_tokens=self.context_tokens,
-                            lab=lab, seconds_left=toolbox.time_left())
+                            labs=labs, seconds_left=toolbox.time_left(),
+                            several_tasks=toolbox.several_tasks)
 
     def run_iteration(self, toolbox: ToolBox, direction: Direction, iteration: int, transcript: Path,
                       deadline: float | None = None) -> IterationOutcome:
@@ -78,7 +81,7 @@ class LLMPolicy:
         except OSError as exc:
             notebook = f"(your notebook could not be read: {exc})"
         limits = self._limits(toolbox)
-        system = system_prompt(toolbox.task, direction, limits)
+        system = system_prompt(toolbox.tasks, direction, limits)
         messages = self.chat.start(user_prompt(iteration, notebook, limits))
         results: list[_Result] = []
         dollars, calls_made = 0.0, 0

@@ -2,13 +2,15 @@
 
 Every limit it can hit is stated, generated from the settings in force (the toolbox's job limits,
 the lab's budgets and verification settings, the conversation's own limits), so an agent never
-learns a limit by being killed by it.
+learns a limit by being killed by it. With several research tasks the prompt names each, says
+where its public view is (/task/<name>/), and states each task's budgets and standing; it never
+names or counts the held-out tasks (the researcher does not know them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.method_reference import REFERENCE_PATH
@@ -37,7 +39,9 @@ Rules of the lab (they are enforced, and breaking them wastes your budget):
 Limits in force (you will hit these, so plan for them):
 {limits}
 
-Your task: {task}. Your workspace is /workspace (the public task data is read-only at /task).
+{tasks}
+Your method will be run unchanged on held-out tasks you never see; the leaderboard also shows how it
+transfers, so prefer methods that do not depend on one task's quirks.
 Other researchers' findings are mirrored read-only in forum/ in your workspace.
 
 Your starting direction: {direction_name}: {direction_prompt}
@@ -59,18 +63,37 @@ Continue your research. End your turn without a tool call when this iteration's 
 
 @dataclass(frozen=True)
 class PromptLimits:
-    """The numbers the prompt states; `lab` is the lab's own status answer (None if it could not be read)."""
+    """The numbers the prompt states; `labs` is the lab's own status answer on each research task (task ->
+    answer; a task whose status could not be read is left out, and None or {} when none could be)."""
 
     job_limits: Limits
     max_turns: int
     context_tokens: int
-    lab: dict[str, Any] | None = None
+    labs: dict[str, dict[str, Any]] | None = None
     seconds_left: float | None = None
+    several_tasks: bool = False  # name each task's figures even if only one task's status could be read
+
+    def named(self) -> bool:
+        return self.several_tasks or len(self.labs or {}) > 1
 
 
-def _budget_line(kind: str, budget: dict[str, Any]) -> str:
-    return (f"{budget['total']} {kind} requests on this task in all (at most {budget['rate_per_minute']} per "
+def _budget_line(kind: str, budget: dict[str, Any], task: str | None = None) -> str:
+    where = "this task" if task is None else task
+    return (f"{budget['total']} {kind} requests on {where} in all (at most {budget['rate_per_minute']} per "
             "minute); the total does not reset")
+
+
+def describe_tasks(tasks: Sequence[str]) -> str:
+    """Which tasks the researcher works on and where their public data is in the sandbox."""
+    if len(tasks) == 1:
+        return (f"Your task: {tasks[0]}. Your workspace is /workspace (the public task data is read-only at "
+                "/task).")
+    views = ", ".join(f"{name} at /task/{name}/" for name in tasks)
+    return (f"Your research tasks ({len(tasks)}): {', '.join(tasks)}. Your workspace is /workspace; each task's "
+            f"public data is read-only in its own directory: {views}. run_experiment runs your method on every "
+            "research task by default (tasks=[...] picks some) and reports each task's dev PGR and their mean "
+            "(null if any task has no scored seed); evaluate_predictions needs task=<name>; leaderboard and "
+            "lab_status take task=<name>; request_verification verifies a snapshot on every research task.")
 
 
 def describe_limits(limits: PromptLimits) -> str:
@@ -79,17 +102,20 @@ def describe_limits(limits: PromptLimits) -> str:
              "time" + (f", or at {jobs.memory_bytes / MiB:.0f} MiB of memory" if jobs.memory_bytes else "") +
              (f", {jobs.cpu_seconds:g} s of CPU" if jobs.cpu_seconds else "") + "; run_experiment takes at most 5 "
              "seeds; quick=true is about four times faster."]
-    lab = limits.lab
-    if lab is not None:
+    labs = limits.labs or {}
+    several = limits.named()
+    for task, lab in labs.items():
         budgets, settings = lab["budgets"], lab["limits"]
-        lines.append(f"- Dev scoring: {_budget_line('evaluate', budgets['evaluate'])}. Each scores "
+        on = f" on {task}" if several else ""
+        named = task if several else None
+        lines.append(f"- Dev scoring{on}: {_budget_line('evaluate', budgets['evaluate'], named)}. Each scores "
                      f"{settings['n_dev']} of the {settings['n_test']} test items; a submission within "
                      f"{settings['near_duplicate_min_items']} items of an earlier one is refused, charged and flagged.")
-        lines.append(f"- Verification: {_budget_line('verify', budgets['verify'])}. Each runs your snapshot on "
-                     f"{settings['verify_seed_count']} lab-chosen seeds" +
+        lines.append(f"- Verification{on}: {_budget_line('verify', budgets['verify'], named)}. Each runs your "
+                     f"snapshot on {settings['verify_seed_count']} lab-chosen seeds" +
                      (" and again with a null supervisor" if settings.get("null_supervisor_check") else "") +
                      ", so it takes several times one experiment's run time; wait for it instead of polling.")
-    else:
+    if not labs:
         lines.append("- Dev scoring and verification have budgets and per-minute rates; lab_status shows them.")
     lines.append(f"- This conversation: at most {limits.max_turns} model turns; past about {limits.context_tokens:,} "
                  "tokens of history, the oldest tool results are replaced by one-line summaries. Long tool output "
@@ -97,21 +123,35 @@ def describe_limits(limits: PromptLimits) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(task: str, direction: Direction, limits: PromptLimits | None = None) -> str:
+def system_prompt(tasks: str | Sequence[str], direction: Direction, limits: PromptLimits | None = None) -> str:
+    """tasks: the research tasks (one name, or several in order)."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     text = describe_limits(limits) if limits is not None else "- lab_status shows your budgets and rates."
-    return SYSTEM.format(task=task, direction_name=direction.name, direction_prompt=direction.prompt,
-                         reference=REFERENCE_PATH, limits=text)
+    return SYSTEM.format(tasks=describe_tasks(tasks), direction_name=direction.name,
+                         direction_prompt=direction.prompt, reference=REFERENCE_PATH, limits=text)
+
+
+def _best_recent(lab: dict[str, Any]) -> str:
+    scores = [e["dev_pgr"] for e in lab.get("evaluations_recent", []) if e.get("dev_pgr") is not None]
+    return f"best recent dev PGR {max(scores):.3f}" if scores else "no dev PGR yet"
 
 
 def standing_line(limits: PromptLimits | None) -> str:
     """What is left now (changes every iteration, so it lives in the user prompt, not the cached system one)."""
     parts = []
-    if limits is not None and limits.lab is not None:
-        lab = limits.lab
+    labs = (limits.labs or {}) if limits is not None else {}
+    several = limits is not None and limits.named()
+    if labs and not several:
+        lab = next(iter(labs.values()))
         budgets = lab["budgets"]
         parts.append(f"Budget left: {budgets['evaluate']['left']} evaluations, {budgets['verify']['left']} "
                      f"verifications; {lab['evaluations_total']} evaluations so far; pending verifications: "
                      f"{lab['pending_verifications'] or 'none'}.")
+    for task, lab in labs.items() if several else ():
+        budgets = lab["budgets"]
+        parts.append(f"On {task}: budget left {budgets['evaluate']['left']} evaluations, "
+                     f"{budgets['verify']['left']} verifications; {lab['evaluations_total']} evaluations so far, "
+                     f"{_best_recent(lab)}; pending verifications: {lab['pending_verifications'] or 'none'}.")
     if limits is not None and limits.seconds_left is not None:
         parts.append(f"The campaign ends in about {max(0.0, limits.seconds_left) / 60:.0f} minutes.")
     return " ".join(parts)

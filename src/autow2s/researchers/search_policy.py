@@ -2,6 +2,12 @@
 
 Mechanics (running experiments, talking to the lab) live in the researcher loop; this only
 decides what to try next from what has been seen.
+
+What is optimised: a trial's score is the mean dev PGR over the research tasks (the
+run_experiment summary's mean_dev_pgr, the mean over tasks of each task's mean over seeds). A
+trial with no score on some task (every seed failed or was refused there) scores -1.0, a failure.
+The best trial is the highest score; ties go to the trial with fewer failed seeds, then to the
+earlier trial.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ DRAFT_PROBABILITY = 0.15  # keep some fresh exploration
 @dataclass(frozen=True)
 class Trial:
     recipe: Recipe
-    score: float  # dev PGR as the lab reported it
+    score: float  # mean dev PGR over the research tasks as the lab reported it; -1.0 for a failed trial
+    failed_seeds: int = 0  # over all research tasks
 
 
 @dataclass
@@ -31,7 +38,7 @@ class SearchState:
     forum_best: list[Trial] = field(default_factory=list)  # others' verified recipes, best first
 
     def best(self) -> Trial | None:
-        return max(self.trials, key=lambda t: t.score, default=None)
+        return max(self.trials, key=lambda t: (t.score, -t.failed_seeds), default=None)  # max keeps the earliest
 
     def tried(self, recipe: Recipe) -> bool:
         return any(t.recipe == recipe for t in self.trials)

@@ -36,7 +36,8 @@ MAX_WAIT_S = 1800
 
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("bash", "Run a shell command in your sandbox (workspace at /workspace, task data read-only at "
-             "/task, no network). Returns exit code and output.", _schema(["command"], command=STR), "sandbox"),
+             "/task, or /task/<name>/ per research task when there are several; no network). Returns exit code "
+             "and output.", _schema(["command"], command=STR), "sandbox"),
     ToolSpec("python", "Run a Python snippet in your sandbox with the project's environment (numpy, torch, "
              "autow2s). Returns exit code and output.", _schema(["code"], code=STR), "sandbox"),
     ToolSpec("read_file", "Read a text file in your workspace, optionally only lines start_line..end_line "
@@ -48,15 +49,19 @@ TOOLS: tuple[ToolSpec, ...] = (
              _schema(["path", "old_text", "new_text"], path=STR, old_text=STR, new_text=STR), "sandbox"),
     ToolSpec("list_files", "List files under a workspace directory.", _schema([], path=STR), "sandbox"),
     ToolSpec("run_experiment",
-             "Run a method directory (method.py with run(ctx)) on the task over seeds in the sandbox; the lab "
-             "scores each seed's test predictions on its dev split with your budget (a seed whose predictions "
+             "Run a method directory (method.py with run(ctx)) over seeds in the sandbox, on every research "
+             "task (tasks picks some; each task's data is /task/<name>/ when there are several); the lab scores "
+             "each seed's test predictions on the task's dev split with your budget (a seed whose predictions "
              "are identical to an earlier submission of yours is answered from it, free). Returns each seed's "
-             "score, its ctx.log metrics and the stderr tail. quick=true trains on a quarter of train_unlabel.",
+             "score, its ctx.log metrics and the stderr tail; with several tasks, per task under tasks, and "
+             "mean_dev_pgr is the mean over the tasks (null if any task has no scored seed). quick=true trains "
+             "on a quarter of train_unlabel.",
              _schema(["method_dir"], method_dir=STR,
                      seeds={"type": "array", "items": INT, "minItems": 1, "maxItems": 5},
-                     quick={"type": "boolean"}), "sandbox"),
-    ToolSpec("evaluate_predictions", "Score a JSON file of test predictions ({\"predictions\": [...]}) on dev.",
-             _schema(["predictions_file"], predictions_file=STR, snapshot_id=STR), "lab"),
+                     quick={"type": "boolean"}, tasks={"type": "array", "items": STR, "minItems": 1}), "sandbox"),
+    ToolSpec("evaluate_predictions", "Score a JSON file of test predictions ({\"predictions\": [...]}) on the dev "
+             "split of a research task (task is required when there are several).",
+             _schema(["predictions_file"], predictions_file=STR, task=STR, snapshot_id=STR), "lab"),
     ToolSpec("share_finding", "Post a finding to the forum. type is result|hypothesis|insight|error; a result "
              "must cite one of your evaluation_id or verify_id (the lab shows its own figure for it).",
              _schema(["type", "title", "body"], type={"type": "string", "enum": ["result", "hypothesis", "insight",
@@ -70,19 +75,23 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("comment", "Comment on a finding.", _schema(["finding_id", "body"], finding_id=INT, body=STR), "lab"),
     ToolSpec("vote", "Vote on a finding (+1, 0 or -1).",
              _schema(["finding_id", "value"], finding_id=INT, value={"type": "integer", "enum": [-1, 0, 1]}), "lab"),
-    ToolSpec("leaderboard", "The verified leaderboard for the task, best holdout PGR first (limit rows, "
-             "default 20).", _schema([], limit={"type": "integer", "minimum": 1, "maximum": 100}), "lab"),
+    ToolSpec("leaderboard", "The verified leaderboard for a research task (default: the first), best holdout "
+             "PGR first (limit rows, default 20).",
+             _schema([], limit={"type": "integer", "minimum": 1, "maximum": 100}, task=STR), "lab"),
     ToolSpec("save_snapshot", "Save a method directory as a snapshot (optionally naming its parent snapshot).",
              _schema(["method_dir", "message"], method_dir=STR, message=STR, parent_id=STR), "lab"),
     ToolSpec("download_snapshot", "Download a snapshot into prior_work/<snapshot_id>/ in your workspace.",
              _schema(["snapshot_id"], snapshot_id=STR), "lab"),
     ToolSpec("request_verification", "Ask the lab to re-run a snapshot on seeds it chooses and score it on dev "
-             "and the hidden holdout; this is what the leaderboard shows. Asking again for a snapshot already "
+             "and the hidden holdout, on every research task (one verified run, and one verify request of the "
+             "budget, per task); this is what the leaderboard shows. Asking again for a snapshot already "
              "queued, running or verified returns that run (free).",
              _schema(["snapshot_id"], snapshot_id=STR), "lab"),
-    ToolSpec("lab_status", "Your standing with the lab on this task: your evaluations and verifications (ids, "
-             "states, figures), budget and rate left, pending verifications. Free.", _schema([]), "lab"),
-    ToolSpec("wait", "Pause without spending anything until one of your pending verifications finishes, a new "
+    ToolSpec("lab_status", "Your standing with the lab on a research task: your evaluations and verifications "
+             "(ids, states, figures), budget and rate left, pending verifications; with several research tasks "
+             "and no task, one such status per task. Free.", _schema([], task=STR), "lab"),
+    ToolSpec("wait", "Pause without spending anything until one of your pending verifications (on any research "
+             "task) finishes, a new "
              f"forum finding appears, or timeout_s passes (default 300, at most {MAX_WAIT_S}). Use it instead of "
              "polling.", _schema([], timeout_s={"type": "integer", "minimum": 1, "maximum": MAX_WAIT_S}), "lab"),
     ToolSpec("notebook", "Your notes across iterations: action read, append (text) or write (text).",

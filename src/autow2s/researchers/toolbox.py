@@ -41,15 +41,20 @@ __all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
 class ToolBox(ExperimentTools, LabTools):
     """The tools of one researcher in one campaign.
 
+    tasks: the research tasks, in order (at least one). The first is the default wherever a tool
+        takes one task (leaderboard, lab_status) and the forum's task.
+    task_view: the directory mounted read-only at /task in the sandbox. With one research task it is
+        that task's public view itself (/task/train_unlabel.jsonl ...); with several it holds one
+        public view per task (/task/<name>/train_unlabel.jsonl ...).
     error_log: where every tool error (and the traceback of any bug) is appended; None: nowhere.
     deadline: a time.monotonic() value past which no job starts and running jobs are cancelled.
     stop: set by the campaign to end waits and running jobs early (Ctrl-C, the end of the run).
     """
 
     name: str
-    task: str
+    tasks: tuple[str, ...]
     workspace: Path
-    public_dir: Path
+    task_view: Path
     lab: LabClient
     executor: Executor
     notebook_path: Path
@@ -62,6 +67,11 @@ class ToolBox(ExperimentTools, LabTools):
     stop: threading.Event | None = None
 
     def __post_init__(self) -> None:
+        self.tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+        if not self.tasks:
+            raise AutoW2SError("a researcher needs at least one research task")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise AutoW2SError(f"research tasks must be distinct, got {', '.join(self.tasks)}")
         try:
             write_reference(self.workspace)
         except OSError:
@@ -108,6 +118,38 @@ class ToolBox(ExperimentTools, LabTools):
             return (f"error: {tool} failed inside autow2s ({type(exc).__name__}: {exc}). This is a bug in the "
                     "lab's tooling, not in your call, and it was logged; do something else or try another way")
 
+    # -- research tasks --------------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        """The first research task (the default of leaderboard and lab_status, and the forum's task)."""
+        return self.tasks[0]
+
+    @property
+    def several_tasks(self) -> bool:
+        return len(self.tasks) > 1
+
+    def public_path(self, name: str) -> str:
+        """Where task `name`'s public view is inside the sandbox, as the placeholder the executor fills in."""
+        return "{task_data}" if not self.several_tasks else f"{{task_data}}/{name}"
+
+    def sandbox_path(self, name: str) -> str:
+        """The same path as a researcher sees it (/task or /task/<name>)."""
+        return "/task" if not self.several_tasks else f"/task/{name}"
+
+    def check_task(self, name: str, tool: str) -> str:
+        if name not in self.tasks:
+            raise ToolError(f"{tool}: {name!r} is not a research task; the research tasks are {', '.join(self.tasks)}")
+        return name
+
+    def one_task(self, name: str | None, tool: str) -> str:
+        """The task a one-task tool acts on: the one named, or the only research task."""
+        if name is not None:
+            return self.check_task(name, tool)
+        if self.several_tasks:
+            raise ToolError(f"{tool}: there are several research tasks ({', '.join(self.tasks)}); say which one "
+                            "with task=<name>")
+        return self.tasks[0]
+
     def log_error(self, text: str) -> None:
         if self.error_log is None:
             return
@@ -147,7 +189,7 @@ class ToolBox(ExperimentTools, LabTools):
             limits = replace(limits, wall_seconds=min(limits.wall_seconds, left))
         if self.stopping():
             raise ToolError("the campaign is stopping: no new job starts now; end your turn")
-        spec = JobSpec(command=command, workspace=self.workspace, task_data=self.public_dir, hidden=self.hidden,
+        spec = JobSpec(command=command, workspace=self.workspace, task_data=self.task_view, hidden=self.hidden,
                        limits=limits, name=f"{self.name}-{name}", warm=warm)
         self._job_limits = limits  # what _job_text names when a limit killed the job
         handle = self.executor.submit(spec)
