@@ -37,7 +37,8 @@ def _trials(run_dir: Path) -> list[dict]:
 
 def test_short_seeded_campaign_beats_vanilla_on_holdout(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = _run("--researchers", "search:2", "--budget", "45", "--seed", "1", "--out", str(run_dir))
+    result = _run("--task", "synth-linear", "--transfer-tasks", "none", "--researchers", "search:2", "--budget", "45",
+                  "--seed", "1", "--out", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     board = json.loads((run_dir / "leaderboard.json").read_text())
     vanilla = board["vanilla"]["holdout_pgr"]
@@ -59,7 +60,10 @@ def test_short_seeded_campaign_beats_vanilla_on_holdout(tmp_path: Path) -> None:
 def test_kill_9_then_resume_keeps_every_record(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     env = os.environ | {"COLUMNS": "160"}
-    process = subprocess.Popen([sys.executable, "-m", "autow2s", "run", "--researchers", "search:2", "--budget", "40",
+    # One task, no transfer, no null-supervisor repeat: this test is about resuming research (the others are
+    # interrupted in test_campaign_budgets.py).
+    process = subprocess.Popen([sys.executable, "-m", "autow2s", "run", "--task", "synth-linear", "--transfer-tasks",
+                                "none", "--dependence-check", "off", "--researchers", "search:2", "--budget", "30",
                                 "--out", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(_trials(run_dir)) < 3:

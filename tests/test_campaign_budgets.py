@@ -22,7 +22,11 @@ def _env() -> dict[str, str]:
     return os.environ | {"COLUMNS": "160", "OPENAI_API_KEY": "sk-test-not-a-real-key"}
 
 
+ONE_TASK = ("--task", "synth-linear", "--transfer-tasks", "none")  # these tests are about budgets, not suites
+
+
 def _run(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    args = args if "--resume" in args or "--task" in args else (*ONE_TASK, *args)
     return subprocess.run([sys.executable, "-m", "autow2s", "run", *args], capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
@@ -128,28 +132,50 @@ def _kill_when(run_dir: Path, args: list[str], predicate, timeout: float = 240) 
     time.sleep(1.0)  # the lab child dies with its parent
 
 
-def test_kill_9_during_preparation_and_verification_then_resume(tmp_path: Path) -> None:
+def test_kill_9_during_preparation_verification_and_transfer_then_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     data = run_dir / "data"
-    _kill_when(run_dir, ["--researchers", "search:1", "--budget", "15", "--out", str(run_dir)],
-               lambda: (data / ".synth-linear.partial" / "public").is_dir())
+    args = ["--task", "synth-linear", "--transfer-tasks", "synth-nonlinear", "--researchers", "search:1",
+            "--budget", "15", "--dependence-check", "off", "--out", str(run_dir)]
+    _kill_when(run_dir, args, lambda: (data / ".synth-linear.partial" / "public").is_dir())
     assert not (data / "synth-linear").exists()  # half a preparation is never taken for a whole one
 
     def verifying() -> bool:
         try:
-            return _state(run_dir).get("baseline_verify_id") is not None
+            return bool(_state(run_dir).get("baseline_verify_ids"))
         except (OSError, ValueError):
             return False
 
     _kill_when(run_dir, ["--resume", str(run_dir)], verifying)
     assert (data / "synth-linear" / "public" / "weak" / "model.json").is_file()
     assert (data / "synth-linear" / "null" / "neg" / "weak" / "model.json").is_file()
+    assert (run_dir / "transfer-data" / "synth-nonlinear" / "lab" / "partition.json").is_file()
     assert not (data / ".synth-linear.partial").exists()
+
+    def transfer_started() -> bool:  # a transfer run finished; the campaign has not (its leaderboard is unwritten)
+        try:
+            return any(r[0] == "done" for r in _db(run_dir, "SELECT status FROM transfer_runs"))
+        except sqlite3.Error:
+            return False
+
+    _kill_when(run_dir, ["--resume", str(run_dir)], transfer_started)
+    assert _state(run_dir)["phase"] == "verifying"
+    finished = {row[0]: row[1:] for row in _db(run_dir, "SELECT id, finished_at, holdout_pgr FROM transfer_runs "
+                                                        "WHERE status = 'done'")}
+    assert finished
 
     result = _run("--resume", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     assert _state(run_dir)["phase"] == "done"
     _verification_started(run_dir)  # the vanilla baseline was verified exactly once
+    runs = _db(run_dir, "SELECT id, snapshot_id, task, status, finished_at, holdout_pgr FROM transfer_runs")
+    assert len({(r[1], r[2]) for r in runs}) == len(runs) and all(r[3] == "done" for r in runs)
+    for run_id, before in finished.items():  # no finished transfer run was redone
+        assert next(r[4:] for r in runs if r[0] == run_id) == before
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert board["transfer_tasks"] == ["synth-nonlinear"]
+    assert board["vanilla"]["transfer_pgr"] is not None
+    assert board["rows"][0]["transfer"]["synth-nonlinear"]["status"] == "done"
 
 
 def test_an_openai_campaign_survives_every_fault_and_logs_each(tmp_path: Path) -> None:

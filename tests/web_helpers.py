@@ -25,7 +25,9 @@ from lab_helpers import LabServer, serve_on_free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-CAMPAIGN_ARGS = ("--researchers", "search:2", "--budget", "20", "--seed", "3", "--verify-top-k", "1")
+# One research task and one cheap held-out transfer task (synthetic: no download), so every view has transfer rows.
+CAMPAIGN_ARGS = ("--task", "synth-linear", "--transfer-tasks", "synth-nonlinear", "--researchers", "search:2",
+                 "--budget", "20", "--seed", "3", "--verify-top-k", "1")
 CAMPAIGN_TIMEOUT_S = 420.0
 
 

@@ -85,15 +85,24 @@ def _run_with_progress(task, methods, seeds: list[int], settings: ExperimentSett
 
 @app.command()
 def tasks() -> None:
-    """List the registered tasks."""
+    """List the registered tasks and the suites that group them (research and transfer)."""
     from autow2s.testbed.tasks.registry import TASKS
+    from autow2s.testbed.tasks.suites import SUITES, family
 
     table = Table(title="tasks")
     table.add_column("name")
+    table.add_column("family")
     table.add_column("description")
     for entry in TASKS.values():
-        table.add_row(entry.name, entry.description)
+        table.add_row(entry.name, family(entry.name), entry.description)
     console.print(table)
+    suites = Table(title="suites (for --task and --transfer-tasks)")
+    suites.add_column("name")
+    suites.add_column("tasks")
+    suites.add_column("description")
+    for suite in SUITES.values():
+        suites.add_row(suite.name, ", ".join(suite.tasks), suite.description)
+    console.print(suites)
 
 
 @app.command()
@@ -239,7 +248,13 @@ app.command()(serve)
 def run(
     researchers: str = typer.Option("search:4", "--researchers", help="kinds and counts: search:4, claude:9, "
                                     "openai:2, random:1, replay:1, or a mix like search:2,claude:2"),
-    task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
+    task: str = typer.Option("default-research", "--task",
+                             help="research tasks: a task, a comma list, a suite (`autow2s tasks` lists them) or a "
+                                  "task directory. Researchers see these"),
+    transfer_tasks: str = typer.Option(
+        "auto", "--transfer-tasks", help="held-out tasks the best methods are run on, unchanged, at the end: a list "
+        "or a suite; researchers never see them. auto: default-transfer without the research tasks' families; "
+        "none: skip transfer"),
     budget: float = typer.Option(180.0, "--budget", min=5.0, help="wall-clock seconds of research"),
     max_dollars: Optional[float] = typer.Option(None, "--max-dollars", help="campaign-wide LLM spend cap"),
     researcher_dollars: Optional[float] = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
@@ -279,6 +294,7 @@ def run(
 
         from autow2s.campaign.runner import Campaign
         from autow2s.campaign.state import CampaignConfig, parse_researchers
+        from autow2s.testbed.tasks.suites import expand_tasks
 
         if resume is not None:
             campaign = Campaign.resume(resume, err_console)
@@ -289,8 +305,10 @@ def run(
                 raise AutoW2SError(f"--idle must be sleep or stop, got {idle!r}")
             if dependence_check not in ("on", "off"):
                 raise AutoW2SError(f"--dependence-check must be on or off, got {dependence_check!r}")
+            research = expand_tasks(task)
             config = CampaignConfig(
-                task=task, researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
+                tasks=research, transfer_tasks=_transfer_tasks(transfer_tasks, research, shared_lab=lab is not None),
+                researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
                 researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate,
                 verify_rate=verify_rate, idle=idle, provider_retry_s=provider_retry_s, lab_url=lab,
                 executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
@@ -317,34 +335,89 @@ def run(
     _guarded(body)
 
 
-def _leaderboard_table(title: str, rows: list[dict]) -> Table:
+def _transfer_tasks(spec: str, research: tuple[str, ...], *, shared_lab: bool) -> tuple[str, ...]:
+    """--transfer-tasks: `auto` holds out default-transfer's tasks of families the research tasks lack
+    (none on a shared lab, whose transfer tasks are its admin's)."""
+    from autow2s.testbed.tasks.suites import SUITES, expand_tasks, family
+
+    if spec.strip().lower() == "auto":
+        if shared_lab:
+            return ()
+        seen = {family(task) for task in research}
+        return tuple(task for task in SUITES["default-transfer"].tasks if family(task) not in seen)
+    return expand_tasks(spec, option="--transfer-tasks", allow_none=True)
+
+
+def _leaderboard_table(title: str, rows: list[dict], transfer: bool) -> Table:
     table = Table(title=title)
-    table.add_column("method", overflow="ellipsis", max_width=20, no_wrap=True)
-    table.add_column("researcher", overflow="ellipsis", max_width=10, no_wrap=True)
-    for column in ("dev", "holdout", "holdout CI", "null"):  # 80 columns in all
+    table.add_column("method", overflow="ellipsis", max_width=18 if transfer else 20, no_wrap=True)
+    table.add_column("researcher", overflow="ellipsis", max_width=8 if transfer else 10, no_wrap=True)
+    # 80 columns in all: with transfer tasks, the research CI gives way to the transfer figures.
+    columns = ("research", "null", "transfer", "beats") if transfer else ("dev", "holdout", "holdout CI", "null")
+    for column in columns:
         table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
     for row in rows:
         ci = row.get("holdout_ci")
         check = row.get("supervisor_check", "not checked")
         null = _fmt(row.get("null_supervisor_pgr")) if check in ("passed", "flagged") else check
-        table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
-                      "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", null)
+        if transfer:
+            beats = row.get("transfer_beats_vanilla")
+            table.add_row(row["method"], row["researcher"], _fmt(row["holdout_pgr"]), null,
+                          _fmt(row.get("transfer_pgr")), "—" if not beats else f"{beats['k']}/{beats['of']}")
+        else:
+            table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
+                          "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", null)
     return table
 
 
 def _print_leaderboard(board: dict, top: int = 10) -> None:
     vanilla = board.get("vanilla", {})
     rows = board.get("rows", [])
-    console.print(_leaderboard_table(f"verified leaderboard (PGR) · {board.get('task')} · vanilla holdout "
-                                     f"{_fmt(vanilla.get('holdout_pgr'))}", rows[:top]))
+    transfer = bool(board.get("transfer_tasks"))
+    title = f"verified leaderboard (PGR) · {board.get('task')} · vanilla holdout {_fmt(vanilla.get('holdout_pgr'))}"
+    if transfer:
+        title += f", transfer {_fmt(vanilla.get('transfer_pgr'))}"
+    console.print(_leaderboard_table(title, rows[:top], transfer))
     if len(rows) > top:
         console.print(f"… and {len(rows) - top} more verified runs in leaderboard.json")
     free = board.get("supervisor_free", [])
     if free:
         console.print(_leaderboard_table("supervisor-free: these keep their PGR with a null supervisor, so they do "
-                                         "not learn from the weak teacher", free[:top]))
+                                         "not learn from the weak teacher", free[:top], transfer))
     console.print("null: holdout PGR with a null supervisor (weak labels trained on permuted labels); "
                   "see docs/lab.md")
+    if transfer:
+        console.print(f"research: mean holdout PGR over {', '.join(board.get('tasks', []))}. transfer: mean PGR, "
+                      f"run unchanged, on the held-out {', '.join(board['transfer_tasks'])}; beats: transfer tasks "
+                      "where it beats vanilla")
+
+
+@app.command()
+def transfer(
+    run_dir: Path = typer.Argument(..., help="a finished run directory of `autow2s run`"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="transfer tasks: a list, a suite or task directories "
+                                        "(default: the campaign's own transfer tasks)"),
+    top: Optional[int] = typer.Option(None, "--top", min=1, help="the K best verified methods by research PGR "
+                                      "(default: the campaign's --verify-top-k)"),
+    snapshot: Optional[str] = typer.Option(None, "--snapshot", help="one verified snapshot id instead of --top"),
+) -> None:
+    """Run a finished campaign's best methods unchanged on held-out tasks; resumable, nothing finished is redone."""
+
+    def body() -> None:
+        from autow2s.campaign.runner import Campaign
+        from autow2s.testbed.tasks.suites import expand_tasks
+
+        if top is not None and snapshot is not None:
+            raise AutoW2SError("--top and --snapshot: give one of them")
+        campaign = Campaign.resume(run_dir, err_console)
+        chosen = None if tasks is None else expand_tasks(tasks, option="--tasks")
+        leaderboard = campaign.transfer(chosen, top=top, snapshot=snapshot)
+        _print_leaderboard(json.loads(leaderboard.read_text()))
+        console.print(f"leaderboard:   {leaderboard}")
+        if campaign.report_path is not None:
+            console.print(f"report:        {campaign.report_path}")
+
+    _guarded(body)
 
 
 @app.command()

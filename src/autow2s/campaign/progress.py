@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def progress_table(campaign: "Campaign", workers: list["ResearcherWorker"]) -> Table:
     budget = campaign.config.budget_s
-    table = Table(title=f"campaign on {campaign.task_name} · {campaign.state.elapsed_s:.0f}/{budget:.0f} s · "
+    table = Table(title=f"campaign on {', '.join(campaign.task_names)} · {campaign.state.elapsed_s:.0f}/{budget:.0f} s · "
                         f"${campaign.ledger.total():.2f} spent")
     for column in ("researcher", "direction", "state", "experiments", "best dev PGR", "verified", "$"):
         table.add_column(column, justify="right" if column in ("experiments", "best dev PGR", "$") else "left")

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from autow2s.campaign.lab_process import LabProcess, new_admin_token
 from autow2s.campaign.progress import live_progress
-from autow2s.campaign.researchers import ResearcherStatus, ResearcherWorker, make_step, on_event
+from autow2s.campaign.researchers import (ResearcherStatus, ResearcherWorker, make_step, normalise_verifications,
+                                          on_event)
 from autow2s.campaign.state import CampaignConfig, RunDir, RunState, write_json_atomic
 from autow2s.campaign.verify import final_verification
 from autow2s.errors import AutoW2SError
@@ -42,17 +43,24 @@ class Campaign:
     @classmethod
     def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> "Campaign":
         from autow2s.testbed.tasks.registry import TASKS, check_research_task
+        from autow2s.testbed.tasks.suites import check_disjoint
 
         paths = RunDir(run_dir)
         if paths.config.exists():
             raise AutoW2SError(f"{run_dir} already holds a campaign; resume it with --resume {run_dir}, "
                                "or choose another --out")
-        check_research_task(config.task, config.allow_computable_labels)
-        if config.lab_url and config.instance_seed is None and config.task in TASKS:
+        for task in config.tasks:
+            check_research_task(task, config.allow_computable_labels)
+        check_disjoint(config.tasks, config.transfer_tasks)
+        generated = [task for task in config.tasks if task in TASKS]
+        if config.lab_url and config.instance_seed is None and generated:
             raise AutoW2SError(
-                f"--lab: a shared lab serves its own secret instance of {config.task}, and this campaign would "
+                f"--lab: a shared lab serves its own secret instance of {generated[0]}, and this campaign would "
                 "prepare another one, so the lab would score against different items. Prepare the lab's data with "
                 "`autow2s prepare TASK --instance-seed N` and pass the same --instance-seed here")
+        if config.lab_url and config.transfer_tasks:
+            raise AutoW2SError("--lab: a shared lab holds its own transfer tasks (serve --transfer-data); run this "
+                               "campaign with --transfer-tasks none, and transfer with the lab's admin")
         run_dir.mkdir(parents=True, exist_ok=True)
         save_prices(load_prices(config.prices_file), paths.prices)
         write_json_atomic(paths.config, config.to_json())
@@ -70,27 +78,49 @@ class Campaign:
 
     # -- the lab -----------------------------------------------------------------------------
     def _prepare_data(self) -> None:
-        """Prepare the task once; a kill mid-way leaves only a `.partial` folder, redone on resume."""
+        """Prepare every research and transfer task once; a kill mid-way leaves only `.partial` folders."""
+        self.task_names = tuple(self._prepare(task, self.paths.data) for task in self.config.tasks)
+        self.transfer_names = tuple(self._prepare(task, self.paths.transfer_data)
+                                    for task in self.config.transfer_tasks)
+        views = {name: self.paths.data / name / "public" for name in self.task_names}
+        self.task_view = views[self.task_names[0]] if len(views) == 1 else self._combined_view(views)
+        # The null views hold nothing secret, but seeing them would help a method recognise the null supervisor.
+        self.hidden = (*(self.paths.data / name / part for name in self.task_names for part in ("lab", "null")),
+                       self.paths.transfer_data, self.paths.config, self.paths.lab_state, self.paths.secrets,
+                       self.paths.spend, self.paths.state, self.paths.leaderboard, self.paths.lab_log)
+
+    def _prepare(self, task: str, parent: Path) -> str:
         import shutil
 
         from autow2s.testbed.prepare import prepare_task
         from autow2s.testbed.tasks.registry import resolve_task, task_meta
 
-        name = task_meta(self.config.task).name
-        target = self.paths.data / name
+        name = task_meta(task).name
+        target = parent / name
         if not target.exists():  # a resumed campaign keeps its instance
-            partial = self.paths.data / f".{name}.partial"
+            partial = parent / f".{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            drawn = resolve_task(self.config.task, self.config.instance_seed)
-            self.console.print(f"preparing task {drawn.task.name} (lab and public views, secret instance)…")
+            drawn = resolve_task(task, self.config.instance_seed)
+            role = "transfer task (held out)" if parent == self.paths.transfer_data else "task"
+            self.console.print(f"preparing {role} {drawn.task.name} (lab and public views, secret instance)…")
             prepare_task(drawn.task, partial, seed=self.config.seed, instance_seed=drawn.instance_seed,
                          instance_chosen_by_user=drawn.chosen_by_user)
             os.replace(partial, target)
-        self.task_name = name
-        self.public_dir = target / "public"
-        # The null views hold nothing secret, but seeing them would help a method recognise the null supervisor.
-        self.hidden = (target / "lab", target / "null", self.paths.config, self.paths.lab_state, self.paths.secrets,
-                       self.paths.spend)
+        return name
+
+    def _combined_view(self, views: dict[str, Path]) -> Path:
+        """/task/<name>/ for each research task: one folder the sandbox mounts, holding copies of the public views."""
+        import shutil
+
+        target = self.paths.task_view
+        if not target.exists():
+            partial = self.paths.root / ".task-view.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            for name, view in views.items():
+                shutil.copytree(view, partial / name)
+            os.replace(partial, target)
+        return target
 
     def _start_lab(self, secrets: dict[str, Any]) -> str:
         if self.config.lab_url:
@@ -110,6 +140,8 @@ class Campaign:
         if not self.config.dependence_check:
             extra += ("--dependence-check", "off")
         self.console.print("starting the lab on loopback…")
+        if self.transfer_names:
+            extra += ("--transfer-data", str(self.paths.transfer_data))
         self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
                                       self.paths.lab_log, extra_args=extra).start()
         (self.paths.root / "lab.url").write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
@@ -155,8 +187,8 @@ class Campaign:
             self.state.phase = "verifying"
             self.persist()
             admin = LabClient(lab_url, secrets["admin_token"])
-            rows = final_verification(self, lab_url, secrets, admin)
-            write_json_atomic(self.paths.leaderboard, rows)
+            board = final_verification(self, lab_url, secrets, admin)
+            write_json_atomic(self.paths.leaderboard, board)
             self.state.phase = "done"
             self.persist()
             self._write_report()
@@ -166,6 +198,63 @@ class Campaign:
             if self.lab_process is not None:
                 self.lab_process.stop()
                 (self.paths.root / "lab.url").unlink(missing_ok=True)
+
+    def transfer(self, tasks: tuple[str, ...] | None = None, top: int | None = None,
+                 snapshot: str | None = None) -> Path:
+        """`autow2s transfer`: run verified snapshots unchanged on transfer tasks after the campaign.
+
+        Reopens the run's lab with the transfer tasks, asks for each missing (snapshot, task) run, waits,
+        and rewrites leaderboard.json and the report. Runs recorded before (this or an earlier call, or
+        the campaign itself) are reused, so a call killed mid-way resumes where it stopped.
+        """
+        from autow2s.campaign.verify import board_from_lab, request_transfers
+
+        if self.state.phase != "done":
+            raise AutoW2SError(f"{self.paths.root}: the campaign has not finished (phase {self.state.phase}); "
+                               f"finish it with `autow2s run --resume {self.paths.root}` first")
+        if self.config.lab_url:
+            raise AutoW2SError("this campaign used a shared lab (--lab); transfer runs there are the lab admin's "
+                               "(POST /api/v1/admin/transfer)")
+        wanted = tasks if tasks is not None else self.config.transfer_tasks
+        if not wanted:
+            raise AutoW2SError("no transfer tasks: this campaign ran with --transfer-tasks none; name some with "
+                               "--tasks (a list, a suite such as default-transfer, or task directories)")
+        from autow2s.testbed.tasks.suites import check_disjoint
+
+        check_disjoint(self.config.tasks, wanted)
+        secrets = self.paths.load_secrets()
+        self._prepare_data()
+        self.transfer_names = tuple(dict.fromkeys(self._prepare(task, self.paths.transfer_data) for task in wanted))
+        lab_url = self._start_lab(secrets)
+        try:
+            admin = LabClient(lab_url, secrets["admin_token"])
+            self._restore_statuses()
+            board = board_from_lab(self, admin)
+            if snapshot is not None:
+                known = {row["snapshot"] for row in board["rows"] + board["supervisor_free"]}
+                if snapshot not in known:
+                    raise AutoW2SError(f"--snapshot {snapshot}: not a verified snapshot of this campaign; "
+                                       f"verified: {', '.join(sorted(s[:12] for s in known)) or 'none'}")
+                chosen = [snapshot]
+            else:
+                chosen = [row["snapshot"] for row in board["rows"][: top or self.config.verify_top_k]]
+            if board["vanilla"].get("snapshot"):
+                chosen.append(board["vanilla"]["snapshot"])
+            request_transfers(self, admin, chosen)
+            board = board_from_lab(self, admin)
+            write_json_atomic(self.paths.leaderboard, board)
+            self._write_report()
+            return self.paths.leaderboard
+        finally:
+            if self.lab_process is not None:
+                self.lab_process.stop()
+                (self.paths.root / "lab.url").unlink(missing_ok=True)
+
+    def _restore_statuses(self) -> None:
+        for name, saved in self.state.researchers.items():
+            self.statuses[name] = ResearcherStatus(
+                name=name, kind=saved.get("kind", "?"), direction=saved.get("direction", ""),
+                verifications=normalise_verifications(saved.get("verifications", {}), self.task_names[0]))
 
     def _write_report(self) -> None:
         """The static report; a convenience that must never fail a finished campaign."""
@@ -197,14 +286,15 @@ class Campaign:
             status = ResearcherStatus(name=name, kind=kind, direction=direction.name,
                                       experiments=saved.get("experiments", 0), best_dev_pgr=saved.get("best_dev_pgr"),
                                       iterations=saved.get("iterations", 0),
-                                      verifications=saved.get("verifications", {}))
+                                      verifications=normalise_verifications(saved.get("verifications", {}),
+                                                                            self.task_names[0]))
             self.statuses[name] = status
             researcher_dir = self.paths.researcher_dir(name)
             researcher_dir.mkdir(parents=True, exist_ok=True)
             workspace = self.paths.workspace(name)
             workspace.mkdir(parents=True, exist_ok=True)
             others = tuple(self.paths.workspace(other) for other in names if other != name)
-            toolbox = ToolBox(name=name, task=self.task_name, workspace=workspace, public_dir=self.public_dir,
+            toolbox = ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
                               lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
                               notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + others,
                               limits=JOB_LIMITS, on_event=on_event(status, self.persist),

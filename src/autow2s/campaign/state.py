@@ -28,7 +28,8 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
 class CampaignConfig:
     """What `autow2s run` was asked to do; saved once and reused as-is on --resume."""
 
-    task: str = "synth-linear"
+    tasks: tuple[str, ...] = ("synth-linear",)  # research tasks: what the researchers see and optimise
+    transfer_tasks: tuple[str, ...] = ()  # held out: only the final step runs methods on them
     researchers: tuple[tuple[str, int], ...] = (("search", 4),)
     budget_s: float = 180.0
     max_dollars: float | None = None
@@ -60,6 +61,10 @@ class CampaignConfig:
     def from_json(cls, data: dict[str, Any]) -> "CampaignConfig":
         data = dict(data)
         data["researchers"] = tuple((kind, int(n)) for kind, n in data["researchers"])
+        if "task" in data:  # run directories before research suites had one task and no transfer
+            data["tasks"] = (data.pop("task"),)
+        data["tasks"] = tuple(data["tasks"])
+        data["transfer_tasks"] = tuple(data.get("transfer_tasks", ()))
         return cls(**data)
 
 
@@ -88,20 +93,21 @@ class RunState:
     phase: str = "starting"  # starting | researching | verifying | done
     elapsed_s: float = 0.0
     researchers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baseline_verify_id: int | None = None  # the vanilla baseline's verified run, so a resume never repeats it
+    # The vanilla baseline's verified runs (task -> id), so a resume never repeats them.
+    baseline_verify_ids: dict[str, int] = field(default_factory=dict)
+    baseline_snapshot: str | None = None
+    transfer_ids: dict[str, int] = field(default_factory=dict)  # "<snapshot>:<task>" -> transfer run id
 
     @classmethod
     def load(cls, path: Path) -> "RunState":
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
-        baseline = data.get("baseline_verify_id")
         researchers = dict(data["researchers"])
-        legacy = researchers.pop("baseline-vanilla", None)  # where run directories before 0.2 kept it
-        if baseline is None and isinstance(legacy, dict):
-            baseline = legacy.get("verify_id")
+        researchers.pop("baseline-vanilla", None)  # run directories before 0.2 kept the baseline here
         return cls(phase=data["phase"], elapsed_s=data["elapsed_s"], researchers=researchers,
-                   baseline_verify_id=baseline)
+                   baseline_verify_ids=dict(data.get("baseline_verify_ids") or {}),
+                   baseline_snapshot=data.get("baseline_snapshot"), transfer_ids=dict(data.get("transfer_ids") or {}))
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))
@@ -118,6 +124,8 @@ class RunDir:
     state = property(lambda self: self.root / "state.json")
     prices = property(lambda self: self.root / "prices.json")
     data = property(lambda self: self.root / "data")
+    transfer_data = property(lambda self: self.root / "transfer-data")  # the lab's only; hidden from researchers
+    task_view = property(lambda self: self.root / "task-view")  # /task in the sandbox when there are several
     lab_state = property(lambda self: self.root / "lab-state")
     lab_log = property(lambda self: self.root / "lab.log")
     jobs = property(lambda self: self.root / "jobs")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autow2s.lab.leaderboard import supervised
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE, supervised
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.testbed.methods.composed import Recipe, render_method
 
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from autow2s.campaign.runner import Campaign
 
 VERIFY_WAIT_S = 300.0
+TRANSFER_WAIT_S = 900.0
 REQUEST_WAIT_S = 600.0  # how long the final step waits out the lab's verify rate limit, all requests together
-BASELINE = "baseline-vanilla"
 
 
 def _wait(client: LabClient, verify_ids: list[int], timeout: float) -> dict[int, dict[str, Any]]:
@@ -48,15 +48,19 @@ def _best_candidates(campaign: "Campaign", k: int) -> list[tuple[str, str, float
     return sorted(best.values(), key=lambda row: -row[2])[:k]
 
 
-def _verify_baseline(campaign: "Campaign", lab_url: str, secrets: dict[str, Any]) -> int | None:
-    token = campaign._token(lab_url, secrets, BASELINE)
-    client = LabClient(lab_url, token)
-    with tempfile.TemporaryDirectory() as tmp:
-        method_dir = Path(tmp) / "vanilla"
-        method_dir.mkdir()
-        (method_dir / "method.py").write_text(render_method(Recipe(), "vanilla: the strong student on weak soft labels"))
-        snapshot = client.save_snapshot(method_dir, name="vanilla", message="the vanilla baseline, verified by the campaign")
-    return int(client.request_verification(snapshot["snapshot_id"], campaign.task_name)["verify_id"])
+def _baseline_snapshot(campaign: "Campaign", client: LabClient) -> str:
+    """The vanilla method, saved once under the baseline researcher (kept in state for a resume)."""
+    if campaign.state.baseline_snapshot is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            method_dir = Path(tmp) / "vanilla"
+            method_dir.mkdir()
+            (method_dir / "method.py").write_text(render_method(Recipe(), "vanilla: the strong student on weak soft "
+                                                                          "labels"))
+            snapshot = client.save_snapshot(method_dir, name="vanilla",
+                                            message="the vanilla baseline, verified by the campaign")
+        campaign.state.baseline_snapshot = snapshot["snapshot_id"]
+        campaign.persist()
+    return campaign.state.baseline_snapshot
 
 
 def _request(client: LabClient, snapshot_id: str, task: str, console, deadline: float) -> int:
@@ -80,49 +84,132 @@ def _retry_after(exc: LabError) -> float | None:
 
 def final_verification(campaign: "Campaign", lab_url: str, secrets: dict[str, Any],
                        admin: LabClient) -> dict[str, Any]:
-    campaign.console.print("verifying the best snapshots and the vanilla baseline on lab-chosen seeds…")
-    verify_ids: list[int] = []
-    baseline_id = campaign.state.baseline_verify_id
-    if baseline_id is None:
-        baseline_id = _verify_baseline(campaign, lab_url, secrets)
-        campaign.state.baseline_verify_id = baseline_id
-        campaign.persist()
-    verify_ids.append(baseline_id)
+    """Verify the best snapshots and vanilla on every research task, then run them unchanged on each transfer
+    task. Every request is recorded before it is awaited, and the lab answers a repeated request with the
+    run it already has, so a resume after kill -9 redoes nothing that finished."""
+    tasks = campaign.task_names
+    console = campaign.console
+    console.print("verifying the best snapshots and the vanilla baseline on lab-chosen seeds…")
+    baseline_client = LabClient(lab_url, campaign._token(lab_url, secrets, BASELINE))
+    baseline_snapshot = _baseline_snapshot(campaign, baseline_client)
     request_deadline = time.monotonic() + REQUEST_WAIT_S
+    for task in tasks:
+        if task not in campaign.state.baseline_verify_ids:
+            campaign.state.baseline_verify_ids[task] = _request(baseline_client, baseline_snapshot, task, console,
+                                                                request_deadline)
+            campaign.persist()
     for name, snapshot_id, _score in _best_candidates(campaign, campaign.config.verify_top_k):
         status = campaign.statuses[name]
-        if snapshot_id not in status.verifications:
-            client = LabClient(lab_url, secrets["researchers"][name])
+        client = LabClient(lab_url, secrets["researchers"][name])
+        for task in tasks:
+            if task in status.verifications.get(snapshot_id, {}):
+                continue
             try:
-                status.record_verification(snapshot_id, _request(client, snapshot_id, campaign.task_name,
-                                                                 campaign.console, request_deadline))
+                status.record_verification(snapshot_id, task, _request(client, snapshot_id, task, console,
+                                                                       request_deadline))
             except LabError as exc:
-                campaign.console.print(f"[yellow]could not verify {snapshot_id[:10]} of {name}: {exc}[/]")
+                console.print(f"[yellow]could not verify {snapshot_id[:10]} of {name} on {task}: {exc}[/]")
                 continue
             campaign.persist()
-        verify_ids.append(status.verifications[snapshot_id])
-    verify_ids += [v for s in campaign.statuses.values() for v in s.to_json()["verifications"].values()
-                   if v not in verify_ids]
+    verify_ids = list(campaign.state.baseline_verify_ids.values())
+    verify_ids += [v for s in campaign.statuses.values() for by_task in s.to_json()["verifications"].values()
+                   for v in by_task.values() if v not in verify_ids]
     campaign.persist()
     finished = _wait(admin, verify_ids, VERIFY_WAIT_S)
-    baseline = finished.get(baseline_id, {})
-    vanilla_pgr = baseline.get("holdout_pgr")
-    rows, supervisor_free = [], []
-    for row in admin.leaderboard(campaign.task_name):
-        if row["researcher"] == BASELINE:
-            continue
+    board = board_from_lab(campaign, admin)
+    if campaign.transfer_names:
+        chosen = [row["snapshot"] for row in board["rows"][: campaign.config.verify_top_k]]
+        if board["vanilla"].get("snapshot"):
+            chosen.append(board["vanilla"]["snapshot"])
+        request_transfers(campaign, admin, chosen)
+        board = board_from_lab(campaign, admin)
+    board["unfinished_verifications"] = sorted(set(verify_ids) - set(finished))
+    return board
+
+
+def request_transfers(campaign: "Campaign", admin: LabClient, snapshots: list[str]) -> None:
+    """Run each snapshot unchanged on every transfer task (admin-only runs), and wait for them.
+
+    Each run's id is saved in state.json as soon as the lab accepts it, and the lab answers a repeated
+    (snapshot, task) with the run it has: after kill -9 nothing finished is run again.
+    """
+    console = campaign.console
+    console.print(f"transfer: {len(snapshots)} method(s) run unchanged on {len(campaign.transfer_names)} "
+                  "held-out task(s)…")
+    wanted = []
+    for snapshot_id in snapshots:
+        for task in campaign.transfer_names:
+            key = f"{snapshot_id}:{task}"
+            if key not in campaign.state.transfer_ids:
+                campaign.state.transfer_ids[key] = int(admin.request_transfer(snapshot_id, task)["transfer_id"])
+                campaign.persist()
+            wanted.append(campaign.state.transfer_ids[key])
+    deadline = time.monotonic() + TRANSFER_WAIT_S
+    done: set[int] = set()
+    while len(done) < len(wanted) and time.monotonic() < deadline:
+        for transfer_id in wanted:
+            if transfer_id not in done:
+                run = admin.transfer_run(transfer_id)
+                if run["status"] not in ("queued", "running"):
+                    done.add(transfer_id)
+                    figure = "failed: " + run["error"][:80] if run["status"] == "failed" else \
+                        f"PGR {_fmt(run['holdout_pgr'])}"
+                    console.print(f"  transfer {len(done)}/{len(wanted)}: {run['snapshot_id'][:10]} on "
+                                  f"{run['task']}: {figure}")
+        time.sleep(1.0)
+    if len(done) < len(wanted):
+        console.print(f"[yellow]{len(wanted) - len(done)} transfer run(s) still running after "
+                      f"{TRANSFER_WAIT_S:.0f} s; `autow2s transfer {campaign.paths.root}` picks them up[/]")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def board_from_lab(campaign: "Campaign", admin: LabClient) -> dict[str, Any]:
+    """leaderboard.json: research PGR (the mean over research tasks) with per-task figures, and transfer."""
+    tasks = list(campaign.task_names)
+    overview = admin.transfer_overview()
+    detail = {task: {row["snapshot_id"]: row for row in admin.leaderboard(task)} for task in tasks}
+    return board_from(overview, detail, tasks, list(campaign.transfer_names))
+
+
+def board_from(overview: dict[str, Any], detail: dict[str, dict[str, dict[str, Any]]], tasks: list[str],
+               transfer_tasks: list[str]) -> dict[str, Any]:
+    rows, supervisor_free, vanilla = [], [], {}
+    for row in overview["rows"]:
+        per_task = {task: detail[task][row["snapshot_id"]] for task in tasks if row["snapshot_id"] in detail[task]}
+        if len(per_task) < len(tasks):
+            continue  # not verified on every research task: no research PGR
+        nulls = [r["null_supervisor_pgr"] for r in per_task.values()]
         entry = {"method": row["method"], "researcher": row["researcher"], "snapshot": row["snapshot_id"],
-                 "dev_pgr": row["dev_pgr"], "holdout_pgr": row["holdout_pgr"], "holdout_ci": row["holdout_ci"],
-                 "vanilla_holdout_pgr": vanilla_pgr, "verify_id": row["verify_id"],
-                 "supervisor_check": row["supervisor_check"], "null_supervisor_pgr": row["null_supervisor_pgr"],
-                 "null_supervisor_ci": row["null_supervisor_ci"],
-                 "independent_of_supervisor": row["independent_of_supervisor"]}
-        # A method that keeps its PGR without the supervisor is shown, but apart: it is not weak-to-strong.
-        (rows if supervised(row) else supervisor_free).append(entry)
-    return {"task": campaign.task_name,
-            "vanilla": {"holdout_pgr": vanilla_pgr, "holdout_ci": baseline.get("holdout_ci"),
-                        "dev_pgr": baseline.get("dev_pgr"), "verify_id": baseline_id,
-                        "supervisor_check": baseline.get("supervisor_check"),
-                        "null_supervisor_pgr": baseline.get("null_supervisor_pgr")},
-            "rows": rows, "supervisor_free": supervisor_free,
-            "unfinished_verifications": sorted(set(verify_ids) - set(finished))}
+                 "research_pgr": row["research_pgr"], "research_ci": row["research_ci"],
+                 "dev_pgr": _mean([r["dev_pgr"] for r in per_task.values()]),
+                 "holdout_pgr": row["research_pgr"], "holdout_ci": row["research_ci"],
+                 "supervisor_check": row["supervisor_check"],
+                 "null_supervisor_pgr": _mean(nulls),
+                 "independent_of_supervisor": {"flagged": True, "passed": False}.get(row["supervisor_check"]),
+                 "per_task": {task: {"dev_pgr": r["dev_pgr"], "holdout_pgr": r["holdout_pgr"],
+                                     "holdout_ci": r["holdout_ci"], "verify_id": r["verify_id"],
+                                     "supervisor_check": r["supervisor_check"],
+                                     "null_supervisor_pgr": r["null_supervisor_pgr"]} for task, r in per_task.items()},
+                 "transfer": {task: {"pgr": t["pgr"], "ci": t["ci"], "status": t["status"]}
+                              for task, t in row["transfer"].items()},
+                 "transfer_pgr": row["transfer_pgr"], "transfer_ci": row["transfer_ci"],
+                 "transfer_beats_vanilla": row["transfer_beats_vanilla"]}
+        if len(tasks) == 1:
+            only = per_task[tasks[0]]
+            entry.update(verify_id=only["verify_id"], null_supervisor_ci=only["null_supervisor_ci"])
+        if row["is_vanilla"]:
+            vanilla = entry
+        else:  # a method that keeps its PGR without the supervisor is shown, but apart: it is not weak-to-strong
+            (rows if supervised(entry) else supervisor_free).append(entry)
+    for entry in rows + supervisor_free:
+        entry["vanilla_holdout_pgr"] = vanilla.get("research_pgr")
+    return {"task": ", ".join(tasks), "tasks": tasks, "transfer_tasks": transfer_tasks, "vanilla": vanilla,
+            "rows": rows, "supervisor_free": supervisor_free}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present and len(present) == len(values) else None

@@ -7,7 +7,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from autow2s.lab import admin, forum, runs, scoring, snapshots, status, web
+from autow2s.lab import admin, forum, runs, scoring, snapshots, status, transfer, web
 from autow2s.lab.audit import AuditMiddleware
 from autow2s.lab.auth import PathTokenMiddleware
 from autow2s.lab.core import Lab
@@ -34,7 +34,7 @@ def create_app(settings: LabSettings, *, runner: VerifyRunner | None = None) -> 
     app = FastAPI(title="autow2s lab", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.lab = lab
     install_error_handlers(app)
-    for module in (admin, scoring, runs, status, forum, snapshots):
+    for module in (admin, scoring, runs, status, forum, snapshots, transfer):
         app.include_router(module.router)
     app.include_router(web.router)  # the read-only dashboard at /dashboard/ (docs/dashboard.md)
     # Added last = outermost: the path token is moved into the header before anything else looks.

@@ -12,6 +12,9 @@ import typer
 
 def serve(
     data: Path = typer.Option(..., "--data", help="the folder `autow2s prepare` wrote (one subfolder per task)"),
+    transfer_data: Optional[Path] = typer.Option(
+        None, "--transfer-data", help="held-out transfer tasks (prepared like --data): only the admin can run "
+        "snapshots on them (POST /api/v1/admin/transfer); researchers cannot see, name or count them"),
     port: int = typer.Option(8600, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless you mean to share the lab"),
     db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
@@ -53,7 +56,7 @@ def serve(
     if dependence_check not in ("on", "off"):
         typer.echo(f"error: --dependence-check must be on or off, got {dependence_check!r}", err=True)
         raise typer.Exit(code=2)
-    settings = LabSettings(data_dir=data, admin_token=admin_token, state_dir=state, db_url=db,
+    settings = LabSettings(data_dir=data, admin_token=admin_token, state_dir=state, db_url=db, transfer_dir=transfer_data,
                            budget_total=budget_total, budget_rate_per_minute=budget_rate,
                            sqlite_synchronous=sqlite_synchronous, score_noise_se=score_noise_se,
                            score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,

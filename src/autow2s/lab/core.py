@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
+from autow2s.errors import AutoW2SError
 from autow2s.lab.auth import TokenBook
 from autow2s.lab.budgets import BudgetBook, Limit
 from autow2s.lab.db import Writer, create_schema, make_engine
@@ -40,7 +41,8 @@ class Lab:
         self.engine = make_engine(settings.resolved_db_url, synchronous=settings.sqlite_synchronous)
         self.writer = Writer(self.engine)
         self.tokens = TokenBook(settings.admin_token)
-        self.tasks: dict[str, LabTask] = {}
+        self.tasks: dict[str, LabTask] = {}  # research tasks: what researchers see
+        self.transfer_tasks: dict[str, LabTask] = {}  # held out: the admin's only (lab/transfer.py)
         self.budgets = BudgetBook(self.default_limit)
         self.probes = ProbeDetector(
             near_duplicate_fraction=settings.near_duplicate_fraction,
@@ -60,6 +62,8 @@ class Lab:
         hidden = [settings.resolved_state_dir]
         for task_dir in [Path(settings.data_dir), *Path(settings.data_dir).iterdir()]:
             hidden += [task_dir / part for part in ("lab", "null") if (task_dir / part).is_dir()]
+        if settings.transfer_dir is not None:  # a method being verified must not find the held-out tasks
+            hidden.append(Path(settings.transfer_dir))
         return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox)
 
     # lifecycle
@@ -69,6 +73,13 @@ class Lab:
         self.snapshots.init()
         self.tasks = load_tasks(self.settings.data_dir, self.engine.connect, self.settings.baseline_seeds,
                                 ArtifactCache(), need_null_views=self.settings.dependence_check)
+        if self.settings.transfer_dir is not None:
+            self.transfer_tasks = load_tasks(self.settings.transfer_dir, self.engine.connect,
+                                             self.settings.baseline_seeds, ArtifactCache())
+            clash = sorted(set(self.tasks) & set(self.transfer_tasks))
+            if clash:
+                raise AutoW2SError(f"--transfer-data: {', '.join(clash)} is also a research task in --data; a "
+                                   "transfer task must be held out")
         with self.engine.connect() as conn:
             self._restore(conn)
         self.writer.start()
@@ -77,7 +88,8 @@ class Lab:
         # cyclic GC from walking it on every full collection, which stalls every request for tens of ms.
         gc.collect()
         gc.freeze()
-        log.info("lab ready: %d task(s): %s", len(self.tasks), ", ".join(sorted(self.tasks)))
+        log.info("lab ready: %d task(s): %s; %d transfer task(s)", len(self.tasks), ", ".join(sorted(self.tasks)),
+                 len(self.transfer_tasks))
 
     def stop(self) -> None:
         self.verifier.stop()

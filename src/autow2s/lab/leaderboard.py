@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from autow2s.lab.models import Evaluation, Snapshot, VerifyRun
 
+BASELINE_RESEARCHER = "baseline-vanilla"  # the campaign verifies vanilla under this name, as every view's reference
+
 
 def leaderboard_rows(session: Session, task: str, names: dict[int, str], limit: int = 1000) -> list[dict[str, Any]]:
     """Verified runs only, best holdout PGR first, with the gap to the best dev PGR the researcher saw.

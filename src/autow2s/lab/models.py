@@ -133,6 +133,28 @@ class VerifyRun(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class TransferRun(Base):
+    """A snapshot run unchanged on a held-out transfer task, by the admin only (lab/transfer.py).
+
+    Kept apart from verify_runs so that no researcher-facing query, id sequence or count can show it.
+    """
+
+    __tablename__ = "transfer_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_id: Mapped[str] = mapped_column(String(40))
+    task: Mapped[str] = mapped_column(String(200))
+    seeds: Mapped[str] = mapped_column(Text)  # JSON list chosen by the lab
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    error: Mapped[str] = mapped_column(Text, default="")
+    holdout_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    holdout_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    holdout_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    holdout_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (UniqueConstraint("snapshot_id", "task"),)
+
+
 class Finding(Base):
     __tablename__ = "findings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

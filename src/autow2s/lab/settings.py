@@ -15,6 +15,7 @@ class LabSettings:
 
     data_dir: Path
     admin_token: str
+    transfer_dir: Path | None = None  # held-out transfer tasks: served to the admin only (lab/transfer.py)
     state_dir: Path | None = None  # where the SQLite file and the snapshot repository live
     db_url: str | None = None  # default: sqlite:///<state_dir>/lab.sqlite
     # Budgets, per researcher per task. A total of None is 7.5% of the dev items (20 to 300):

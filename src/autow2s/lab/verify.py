@@ -172,15 +172,20 @@ class VerifyService:
         self.lab = lab
         self.runner = runner
         self.workers = workers
-        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()  # ("verify" | "transfer", run id)
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        from autow2s.lab.models import TransferRun
+
         with self.lab.engine.connect() as conn:
-            pending = conn.execute(select(VerifyRun.id).where(VerifyRun.status.in_(("queued", "running")))
-                                   .order_by(VerifyRun.id)).scalars().all()
-        for run_id in pending:  # runs interrupted by a restart start again
-            self._queue.put(run_id)
+            pending = [("verify", run_id) for run_id in conn.execute(
+                select(VerifyRun.id).where(VerifyRun.status.in_(("queued", "running"))).order_by(VerifyRun.id)).scalars()]
+            pending += [("transfer", run_id) for run_id in conn.execute(
+                select(TransferRun.id).where(TransferRun.status.in_(("queued", "running"))).order_by(TransferRun.id))
+                .scalars()]
+        for item in pending:  # runs interrupted by a restart start again
+            self._queue.put(item)
         for index in range(self.workers):
             thread = threading.Thread(target=self._loop, name=f"lab-verify-{index}", daemon=True)
             thread.start()
@@ -193,13 +198,22 @@ class VerifyService:
             thread.join(timeout=5)
 
     def submit(self, run_id: int) -> None:
-        self._queue.put(run_id)
+        self._queue.put(("verify", run_id))
+
+    def submit_transfer(self, run_id: int) -> None:
+        self._queue.put(("transfer", run_id))
 
     def _loop(self) -> None:
+        from autow2s.lab.transfer import run_transfer
+
         while True:
-            run_id = self._queue.get()
-            if run_id is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            kind, run_id = item
+            if kind == "transfer":
+                run_transfer(self.lab, run_id)  # records its own failures
+                continue
             try:
                 self._run(run_id)
             except Exception as exc:  # the method's failure is the run's result, not the server's

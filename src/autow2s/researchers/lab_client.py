@@ -152,3 +152,13 @@ class LabClient:
     def leaderboard(self, task: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("task", task), ("limit", limit)) if v is not None}
         return self._call("GET", "/api/v1/leaderboard", params=params)
+
+    # -- transfer (admin token only; lab/transfer.py) ----------------------------------------
+    def request_transfer(self, snapshot_id: str, task: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/admin/transfer", json={"snapshot_id": snapshot_id, "task": task})
+
+    def transfer_run(self, transfer_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/admin/transfer/{int(transfer_id)}")
+
+    def transfer_overview(self) -> dict[str, Any]:
+        return self._call("GET", "/api/v1/admin/transfer")

@@ -53,7 +53,8 @@ def serve_run_dir(run_dir: Path, *, host: str = "127.0.0.1", port: int = 8600, l
               flush=True)
     os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
     admin_token = os.environ.get("AUTOW2S_ADMIN_TOKEN") or "admin-" + secrets.token_urlsafe(32)
-    settings = LabSettings(data_dir=paths.data, admin_token=admin_token, state_dir=paths.lab_state,
+    transfer = paths.transfer_data if paths.transfer_data.is_dir() else None
+    settings = LabSettings(data_dir=paths.data, transfer_dir=transfer, admin_token=admin_token, state_dir=paths.lab_state,
                            budget_total=config.eval_budget, budget_rate_per_minute=config.eval_rate)
     shown = f"[{host}]" if ":" in host else host
     print(f"dashboard: http://{shown}:{port}/dashboard/  (Ctrl-C to stop)", flush=True)

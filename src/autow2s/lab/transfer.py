@@ -1,0 +1,202 @@
+"""Transfer: snapshots run unchanged on held-out tasks that only the lab's admin knows.
+
+The lab serves its transfer tasks (`autow2s serve --transfer-data DIR`) apart from its research
+tasks: they are not in `lab.tasks`, so no researcher endpoint can name, score, verify or list them,
+and their runs live in their own table (`transfer_runs`), so no researcher query, id or count shows
+them. Only the admin requests a transfer run and reads the results; the campaign's final step and
+`autow2s transfer` do, and the dashboard and report (operator views) show them.
+
+A transfer run is scored like a verified run (lab-chosen seeds, the method in the sandbox on a
+neutral copy of the task's public view, holdout PGR with a bootstrap CI) but without the
+null-supervisor repeat: it asks whether a method generalises, not whether it needs its supervisor.
+Asking again for a (snapshot, task) pair returns the existing run, so a resumed campaign never redoes
+a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Path as PathParam, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from autow2s.lab.auth import Principal, admin
+from autow2s.lab.errors import APIError
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER
+from autow2s.lab.models import Researcher, Snapshot, TransferRun, VerifyRun
+
+if TYPE_CHECKING:
+    from autow2s.lab.core import Lab
+
+router = APIRouter(tags=["admin"])
+SEED_RANGE = 2**31 - 1
+
+
+class TransferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    snapshot_id: str = Field(pattern=r"^[0-9a-f]{40}$")
+    task: str = Field(min_length=1, max_length=200)
+
+
+def _out(run: TransferRun) -> dict[str, Any]:
+    ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+    return {"transfer_id": run.id, "snapshot_id": run.snapshot_id, "task": run.task, "status": run.status,
+            "error": run.error, "seeds": json.loads(run.seeds), "holdout_accuracy": run.holdout_accuracy,
+            "holdout_pgr": run.holdout_pgr, "holdout_ci": ci, "created_at": run.created_at,
+            "finished_at": run.finished_at}
+
+
+@router.post("/api/v1/admin/transfer", status_code=202)
+async def request_transfer(body: TransferRequest, request: Request,
+                           principal: Principal = Depends(admin)) -> dict[str, Any]:
+    """Queue a snapshot's run on a transfer task; the same pair again returns the existing run."""
+    lab: "Lab" = request.app.state.lab
+    if body.task not in lab.transfer_tasks:
+        served = ", ".join(sorted(lab.transfer_tasks)) or "none (start the lab with --transfer-data DIR)"
+        raise APIError(404, f"task: {body.task!r} is not a transfer task of this lab; transfer tasks: {served}",
+                       field="task", outcome="unknown_task")
+    if body.snapshot_id not in lab.snapshot_owner:
+        raise APIError(404, f"snapshot_id: no snapshot {body.snapshot_id}", field="snapshot_id", outcome="not_found")
+    with lab.session() as conn:
+        existing = conn.execute(select(TransferRun).where(TransferRun.snapshot_id == body.snapshot_id,
+                                                          TransferRun.task == body.task)).scalar_one_or_none()
+    if existing is not None:  # a run interrupted by a restart is queued again by the lab itself
+        return _out(existing)
+    seeds = sorted(secrets.SystemRandom().sample(range(1, SEED_RANGE), lab.settings.verify_seed_count))
+    row = {"snapshot_id": body.snapshot_id, "task": body.task, "seeds": json.dumps(seeds), "status": "queued",
+           "error": "", "created_at": time.time()}
+    run_id = await lab.writer.run(lambda conn: int(conn.execute(insert(TransferRun), row).inserted_primary_key[0]))
+    lab.verifier.submit_transfer(run_id)
+    with lab.session() as conn:
+        return _out(conn.execute(select(TransferRun).where(TransferRun.id == run_id)).scalar_one())
+
+
+@router.get("/api/v1/admin/transfer/{transfer_id}")
+def get_transfer(request: Request, transfer_id: Annotated[int, PathParam(ge=1, le=2**62)],
+                 principal: Principal = Depends(admin)) -> dict[str, Any]:
+    lab: "Lab" = request.app.state.lab
+    with lab.session() as conn:
+        run = conn.execute(select(TransferRun).where(TransferRun.id == transfer_id)).scalar_one_or_none()
+    if run is None:
+        raise APIError(404, f"transfer_id: no transfer run {transfer_id}", field="transfer_id", outcome="not_found")
+    return _out(run)
+
+
+@router.get("/api/v1/admin/transfer")
+def transfer_overview(request: Request, principal: Principal = Depends(admin)) -> dict[str, Any]:
+    """Every snapshot's research PGR beside its transfer PGR per transfer task (see transfer_table)."""
+    lab: "Lab" = request.app.state.lab
+    with lab.session() as session:
+        return transfer_table(session, sorted(lab.tasks), sorted(lab.transfer_tasks))
+
+
+def run_transfer(lab: "Lab", run_id: int) -> None:
+    """Execute one queued transfer run in the lab's verify worker (the sandboxed runner)."""
+    from autow2s.lab.verify import verified_metrics
+
+    def set_values(**values: Any) -> None:
+        lab.writer.run_sync(lambda conn: conn.execute(update(TransferRun).where(TransferRun.id == run_id)
+                                                      .values(**values)))
+
+    with lab.session() as session:
+        run = session.execute(select(TransferRun).where(TransferRun.id == run_id)).scalar_one()
+    task = lab.transfer_tasks.get(run.task)
+    if task is None:
+        set_values(status="failed", error=f"transfer task {run.task!r} is no longer served by this lab",
+                   finished_at=time.time())
+        return
+    set_values(status="running")
+    try:
+        with tempfile.TemporaryDirectory(prefix="autow2s-transfer-") as tmp:
+            snapshot_dir = lab.snapshots.checkout(run.snapshot_id, Path(tmp))
+            predictions = lab.verifier.runner.run(snapshot_dir, task.public_dir, json.loads(run.seeds))
+            metrics = verified_metrics(task, predictions, ci_seed=run_id)
+    except Exception as exc:  # noqa: BLE001 - the method's failure is the run's result
+        set_values(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:1000],
+                   finished_at=time.time())
+        return
+    set_values(status="done", finished_at=time.time(), holdout_accuracy=metrics["holdout_accuracy"],
+               holdout_pgr=metrics["holdout_pgr"], holdout_ci_low=metrics["holdout_ci_low"],
+               holdout_ci_high=metrics["holdout_ci_high"])
+
+
+# -- the table every view reads --------------------------------------------------------------
+def mean_with_ci(values: list[tuple[float | None, list[float] | None]]) -> tuple[float | None, list[float] | None]:
+    """The mean of per-task PGRs, and a 95% interval for it from their intervals (tasks taken as independent).
+
+    None when any task has no figure: a mean over fewer tasks than asked would flatter a method that
+    fails where it is weak.
+    """
+    if not values or any(value is None for value, _ in values):
+        return None, None
+    mean = sum(value for value, _ in values) / len(values)  # type: ignore[misc]
+    if any(ci is None for _, ci in values):
+        return mean, None
+    half = math.sqrt(sum(((ci[1] - ci[0]) / 2) ** 2 for _, ci in values)) / len(values)  # type: ignore[index]
+    return mean, [mean - half, mean + half]
+
+
+def transfer_table(session: Session, research_tasks: list[str], transfer_tasks: list[str]) -> dict[str, Any]:
+    """One row per verified snapshot: research PGR (mean holdout PGR over the research tasks) with per-task
+    figures, and transfer PGR per transfer task with their mean and how many beat vanilla's.
+
+    Rows stay ordered by research PGR, so transfer remains a held-out test, not a second target.
+    """
+    names = dict(session.execute(select(Researcher.id, Researcher.name)).all())
+    methods = dict(session.execute(select(Snapshot.id, Snapshot.name)).all())
+    research: dict[str, dict[str, Any]] = {}
+    for run in session.execute(select(VerifyRun).where(VerifyRun.status == "done",
+                                                       VerifyRun.task.in_(research_tasks))
+                               .order_by(VerifyRun.id)).scalars():
+        entry = research.setdefault(run.snapshot_id, {"researcher": names.get(run.researcher_id, "?"), "tasks": {}})
+        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+        entry["tasks"][run.task] = {"pgr": run.holdout_pgr, "ci": ci, "verify_id": run.id,
+                                    "supervisor_check": run.supervisor_check}
+    transfer: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in session.execute(select(TransferRun).where(TransferRun.task.in_(transfer_tasks))).scalars():
+        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+        transfer.setdefault(run.snapshot_id, {})[run.task] = {"pgr": run.holdout_pgr, "ci": ci,
+                                                              "status": run.status, "transfer_id": run.id,
+                                                              "error": run.error}
+    rows = []
+    for snapshot_id, entry in research.items():
+        per_task = entry["tasks"]
+        mean, ci = mean_with_ci([(per_task[t]["pgr"], per_task[t]["ci"]) if t in per_task else (None, None)
+                                 for t in research_tasks])
+        mine = transfer.get(snapshot_id, {})
+        done = {t: r for t, r in mine.items() if r["status"] == "done"}
+        t_mean, t_ci = mean_with_ci([(done[t]["pgr"], done[t]["ci"]) if t in done else (None, None)
+                                     for t in transfer_tasks]) if transfer_tasks else (None, None)
+        checks = {r["supervisor_check"] for r in per_task.values()}
+        rows.append({"snapshot_id": snapshot_id, "method": methods.get(snapshot_id, "?"),
+                     "researcher": entry["researcher"], "is_vanilla": entry["researcher"] == BASELINE_RESEARCHER,
+                     "research_pgr": mean, "research_ci": ci, "research_tasks": per_task,
+                     "supervisor_check": "flagged" if "flagged" in checks else
+                     ("passed" if checks == {"passed"} else sorted(checks)[0] if checks else "not checked"),
+                     "transfer": mine, "transfer_pgr": t_mean, "transfer_ci": t_ci})
+    vanilla = next((row for row in rows if row["is_vanilla"]), None)
+    for row in rows:
+        row["transfer_beats_vanilla"] = _beats(row, vanilla, transfer_tasks)
+    rows.sort(key=lambda r: (r["research_pgr"] is None, -(r["research_pgr"] or 0.0)))
+    return {"research_tasks": research_tasks, "transfer_tasks": transfer_tasks, "rows": rows,
+            "vanilla": vanilla}
+
+
+def _beats(row: dict[str, Any], vanilla: dict[str, Any] | None, transfer_tasks: list[str]) -> dict[str, int] | None:
+    """On how many transfer tasks the row's PGR is above vanilla's (both measured); None before any is."""
+    if vanilla is None or row is vanilla:
+        return None
+    pairs = [(row["transfer"].get(t), vanilla["transfer"].get(t)) for t in transfer_tasks]
+    measured = [(a["pgr"], b["pgr"]) for a, b in pairs if a and b and a["status"] == b["status"] == "done"
+                and a["pgr"] is not None and b["pgr"] is not None]
+    if not measured:
+        return None
+    return {"k": sum(a > b for a, b in measured), "n": len(measured), "of": len(transfer_tasks)}

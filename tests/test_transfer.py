@@ -1,0 +1,142 @@
+"""Transfer tasks: researchers can never see them, and `autow2s transfer` runs a finished campaign on more.
+
+Both tests reuse the session's finished campaign (tests/web_helpers.py: research on synth-linear,
+synth-nonlinear held out for transfer), so they cost a lab start each, not a campaign.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from web_helpers import campaign_run, copy_run, start_dashboard  # noqa: F401 - fixtures
+
+from autow2s.campaign.runner import Campaign
+from autow2s.executor import LocalExecutor
+from autow2s.researchers.lab_client import LabClient
+from autow2s.researchers.tool_specs import TOOL_NAMES
+from autow2s.researchers.toolbox import ToolBox
+
+TRANSFER = "synth-nonlinear"
+UNKNOWN = "no-such-task"
+VANILLA = "import numpy as np\n\ndef run(ctx):\n    return ctx.weak_soft_labels('test')\n"
+
+
+def _db(run_dir: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(run_dir / "lab-state" / "lab.sqlite") as conn:
+        return conn.execute(query).fetchall()
+
+
+def _fill(path: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
+        path = path.replace("{" + name + "}", value)
+    return path
+
+
+def _same_as_unknown(client: httpx.Client, method: str, path: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A request naming the transfer task is answered exactly as one naming a task that does not exist."""
+    def ask(task: str) -> tuple[int, str]:
+        replaced = json.loads(json.dumps(kwargs).replace("@TASK@", task))
+        response = client.request(method, path, **replaced)
+        # An error is compared word for word; an accepted request (a finding tagged with any task) by its status.
+        return response.status_code, response.text.replace(task, "@TASK@") if response.status_code >= 400 else ""
+
+    assert ask(TRANSFER) == ask(UNKNOWN), (method, path)
+
+
+def test_no_researcher_endpoint_or_tool_names_or_serves_a_transfer_task(campaign_run: Path, tmp_path: Path) -> None:
+    run = copy_run(campaign_run, tmp_path / "run")
+    assert _db(run, "SELECT count(*) FROM transfer_runs WHERE status = 'done'")[0][0] >= 2  # best + vanilla
+    token = json.loads((run / "secrets.json").read_text())["researchers"]["search-1"]
+    snapshot = _db(run, "SELECT id FROM snapshots LIMIT 1")[0][0]
+    ids = {"evaluation_id": "1", "verify_id": "1", "finding_id": "1", "snapshot_id": snapshot, "transfer_id": "1"}
+    with start_dashboard(run) as lab, httpx.Client(base_url=lab.url, timeout=60,
+                                                   headers={"Authorization": f"Bearer {token}"}) as client:
+        # Every endpoint of the API, as the schema lists it (as schemathesis would walk it).
+        schema = client.get("/openapi.json").json()
+        seen = [client.get("/openapi.json").text]
+        for path, operations in schema["paths"].items():
+            for method in operations:
+                url = _fill(path, ids)
+                if path.startswith("/api/v1/admin/"):
+                    assert client.request(method, url, json={}).status_code in (403, 422), path
+                    continue
+                if method == "get":
+                    params = {"task": "synth-linear"} if any(p["name"] == "task" for p in
+                                                             operations[method].get("parameters", [])) else {}
+                    response = client.get(url, params=params)
+                    seen.append(response.text)
+                    if params:
+                        _same_as_unknown(client, "GET", url, params={"task": "@TASK@"})
+        for path, body in (("/api/v1/evaluate", {"task": "@TASK@", "predictions": [0.5] * 10}),
+                           ("/api/evaluate-predictions", {"task": "@TASK@", "predictions": [0.5] * 10}),
+                           ("/api/v1/verify", {"task": "@TASK@", "snapshot_id": snapshot}),
+                           ("/api/v1/findings", {"type": "insight", "title": "t", "body": "b", "task": "@TASK@"})):
+            _same_as_unknown(client, "POST", path, json=body)
+        assert all(TRANSFER not in text for text in seen)
+
+        # Every tool, called as a researcher's policy calls it.
+        campaign = Campaign.resume(run)
+        campaign._prepare_data()
+        workspace = run / "workspaces" / "search-1"
+        workspace.mkdir(parents=True, exist_ok=True)
+        (workspace / "m").mkdir()
+        (workspace / "m" / "method.py").write_text(VANILLA)
+        (workspace / "p.json").write_text(json.dumps({"predictions": [0.5] * 10}))
+        toolbox = ToolBox(name="search-1", tasks=campaign.task_names, workspace=workspace,
+                          task_view=campaign.task_view, lab=LabClient(lab.url, token),
+                          executor=LocalExecutor(run / "jobs"), notebook_path=tmp_path / "notebook.md",
+                          hidden=campaign.hidden)
+        peek = (f"ls -la /task {run} {run}/transfer-data; cat {run}/leaderboard.json {run}/lab.log {run}/state.json "
+                f"{run}/campaign.json; grep -rl {TRANSFER} {run} 2>/dev/null | grep -v '^{run}/workspaces' | head")
+        calls = {
+            "bash": {"command": peek},
+            "python": {"code": f"import os; print(os.listdir('/task'), os.listdir('{run}/transfer-data'))"},
+            "read_file": {"path": "m/method.py"}, "write_file": {"path": "n.txt", "content": "x"},
+            "edit_file": {"path": "n.txt", "old_text": "x", "new_text": "y"}, "list_files": {},
+            "run_experiment": {"method_dir": "m", "seeds": [1], "quick": True},
+            "evaluate_predictions": {"predictions_file": "p.json", "task": TRANSFER},
+            "share_finding": {"type": "insight", "title": "probe", "body": "where do methods go next?"},
+            "search_findings": {"query": TRANSFER}, "read_finding": {"finding_id": 1},
+            "comment": {"finding_id": 1, "body": "ok"}, "vote": {"finding_id": 1, "value": 1},
+            "leaderboard": {"task": TRANSFER}, "save_snapshot": {"method_dir": "m", "message": "probe"},
+            "download_snapshot": {"snapshot_id": snapshot}, "request_verification": {"snapshot_id": snapshot},
+            "lab_status": {}, "wait": {"timeout_s": 1}, "notebook": {"action": "read"},
+        }
+        assert set(calls) == set(TOOL_NAMES)
+        for tool, args in calls.items():
+            text = toolbox.call(tool, args)
+            mentioned = text.replace(f"{TRANSFER!r}", "").replace(f"{TRANSFER}\"", "")  # its own argument, echoed
+            if tool in ("evaluate_predictions", "leaderboard", "search_findings"):
+                mentioned = mentioned.replace(TRANSFER, "")
+            assert TRANSFER not in mentioned, (tool, text[:2000])
+            if tool in ("evaluate_predictions", "leaderboard"):  # a transfer task is just an unknown task
+                assert text.startswith("error:"), (tool, text)
+        toolbox.executor.shutdown()
+
+
+def test_autow2s_transfer_adds_tasks_to_a_finished_run_without_redoing_any(campaign_run: Path, tmp_path: Path) -> None:
+    run = copy_run(campaign_run, tmp_path / "run")
+    before = {row[0]: row[1:] for row in _db(run, "SELECT id, snapshot_id, task, finished_at FROM transfer_runs")}
+    env = os.environ | {"COLUMNS": "100"}
+    result = subprocess.run([sys.executable, "-m", "autow2s", "transfer", str(run), "--tasks", "synth-pairwise",
+                             "--top", "1"], capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = {row[0]: row[1:] for row in _db(run, "SELECT id, snapshot_id, task, finished_at FROM transfer_runs")}
+    assert all(after[run_id] == row for run_id, row in before.items())  # the campaign's own runs were reused
+    added = [row for run_id, row in after.items() if run_id not in before]
+    assert {task for _, task, _ in added} == {"synth-pairwise"} and len(added) == 2  # the best method and vanilla
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert board["rows"][0]["transfer"]["synth-pairwise"]["status"] == "done"
+    assert board["vanilla"]["transfer"]["synth-pairwise"]["pgr"] is not None
+    assert "transfer" in result.stdout and "beats" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+    refused = subprocess.run([sys.executable, "-m", "autow2s", "transfer", str(run), "--tasks", "synth-linear"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "also a research task" in refused.stderr, refused.stderr
