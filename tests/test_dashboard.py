@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ from starlette.requests import Request
 from web_helpers import (browser, campaign_run, dashboard, dashboard_token, page, run_dir,  # noqa: F401 - fixtures
                          screenshots, shoot)
 
+from test_report import add_transfer_runs, verified_snapshots
+
 from autow2s.lab.web import guard
 
 
 def _task(run: Path) -> str:
-    return str(json.loads((run / "campaign.json").read_text())["task"])
+    """The task the dashboard's pages open on: the campaign's first research task."""
+    config = json.loads((run / "campaign.json").read_text())
+    return str(config["tasks"][0] if config.get("tasks") else config["task"])
 
 
 def _post_finding(server: Any, title: str, body: str) -> dict[str, Any]:
@@ -205,7 +210,7 @@ def test_every_page_loads_and_shows_no_secret(dashboard, run_dir, dashboard_toke
     cookies = {"autow2s_dashboard": dashboard_token}
     with httpx.Client(base_url=dashboard.url, cookies=cookies, timeout=30) as client:
         paths = ["/dashboard/", "/dashboard/pgr", "/dashboard/forum", "/dashboard/researchers",
-                 "/dashboard/snapshots", "/dashboard/flags"]
+                 "/dashboard/snapshots", "/dashboard/flags", "/dashboard/transfer"]
         paths += [f"/dashboard/forum/{f['id']}" for f in dashboard.admin().get("/api/v1/findings").json()]
         paths += [f"/dashboard/snapshots/{s['snapshot_id']}" for s in dashboard.admin().get("/api/v1/snapshots").json()]
         paths += [f"/dashboard/evaluations/{e['evaluation_id']}"
@@ -219,6 +224,54 @@ def test_every_page_loads_and_shows_no_secret(dashboard, run_dir, dashboard_toke
             assert "aw2s_" not in response.text, path
         assert client.get("/dashboard/forum/999999").status_code == 404
         assert client.get("/dashboard/snapshots/" + "0" * 40).status_code == 404
+
+
+def test_transfer_page_plots_research_against_transfer_pgr_with_vanilla_as_reference(dashboard, run_dir,
+                                                                                   dashboard_token):
+    db = run_dir / "lab-state" / "lab.sqlite"
+    snapshots = verified_snapshots(db)
+    assert any(snapshots.values()), "the campaign did not verify vanilla"
+    task = "held-out-" + secrets.token_hex(3)  # the lab serves no such task: its runs show all the same
+    pgr_of = {sid: (0.123 if vanilla else 0.4) for sid, vanilla in snapshots.items()}
+    own = dashboard.admin().get("/api/v1/admin/transfer").json()  # the campaign's own transfer tasks, if any
+    add_transfer_runs(db, task, pgr_of)
+    try:
+        with httpx.Client(base_url=dashboard.url, cookies={"autow2s_dashboard": dashboard_token}, timeout=30) as client:
+            html = client.get("/dashboard/transfer").text
+            board = client.get("/dashboard/").text
+    finally:
+        with sqlite3.connect(db, timeout=30) as conn:  # other tests on this worker see the campaign as it was
+            conn.execute("DELETE FROM transfer_runs WHERE task = ?", (task,))
+    assert 'href="/dashboard/transfer"' in board and 'data-field="transfer_pgr"' in board  # nav link, columns
+    svg = html[html.index('<svg class="chart transfer"'):html.index("</svg>")]
+    tasks = sorted([task, *own["transfer_tasks"]])
+    assert f'data-tasks="{" ".join(tasks)}"' in svg
+    assert svg.count(f'data-task="{task}"') == len(snapshots)  # one marker per snapshot on the new task
+    assert 'data-ref="vanilla-research"' in svg
+    vanilla = own.get("vanilla") or {}
+    if not own["transfer_tasks"]:  # vanilla's mean transfer PGR is its held-out figure alone
+        assert 'data-ref="vanilla-transfer"' in svg and "vanilla transfer · 0.12" in svg
+    elif vanilla.get("transfer_pgr") is not None:
+        assert 'data-ref="vanilla-transfer"' in svg
+    table = html[html.index('<table id="transfer"'):]
+    table = table[:table.index("</table>")]
+    for name in tasks:
+        assert f'<th class="num" data-task="{name}">{name}</th>' in table
+    rows = table.split("<tr")[2:]
+    assert len(rows) == len(snapshots)
+    vanilla_row = next(r for r in rows if 'class="baseline"' in r)
+    assert "0.123" in vanilla_row and "reference" in vanilla_row
+    assert all("0.400" in r for r in rows if r is not vanilla_row)
+
+
+def test_transfer_page_without_transfer_tasks_says_how_to_get_them():
+    from autow2s.lab.web.render import environment
+
+    html = environment().get_template("transfer.html").render(table=None, chart=None, n_runs=0, nav="transfer",
+                                                              counts={"evaluations": 0, "findings": 0,
+                                                                      "snapshots": 0}, campaign=None, refresh=0)
+    assert 'id="no-transfer"' in html and "no transfer tasks" in html
+    assert "autow2s run --transfer-tasks" in html and "autow2s transfer RUN_DIR --tasks" in html
 
 
 def test_dashboard_token_is_required_and_moved_into_a_cookie(dashboard, dashboard_token):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from web_helpers import browser, campaign_run, copy_run, screenshots, shoot  # noqa: F401 - fixtures
@@ -60,23 +62,62 @@ def test_report_writes_static_html_with_plots_leaderboard_and_findings(campaign_
         tab.close()
 
 
-def test_report_shows_transfer_results_when_present(campaign_run, tmp_path):
+def add_transfer_runs(db: Path, task: str, pgr_of: dict[str, float]) -> None:
+    """Transfer runs on `task` for the given snapshots, as the lab's admin would have made them (lab/transfer.py)."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        for snapshot_id, pgr in pgr_of.items():
+            conn.execute("INSERT INTO transfer_runs (snapshot_id, task, seeds, status, error, holdout_accuracy, "
+                         "holdout_pgr, holdout_ci_low, holdout_ci_high, created_at, finished_at) "
+                         "VALUES (?, ?, '[1, 2]', 'done', '', 0.7, ?, ?, ?, ?, ?)",
+                         (snapshot_id, task, pgr, pgr - 0.1, pgr + 0.1, time.time(), time.time()))
+
+
+def verified_snapshots(db: Path) -> dict[str, bool]:
+    """Every snapshot with a finished verified run -> whether it is the vanilla baseline's."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        rows = conn.execute("SELECT DISTINCT v.snapshot_id, r.name FROM verify_runs v JOIN researchers r "
+                            "ON r.id = v.researcher_id WHERE v.status = 'done'").fetchall()
+    return {snapshot_id: name == BASELINE_RESEARCHER for snapshot_id, name in rows}
+
+
+def test_report_shows_transfer_results_from_the_lab_db(campaign_run, tmp_path):
     run = copy_run(campaign_run, tmp_path / "run")
-    (run / "transfer.json").write_text(json.dumps({"rows": [
-        {"method": "c002-best", "task": "held-out-math", "pgr": 0.41, "ci": [0.30, 0.52]},
-        {"method": "vanilla", "task": "held-out-math", "pgr": 0.12, "ci": None}]}))
+    db = run / "lab-state" / "lab.sqlite"
+    with sqlite3.connect(db) as conn:  # the campaign's own transfer runs (when it had transfer tasks)
+        own = conn.execute("SELECT task, holdout_pgr FROM transfer_runs WHERE status = 'done'").fetchall()
+    snapshots = verified_snapshots(db)
+    assert any(snapshots.values()) and not all(snapshots.values()), "the campaign verified no method and vanilla"
+    pgr_of = {sid: (0.123 if vanilla else 0.41 + 0.01 * i)
+              for i, (sid, vanilla) in enumerate(sorted(snapshots.items()))}
+    add_transfer_runs(db, "held-out-math", pgr_of)
     out = tmp_path / "elsewhere"
     result = _report(str(run), "--out", str(out))
     assert result.returncode == 0, result.stderr
     html = (out / "index.html").read_text()
-    assert 'id="transfer"' in html and "held-out-math" in html and "0.410" in html
+    assert 'id="transfer"' in html and "held-out-math" in html
+    section = html[html.index('<table id="transfer"'):]
+    section = section[:section.index("</table>")]
+    for pgr in pgr_of.values():
+        assert f"{pgr:.3f}" in section
+    for task, pgr in own:
+        assert task in section and f"{pgr:.3f}" in section
+    rows = section.split("<tr")[2:]  # the header row aside
+    assert len(rows) == len(snapshots)
+    vanilla_row = next(r for r in rows if "(baseline)" in r)
+    assert "reference" in vanilla_row and "0.123" in vanilla_row
+    if not own:  # on held-out-math alone, every method (0.41+) beats vanilla (0.123)
+        assert all("1/1" in r for r in rows if r is not vanilla_row)
     assert _png_size(out / "transfer.png")[0] >= 600
+    assert 'src="transfer.png"' in html
     assert not (run / "report").exists()  # --out was honoured
 
 
 def test_report_without_transfer_has_no_transfer_section(campaign_run, tmp_path):
+    run = copy_run(campaign_run, tmp_path / "run")
+    with sqlite3.connect(run / "lab-state" / "lab.sqlite") as conn:
+        conn.execute("DELETE FROM transfer_runs")  # whether or not the campaign made some
     out = tmp_path / "out"
-    result = _report(str(campaign_run), "--out", str(out))
+    result = _report(str(run), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert 'id="transfer"' not in (out / "index.html").read_text() and not (out / "transfer.png").exists()
 

@@ -55,7 +55,8 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     if main is not None and any(m.holdout_pgr is not None for m in main.methods):
         plots.methods_plot(out / "methods.png", main.methods, vanilla_holdout)
         images["methods"] = "methods.png"
-    if any(row.get("pgr") is not None for row in data.transfer):
+    if data.transfer and any(row.get("research_pgr") is not None and row.get("transfer")
+                             for row in data.transfer["rows"]):
         plots.transfer_plot(out / "transfer.png", data.transfer)
         images["transfer"] = "transfer.png"
     # The best method is a weak-to-strong one: supervisor-free runs are shown in their own section.

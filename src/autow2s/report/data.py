@@ -6,7 +6,6 @@ as the live dashboard are used, so the report and the dashboard agree.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,10 @@ from sqlalchemy.orm import Session
 
 from autow2s.errors import AutoW2SError
 from autow2s.lab.leaderboard import supervised
-from autow2s.lab.models import Baseline, Evaluation, VerifyRun
+from autow2s.lab.models import Baseline, Evaluation, TransferRun, VerifyRun
 from autow2s.lab.web import queries
 from autow2s.lab.web.queries import Point
 from autow2s.lab.web.rundir import CampaignView, JobKills, load_campaign
-
-TRANSFER_FILE = "transfer.json"
-
 
 @dataclass
 class MethodRow:
@@ -55,7 +51,7 @@ class ReportData:
     campaign: CampaignView | None
     names: dict[int, str]
     main: TaskReport | None
-    transfer: list[dict[str, Any]] = field(default_factory=list)
+    transfer: dict[str, Any] | None = None  # lab/transfer.py's transfer_table, when the lab made transfer runs
     findings: list[dict[str, Any]] = field(default_factory=list)
     activity: dict[int, dict[str, Any]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -79,32 +75,32 @@ def methods_table(rows: list[dict[str, Any]]) -> list[MethodRow]:
     return list(best.values())
 
 
-def read_transfer(run_dir: Path, session: Session, main_task: str | None, names: dict[int, str]) -> list[dict[str, Any]]:
-    """Held-out-task results: verified runs on tasks other than the campaign's, and RUN/transfer.json rows.
+def _task_names(declared: tuple[str, ...], known: set[str]) -> list[str]:
+    """campaign.json's task entries as the lab names them (--task may have been a directory)."""
+    return [name if name in known else Path(name).name for name in declared]
 
-    transfer.json (written by `autow2s transfer`) is a list, or {"rows": [...]}, of
-    {"method", "task", "pgr", "ci": [low, high] | null, ...}; unknown keys are ignored.
+
+def read_transfer(run_dir: Path, session: Session, campaign: CampaignView | None) -> dict[str, Any] | None:
+    """The lab's transfer table (lab/transfer.py): each verified snapshot's research PGR beside its PGR, run
+    unchanged, on every transfer task; None when the lab made no transfer run.
+
+    Research tasks: campaign.json's `tasks`, else the verified runs' tasks that are in the run's data dir
+    (all of them when it is gone). Transfer tasks: campaign.json's `transfer_tasks` and every task with a
+    transfer run (`autow2s transfer --tasks` may have added some).
     """
-    rows: list[dict[str, Any]] = []
-    query = select(VerifyRun).where(VerifyRun.status == "done")
-    if main_task is not None:
-        query = query.where(VerifyRun.task != main_task)
-    for run in session.execute(query.order_by(VerifyRun.task, VerifyRun.id)).scalars():
-        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
-        rows.append({"method": run.snapshot_id[:12], "researcher": names.get(run.researcher_id, "?"),
-                     "task": run.task, "pgr": run.holdout_pgr, "ci": ci, "source": f"verified run {run.id}"})
-    path = run_dir / TRANSFER_FILE
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except ValueError as exc:
-            raise AutoW2SError(f"{path}: not valid JSON ({exc}); fix or remove it and run the report again") from None
-        for entry in data.get("rows", []) if isinstance(data, dict) else data:
-            if isinstance(entry, dict) and "task" in entry:
-                rows.append({"method": str(entry.get("method", "?")), "researcher": str(entry.get("researcher", "")),
-                             "task": str(entry["task"]), "pgr": entry.get("pgr"), "ci": entry.get("ci"),
-                             "source": TRANSFER_FILE})
-    return rows
+    ran = set(session.execute(select(TransferRun.task).distinct()).scalars())
+    if not ran:
+        return None
+    verified = set(session.execute(select(VerifyRun.task).where(VerifyRun.status == "done").distinct()).scalars())
+    if campaign is not None and campaign.tasks:
+        research = _task_names(campaign.tasks, verified)
+    else:
+        data_dir = run_dir / "data"
+        in_data = {task for task in verified if (data_dir / task).is_dir()}
+        research = sorted(in_data or verified)
+    declared = _task_names(campaign.transfer_tasks, ran) if campaign is not None else []
+    transfer = sorted(set(declared) | ran)
+    return queries.transfer_view(session, [t for t in research if t not in transfer], transfer)
 
 
 def _task_report(session: Session, task: str, names: dict[int, str]) -> TaskReport:
@@ -144,7 +140,7 @@ def collect(run_dir: Path) -> ReportData:
             n_flagged, _ = queries.flagged_evaluations(session, names, limit=1)
             refusal_counts, _ = queries.refusals(session, names, limit=1)
             data = ReportData(run_dir=run_dir, campaign=campaign, names=names, main=main,
-                              transfer=read_transfer(run_dir, session, task, names),
+                              transfer=read_transfer(run_dir, session, campaign),
                               findings=queries.top_findings(session, names, limit=10),
                               activity=queries.researcher_activity(session), counts=queries.counts(session),
                               refusal_counts=refusal_counts, n_flagged=n_flagged)

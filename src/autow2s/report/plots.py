@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
-from autow2s.lab.web.charts import PALETTE, best_so_far  # noqa: E402
+from autow2s.lab.web.charts import PALETTE, TASK_PALETTE, best_so_far  # noqa: E402
 from autow2s.lab.web.queries import Point  # noqa: E402
 from autow2s.report.data import MethodRow  # noqa: E402
 
@@ -78,20 +78,59 @@ def methods_plot(path: Path, methods: Sequence[MethodRow], vanilla_pgr: float | 
     return path
 
 
-def transfer_plot(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """PGR on held-out tasks, one group of points per task."""
-    shown = [r for r in rows if r.get("pgr") is not None][:40]
-    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.32 * max(1, len(shown))))
-    tasks = sorted({r["task"] for r in shown})
-    for index, row in enumerate(reversed(shown)):
-        low, high = row.get("ci") or (row["pgr"], row["pgr"])
-        ax.errorbar(row["pgr"], index, xerr=[[row["pgr"] - low], [high - row["pgr"]]], fmt="o", capsize=3,
-                    color=PALETTE[tasks.index(row["task"]) % len(PALETTE)], markersize=5)
-    ax.set_yticks(range(len(shown)), [f"{r['task']} · {r['method'][:30]}" for r in reversed(shown)], fontsize=8)
-    ax.axvline(0.0, color="#888", linestyle="--", linewidth=1)
-    ax.axvline(1.0, color="#1f7a3a", linestyle="--", linewidth=1)
-    ax.set_xlabel("PGR on the held-out task")
-    ax.grid(axis="x", alpha=0.25)
+def transfer_plot(path: Path, table: dict[str, Any]) -> Path:
+    """Research PGR (x) against transfer PGR (y): one marker per (snapshot, transfer task) with its CI, a diamond
+    for the snapshot's mean over the transfer tasks, vanilla in red with dashed reference lines at its research
+    and mean transfer PGR, and the diagonal transfer = research. `table` is lab/transfer.py's transfer_table."""
+    tasks = list(table["transfer_tasks"])
+    rows = [r for r in table["rows"] if r.get("research_pgr") is not None]
+    vanilla = table.get("vanilla")
+    shapes = "osv^<>Ph"
+    fig, ax = plt.subplots(figsize=(8.6, 5.4))
+    for index, task in enumerate(tasks):
+        xs, ys, lows, highs = [], [], [], []
+        for row in rows:
+            run = row["transfer"].get(task)
+            if not run or run["status"] != "done" or run["pgr"] is None:
+                continue
+            low, high = run["ci"] or (run["pgr"], run["pgr"])
+            xs.append(row["research_pgr"])
+            ys.append(run["pgr"])
+            lows.append(run["pgr"] - low)
+            highs.append(high - run["pgr"])
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lows, highs], fmt=shapes[index % len(shapes)],
+                        color=TASK_PALETTE[index % len(TASK_PALETTE)],
+                        markersize=5, capsize=2, elinewidth=0.8, alpha=0.75, label=f"transfer task {task}")
+    means = [r for r in rows if r.get("transfer_pgr") is not None]
+    winner = next((r for r in rows if not r["is_vanilla"]), None)
+    for row in means:
+        color = "#b3261e" if row["is_vanilla"] else "#18202b"
+        ci, t_ci = row.get("research_ci"), row.get("transfer_ci")
+        xerr = [[row["research_pgr"] - ci[0]], [ci[1] - row["research_pgr"]]] if ci else None
+        yerr = [[row["transfer_pgr"] - t_ci[0]], [t_ci[1] - row["transfer_pgr"]]] if t_ci else None
+        ax.errorbar([row["research_pgr"]], [row["transfer_pgr"]], xerr=xerr, yerr=yerr, fmt="D", markersize=8,
+                    markerfacecolor="#fbe9e7" if row["is_vanilla"] else ("#ffe9a8" if row is winner else "white"),
+                    markeredgecolor=color, markeredgewidth=1.6, color=color, elinewidth=1.0, capsize=3, zorder=4)
+        if row["is_vanilla"] or row is winner:
+            name = "vanilla" if row["is_vanilla"] else row["method"][:32]
+            ax.annotate(name, (row["research_pgr"], row["transfer_pgr"]),
+                        xytext=(8, 6), textcoords="offset points", fontsize=8, color=color, fontweight="bold")
+    ax.plot([], [], "D", markerfacecolor="white", markeredgecolor="#18202b", label="mean over the transfer tasks")
+    if vanilla is not None and vanilla.get("research_pgr") is not None:
+        ax.axvline(vanilla["research_pgr"], color="#b3261e", linestyle="--", linewidth=1.2,
+                   label=f"vanilla research PGR {vanilla['research_pgr']:.2f}")
+    if vanilla is not None and vanilla.get("transfer_pgr") is not None:
+        ax.axhline(vanilla["transfer_pgr"], color="#b3261e", linestyle="--", linewidth=1.2, alpha=0.7,
+                   label=f"vanilla mean transfer PGR {vanilla['transfer_pgr']:.2f}")
+    lo, hi = min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])
+    ax.plot([lo, hi], [lo, hi], color="#999", linestyle=":", linewidth=1, label="transfer = research")
+    ax.set_xlim(max(-1.0, lo), min(2.0, hi))
+    ax.set_ylim(max(-1.0, lo), min(2.0, hi))
+    ax.set_xlabel("research PGR (verified holdout, mean over " + ", ".join(table["research_tasks"])[:60] + ")")
+    ax.set_ylabel("transfer PGR (held-out tasks, run unchanged)")
+    ax.grid(alpha=0.25)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)

@@ -15,10 +15,11 @@ from typing import Any, Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from autow2s.lab.leaderboard import leaderboard_rows as leaderboard  # noqa: F401 - the API's rows, reused
-from autow2s.lab.models import AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot, VerifyRun, Vote
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER, leaderboard_rows as leaderboard  # noqa: F401 - the API rows, reused
+from autow2s.lab.models import (AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot, TransferRun,
+                                 VerifyRun, Vote)
+from autow2s.lab.transfer import transfer_table
 
-BASELINE_RESEARCHER = "baseline-vanilla"  # the campaign verifies vanilla under this name (campaign/verify.py)
 REFUSAL_OUTCOMES = ("refused_probe", "over_budget")
 
 
@@ -228,3 +229,14 @@ def counts(session: Session) -> dict[str, int]:
     return {name: int(session.execute(select(func.count()).select_from(model)).scalar() or 0)
             for name, model in (("evaluations", Evaluation), ("findings", Finding), ("snapshots", Snapshot),
                                 ("verified", VerifyRun))}
+
+
+def transfer_task_names(session: Session, served: Iterable[str]) -> list[str]:
+    """The transfer tasks to show: those the lab serves, and any with a transfer run in the DB (a lab reopened
+    without its --transfer-data still shows the runs it made)."""
+    return sorted(set(served) | set(session.execute(select(TransferRun.task).distinct()).scalars()))
+
+
+def transfer_view(session: Session, research_tasks: Iterable[str], transfer_tasks: Iterable[str]) -> dict[str, Any]:
+    """lab/transfer.py's table (research PGR beside transfer PGR per snapshot), shared by the dashboard and report."""
+    return transfer_table(session, sorted(research_tasks), sorted(transfer_tasks))

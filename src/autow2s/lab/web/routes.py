@@ -1,4 +1,4 @@
-"""The dashboard's pages: leaderboard, PGR over time, forum, researchers, snapshot lineage, flags.
+"""The dashboard's pages: leaderboard, PGR over time, transfer, forum, researchers, snapshot lineage, flags.
 
 Read-only: every route here only selects. Pages are rendered on the server (Jinja2 + inline SVG)
 and one small vendored script refreshes them while a campaign runs; nothing is fetched from
@@ -18,7 +18,7 @@ from autow2s.lab import forum
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import VerifyRun
 from autow2s.lab.web import queries
-from autow2s.lab.web.charts import colors, pgr_chart
+from autow2s.lab.web.charts import colors, pgr_chart, transfer_chart
 from autow2s.lab.web.render import STATIC, default_task, job_kills, not_found, page, static_bytes
 
 router = APIRouter(include_in_schema=False)  # HTML pages: not part of the lab's API schema
@@ -58,14 +58,20 @@ def leaderboard(request: Request, task: Annotated[str | None, Query(max_length=2
         chosen = default_task(request, ctx["campaign"], task)
         rows: list[dict[str, Any]] = []
         links: dict[int, int] = {}
+        transfer: dict[str, dict[str, Any]] | None = None  # snapshot -> its transfer_table row
         if chosen is not None:
-            with request.app.state.lab.session() as session:
+            lab = request.app.state.lab
+            with lab.session() as session:
                 rows = queries.leaderboard(session, chosen, ctx["names"])
                 links = queries.findings_for_runs(session, rows) if rows else {}
+                transfer_tasks = queries.transfer_task_names(session, lab.transfer_tasks)
+                if transfer_tasks and rows:
+                    table = queries.transfer_view(session, lab.tasks, transfer_tasks)
+                    transfer = {row["snapshot_id"]: row for row in table["rows"]}
         key = sort if sort in SORTABLE else "rank"
         direction = "desc" if order == "desc" else "asc"
         return {"task": chosen, "rows": _sorted(rows, key, direction), "finding_of": links, "sort": key,
-                "order": direction,
+                "order": direction, "transfer": transfer,
                 "baseline": queries.BASELINE_RESEARCHER}
 
     return page(request, "leaderboard.html", "leaderboard", build)
@@ -95,6 +101,23 @@ def pgr_over_time(request: Request, task: Annotated[str | None, Query(max_length
                 "vanilla": vanilla}
 
     return page(request, "pgr.html", "pgr", build)
+
+
+@router.get("/dashboard/transfer")
+def transfer(request: Request) -> Response:
+    """Research PGR against transfer PGR for every verified snapshot, vanilla as the reference."""
+    def build(ctx: dict[str, Any]) -> dict[str, Any]:
+        lab = request.app.state.lab
+        with lab.session() as session:
+            transfer_tasks = queries.transfer_task_names(session, lab.transfer_tasks)
+            table = queries.transfer_view(session, lab.tasks, transfer_tasks) if transfer_tasks else None
+        if table is None:
+            return {"table": None, "chart": None, "n_runs": 0}
+        n_runs = sum(len(row["transfer"]) for row in table["rows"])
+        return {"table": table, "n_runs": n_runs,
+                "chart": transfer_chart(table["rows"], table["transfer_tasks"], table["vanilla"])}
+
+    return page(request, "transfer.html", "transfer", build)
 
 
 @router.get("/dashboard/forum")

@@ -46,7 +46,7 @@ class CampaignView:
     """A campaign's progress as of the moment it was read."""
 
     root: Path
-    task: str | None
+    task: str | None  # the first research task (the one the dashboard's task pickers open on)
     phase: str
     elapsed_s: float
     budget_s: float | None
@@ -55,6 +55,8 @@ class CampaignView:
     researchers: dict[str, dict[str, Any]]
     spent: dict[str, float]
     state_age_s: float
+    tasks: tuple[str, ...] = ()  # research tasks, as --task named them (a name or a directory)
+    transfer_tasks: tuple[str, ...] = ()  # held out: run unchanged at the end, by the lab's admin only
 
     @property
     def running(self) -> bool:
@@ -93,11 +95,18 @@ def load_campaign(root: Path) -> CampaignView | None:
         age = float("inf")
     researchers = {name: entry for name, entry in (state.get("researchers") or {}).items()
                    if isinstance(entry, dict) and "kind" in entry}  # the baseline's entry holds a verify id only
+    tasks = config.get("tasks")
+    tasks = tuple(str(t) for t in tasks) if isinstance(tasks, list) else ()
+    if not tasks and config.get("task"):  # run directories from before research suites had one task
+        tasks = (str(config["task"]),)
+    transfer = config.get("transfer_tasks")
+    transfer = tuple(str(t) for t in transfer) if isinstance(transfer, list) else ()
     return CampaignView(
-        root=root, task=config.get("task"), phase=str(state.get("phase", "starting")),
+        root=root, task=tasks[0] if tasks else None, phase=str(state.get("phase", "starting")),
         elapsed_s=float(state.get("elapsed_s") or 0.0), budget_s=config.get("budget_s"),
         researcher_cap=config.get("researcher_dollars"), campaign_cap=config.get("max_dollars"),
-        researchers=researchers, spent=read_spend(root / "spend.jsonl"), state_age_s=age)
+        researchers=researchers, spent=read_spend(root / "spend.jsonl"), state_age_s=age, tasks=tasks,
+        transfer_tasks=transfer)
 
 
 @dataclass(frozen=True)
