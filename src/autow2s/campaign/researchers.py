@@ -15,7 +15,7 @@ from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Led
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.search_policy import random_policy, search_policy
-from autow2s.researchers.toolbox import ToolBox
+from autow2s.researchers.toolbox import MIN_JOB_SECONDS, ToolBox
 
 FORUM_MIRROR_EVERY_S = 10.0
 IDLE_AFTER = 2  # iterations in a row that end without a tool call
@@ -110,7 +110,8 @@ class ResearcherWorker:
     def _loop(self) -> None:
         last_mirror, quiet, backoff = 0.0, 0, IDLE_FIRST_SLEEP_S
         self.status.update(state="running")
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
+        # No iteration starts when too little time is left for a job: it could only record failures.
+        while not self.stop.is_set() and time.monotonic() < self.deadline - MIN_JOB_SECONDS:
             try:
                 if time.monotonic() - last_mirror > FORUM_MIRROR_EVERY_S:
                     mirror_forum(self.toolbox.lab, self.toolbox.tasks[0], self.toolbox.workspace)
