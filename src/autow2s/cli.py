@@ -242,6 +242,9 @@ app.add_typer(sandbox_app, name="sandbox")
 from autow2s.lab.cli import serve  # noqa: E402 - light: the server's imports happen inside the command
 
 app.command()(serve)
+from autow2s.researchers.mcp_server import mcp_command  # noqa: E402 - light: the mcp SDK loads inside the command
+
+app.command("mcp")(mcp_command)
 
 
 @app.command()

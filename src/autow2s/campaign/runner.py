@@ -268,6 +268,22 @@ class Campaign:
             self.console.print(f"[yellow]could not write the report ({exc}); "
                                f"run `autow2s report {self.paths.root}`[/]")
 
+    def toolbox(self, name: str, lab_url: str, secrets: dict[str, Any], executor, *, others: tuple[Path, ...] = (),
+                **options: Any) -> ToolBox:
+        """One researcher's tools: its workspace and notebook, its own lab token, and a sandbox that hides the
+        lab's files and `others` (the other researchers' workspaces). Used by the campaign and `autow2s mcp`.
+
+        Needs `_prepare_data()` first; options go to ToolBox (on_event, deadline, stop).
+        """
+        researcher_dir = self.paths.researcher_dir(name)
+        researcher_dir.mkdir(parents=True, exist_ok=True)
+        workspace = self.paths.workspace(name)
+        workspace.mkdir(parents=True, exist_ok=True)
+        return ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
+                       lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
+                       notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + tuple(others),
+                       limits=JOB_LIMITS, error_log=researcher_dir / "errors.log", **options)
+
     def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:
         directions = assign_directions(sum(n for _, n in self.config.researchers),
                                        load_directions(self.config.directions_file))
@@ -290,15 +306,9 @@ class Campaign:
                                                                             self.task_names[0]))
             self.statuses[name] = status
             researcher_dir = self.paths.researcher_dir(name)
-            researcher_dir.mkdir(parents=True, exist_ok=True)
-            workspace = self.paths.workspace(name)
-            workspace.mkdir(parents=True, exist_ok=True)
             others = tuple(self.paths.workspace(other) for other in names if other != name)
-            toolbox = ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
-                              lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
-                              notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + others,
-                              limits=JOB_LIMITS, on_event=on_event(status, self.persist),
-                              error_log=researcher_dir / "errors.log", deadline=deadline, stop=self.stop)
+            toolbox = self.toolbox(name, lab_url, secrets, executor, others=others,
+                                   on_event=on_event(status, self.persist), deadline=deadline, stop=self.stop)
             step = make_step(kind, toolbox, direction, self.config.seed * 1000 + index + 1, researcher_dir,
                              ledger, self.config.model, self.config.base_url, self.config.replay_transcript,
                              status=status, provider_retry_s=self.config.provider_retry_s)

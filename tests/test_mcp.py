@@ -1,0 +1,183 @@
+"""`autow2s mcp` seen by the official `mcp` client SDK, over stdio and over streamable HTTP.
+
+Each transport attaches to its own copy of the session's finished campaign (so the two labs never
+share a DB) as researcher search-1, and checks what a harness relies on: every tool listed with its
+schema, sandbox tools confined to search-1's sandbox, lab tools charged to search-1, bad calls
+answered as tool errors, and no word of the held-out transfer task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from web_helpers import campaign_run, copy_run  # noqa: F401 - campaign_run is a fixture
+
+from autow2s.researchers.tool_specs import TOOLS
+
+RESEARCHER, OTHER = "search-1", "search-2"
+TRANSFER_TASK = "synth-nonlinear"
+OTHERS_SECRET = "the-other-researchers-secret-7f3a"
+
+
+def _run_copy(campaign_run: Path, tmp_path: Path) -> Path:
+    run = copy_run(campaign_run, tmp_path / "run")
+    other = run / "workspaces" / OTHER
+    other.mkdir(parents=True)
+    (other / "notes.txt").write_text(OTHERS_SECRET)
+    return run
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUTOW2S_") or k == "AUTOW2S_CACHE_DIR"}
+
+
+def _text(result: Any) -> str:
+    return "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
+
+
+async def _exercise(session: Any, run: Path) -> dict[str, Any]:
+    """Every check, through one client session; returns what the assertions need."""
+    await session.initialize()
+    listed = (await session.list_tools()).tools
+    seen: dict[str, Any] = {"tools": {tool.name: tool.input_schema for tool in listed}, "outputs": []}
+
+    async def call(name: str, arguments: dict[str, Any]) -> Any:
+        result = await session.call_tool(name, arguments)
+        seen["outputs"].append(_text(result))
+        return result
+
+    test_items = len((run / "data" / "synth-linear" / "public" / "test.jsonl").read_text().splitlines())
+    before = json.loads(_text(await call("lab_status", {})))
+    seen["pwd"] = await call("bash", {"command": f"pwd; ls /workspace; cat {run}/workspaces/{OTHER}/notes.txt; "
+                                                 f"ls {run}/workspaces; ls {run}; cat /workspace/../{OTHER}/notes.txt"})
+    draw = random.Random(7)
+    predictions = [round(draw.random(), 4) for _ in range(test_items)]
+    await call("write_file", {"path": "preds.json", "content": json.dumps({"predictions": predictions})})
+    seen["evaluation"] = await call("evaluate_predictions", {"predictions_file": "preds.json"})
+    seen["after"] = json.loads(_text(await call("lab_status", {})))
+    seen["before"] = before
+    seen["missing_argument"] = await call("evaluate_predictions", {})
+    seen["missing_file"] = await call("evaluate_predictions", {"predictions_file": "no-such-file.json"})
+    seen["unknown_tool"] = await call("rm_rf", {"path": "/"})
+    seen["leaderboard"] = await call("leaderboard", {})
+    return seen
+
+
+def _check(seen: dict[str, Any], run: Path) -> None:
+    assert seen["tools"] == {spec.name: spec.parameters for spec in TOOLS}  # all 18, schemas exactly ours
+
+    sandbox = seen["pwd"]
+    assert not sandbox.is_error
+    listing = _text(sandbox)
+    assert listing.splitlines()[2] == "/workspace" and "reference" in listing  # search-1's own workspace
+    assert OTHERS_SECRET not in listing  # neither by its host path nor next to /workspace
+
+    evaluation = seen["evaluation"]
+    assert not evaluation.is_error, _text(evaluation)
+    assert "evaluation_id" in _text(evaluation)
+    left = lambda status: status["budgets"]["evaluate"]["left"]  # noqa: E731
+    assert left(seen["after"]) == left(seen["before"]) - 1  # charged to search-1's own budget
+    assert json.loads(_text(evaluation))["budget_left"] == left(seen["after"])
+    import sqlite3
+
+    with sqlite3.connect(run / "lab-state" / "lab.sqlite") as db:
+        owner = db.execute("SELECT r.name FROM evaluations e JOIN researchers r ON r.id = e.researcher_id "
+                           "ORDER BY e.id DESC LIMIT 1").fetchone()[0]
+    assert owner == RESEARCHER
+
+    for bad in ("missing_argument", "missing_file", "unknown_tool"):
+        assert seen[bad].is_error, bad
+        assert _text(seen[bad]).startswith("error:")
+    assert "predictions_file" in _text(seen["missing_argument"])
+    assert "no-such-file.json" in _text(seen["missing_file"])
+    assert not seen["leaderboard"].is_error
+    assert not any(TRANSFER_TASK in output for output in seen["outputs"])
+
+
+def test_mcp_over_stdio(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    run = _run_copy(campaign_run, tmp_path)
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "autow2s", "mcp", str(run), "--researcher", RESEARCHER], env=_env())
+
+    async def main() -> dict[str, Any]:
+        async with AsyncExitStack() as stack:
+            errors = stack.enter_context((tmp_path / "server.stderr").open("w"))
+            read, write = await stack.enter_async_context(stdio_client(params, errlog=errors))
+            session = await stack.enter_async_context(ClientSession(read, write))
+            return await _exercise(session, run)
+
+    seen = anyio.run(main)
+    _check(seen, run)
+    assert not (run / "lab.url").exists()  # the lab the server started stopped with it
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    run = _run_copy(campaign_run, tmp_path)
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "autow2s", "mcp", str(run), "--researcher", RESEARCHER,
+                               "--transport", "http", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              env=_env())
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the MCP server did not listen within 60 s"
+                time.sleep(0.2)
+
+        async def main() -> dict[str, Any]:
+            async with AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(streamable_http_client(f"http://127.0.0.1:{port}/mcp"))
+                session = await stack.enter_async_context(ClientSession(read, write))
+                return await _exercise(session, run)
+
+        seen = anyio.run(main)
+        _check(seen, run)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    assert not (run / "lab.url").exists()
+
+
+def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+    from autow2s.campaign.runner import Campaign
+    from autow2s.errors import AutoW2SError
+    from autow2s.researchers.mcp_server import ResearcherTools
+
+    run = _run_copy(campaign_run, tmp_path)
+    (run / "workspaces" / "claude-code-1").mkdir()  # a harness attached earlier under a name of its own
+    others = ResearcherTools(run, RESEARCHER)._others(Campaign.resume(run))
+    assert set(others) == {run / "workspaces" / OTHER, run / "workspaces" / "claude-code-1"}
+    with pytest.raises(AutoW2SError, match="letters, digits"):
+        ResearcherTools(run, "../search-2")
