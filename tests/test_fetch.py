@@ -101,7 +101,7 @@ def test_cli_lists_sources_and_rejects_unknown_names():
     assert unknown.returncode == 2 and "unknown source 'nope'" in unknown.stderr
 
 
-def test_sandboxed_jobs_cannot_read_the_fetched_corpora(tmp_path, monkeypatch):
+def test_sandboxed_jobs_cannot_read_the_fetched_corpora_but_can_load_model_weights(tmp_path, monkeypatch):
     """The corpora hold the real tasks' labels; a method that could read them would not need the weak model."""
     from autow2s.sandbox import SandboxConfig, SandboxUnavailableError, require_sandbox
     from sandbox_helpers import make_workspace, run_python
@@ -118,7 +118,18 @@ def test_sandboxed_jobs_cannot_read_the_fetched_corpora(tmp_path, monkeypatch):
         path.chmod(0o755)
     (store / "sources" / "labels.csv").chmod(0o644)
     monkeypatch.setenv("AUTOW2S_FETCH_DIR", str(store))
+    weights = store / "sources" / "mpnet"  # model weights: readable, so a real task's experiment can load them
+    (weights / "model").mkdir(parents=True)
+    (weights / "model" / "config.json").write_text("{}")
+    (weights / "FETCHED.json").write_text(json.dumps({"layout": SOURCES["mpnet"].layout}))
+    for path in (weights, weights / "model"):
+        path.chmod(0o755)
+    for path in (weights / "FETCHED.json", weights / "model" / "config.json"):
+        path.chmod(0o644)
     ran = run_python(SandboxConfig(workspace=make_workspace(tmp_path), task_data=task_data),
-                     "import os; print(sorted(os.listdir('/task')), sorted(os.listdir('/task/store')))")
+                     "import os; from autow2s.testbed.fetch.store import fetch_dir, is_fetched, source_dir\n"
+                     "print(sorted(os.listdir('/task')), sorted(os.listdir('/task/store')), "
+                     "sorted(os.listdir(fetch_dir() / 'sources')), is_fetched('mpnet'), "
+                     "(source_dir('mpnet') / 'model' / 'config.json').read_text())")
     assert ran.result.ok, ran.stderr
-    assert ran.stdout.split() == ["['store']", "[]"]
+    assert ran.stdout.split() == ["['store']", "[]", "['mpnet']", "True", "{}"]

@@ -102,3 +102,34 @@ def test_pairwise_rows_work_with_both_backends(cache_dir):
         student = get_backend(name, "pairwise").make(example=rows, seed=0)
         student.fit(rows, labels)
         assert ((student.predict_proba(rows) >= 0.5) == labels).mean() > 0.9, name
+
+
+def test_a_key_ending_in_a_nul_byte_survives_the_round_trip_through_a_shard(cache_dir):
+    from autow2s.testbed.models.text.embed_cache import EmbeddingStore
+
+    key = b"\x07" * 31 + b"\x00"  # numpy's S32 used to drop the NUL, so such a text was re-encoded every time
+    EmbeddingStore("m", cache_dir)._write_shard([key], np.ones((1, 4), dtype=np.float32))
+    fresh = EmbeddingStore("m", cache_dir)
+    fresh._read_new_shards()
+    assert key in fresh._vectors
+
+
+def test_a_prepared_text_view_carries_its_vectors_so_jobs_encode_nothing(cache_dir, small_task, tmp_path,
+                                                                         monkeypatch):
+    from autow2s.testbed.methods.registry import load_method
+    from autow2s.testbed.models.text import embed_cache
+    from autow2s.testbed.prepare import prepare_task
+    from autow2s.testbed.public_run import predict_public
+
+    out = prepare_task(small_task, tmp_path / "task")
+    assert list((out["public"] / "features").rglob("shard-*.npz"))
+    for view in ("pos", "neg"):  # a null view must look like the real one, vectors included
+        assert list((out["null"] / view / "features").rglob("shard-*.npz"))
+    # A job's own cache starts empty (its workspace); the view's vectors must be enough.
+    monkeypatch.setenv("AUTOW2S_CACHE_DIR", str(tmp_path / "job-cache"))
+    monkeypatch.setattr(embed_cache, "_STORES", {})
+    monkeypatch.setattr(embed_cache, "READONLY_ROOTS", [])
+    monkeypatch.setattr(encoder_module, "load_sentence_encoder",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a job re-encoded a public text")))
+    _, predictions = predict_public(out["public"], load_method("vanilla"), 1)
+    assert len(predictions) == len(small_task.split("test"))

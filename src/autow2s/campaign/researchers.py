@@ -71,7 +71,7 @@ def normalise_verifications(saved: Any, first_task: str) -> dict[str, dict[str, 
     return result
 
 
-def mirror_forum(lab: LabClient, task: str, workspace: Path) -> None:
+def mirror_forum(lab: LabClient, task: str | None, workspace: Path) -> None:
     """Write the forum into workspace/forum/ as read-only markdown files, so researchers can grep it."""
     folder = workspace / "forum"
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,7 +114,7 @@ class ResearcherWorker:
         while not self.stop.is_set() and time.monotonic() < self.deadline - MIN_JOB_SECONDS:
             try:
                 if time.monotonic() - last_mirror > FORUM_MIRROR_EVERY_S:
-                    mirror_forum(self.toolbox.lab, self.toolbox.tasks[0], self.toolbox.workspace)
+                    mirror_forum(self.toolbox.lab, self.toolbox.forum_task, self.toolbox.workspace)
                     last_mirror = time.monotonic()
                 outcome = self.step(self.status.iterations)
                 self.status.update(iterations=self.status.iterations + 1)
@@ -152,7 +152,7 @@ class ResearcherWorker:
         """What an idle researcher waits for: the newest finding and the verified runs on the leaderboard of
         every research task."""
         lab, tasks = self.toolbox.lab, self.toolbox.tasks
-        findings = lab.search_findings(sort="new", limit=1, task=tasks[0])
+        findings = lab.search_findings(sort="new", limit=1, task=self.toolbox.forum_task)
         boards = tuple(tuple(sorted((row["verify_id"], row.get("holdout_pgr")) for row in lab.leaderboard(task)))
                        for task in tasks)
         return (findings[0]["id"] if findings else None, boards)
@@ -225,6 +225,12 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
             name, arguments = calls[iteration]
             toolbox.call(name, arguments)
         return replay_step
+    if kind == "agent-sdk":
+        from autow2s.researchers.agent_sdk import AgentSDKResearcher
+
+        agent = AgentSDKResearcher(toolbox=toolbox, direction=direction, ledger=ledger, researcher_dir=researcher_dir,
+                                   model=model or DEFAULT_CLAUDE_MODEL, base_url=base_url)
+        return agent.step
     from autow2s.researchers.chat import AnthropicChat, OpenAIChat
     from autow2s.researchers.llm_policy import LLMPolicy
 

@@ -62,7 +62,7 @@ class LabTools:
 
     def _tool_search_findings(self: "ToolBox", query: str | None = None, sort: str | None = None,
                               limit: int = 10) -> Any:
-        return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.tasks[0])
+        return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.forum_task)
 
     def _tool_read_finding(self: "ToolBox", finding_id: int) -> Any:
         return self.lab.read_finding(finding_id)
@@ -130,7 +130,7 @@ class LabTools:
     def _news_marks(self: "ToolBox") -> tuple[dict[tuple[str, int], str], int]:
         """((task, verify id) -> status of my runs, newest finding id on the forum)."""
         runs = {key: str(run["status"]) for key, run in self._my_runs().items()}
-        newest = self.lab.search_findings(sort="new", limit=1, task=self.tasks[0])
+        newest = self.lab.search_findings(sort="new", limit=1, task=self.forum_task)
         return runs, int(newest[0]["id"]) if newest else 0
 
     def _tool_wait(self: "ToolBox", timeout_s: int = DEFAULT_WAIT_S) -> str:
@@ -159,7 +159,7 @@ class LabTools:
                            for key in finished if key in mine]
                 return f"{waited}: verification finished: {json.dumps(details, default=str)}"
             if now_newest > newest:
-                found = self.lab.search_findings(sort="new", limit=min(5, now_newest - newest), task=self.tasks[0])
+                found = self.lab.search_findings(sort="new", limit=min(5, now_newest - newest), task=self.forum_task)
                 fresh = [{"id": f["id"], "title": f["title"], "author": f.get("author"), "type": f.get("type")}
                          for f in found if int(f["id"]) > newest]
                 return f"{waited}: new forum finding(s): {json.dumps(fresh)}; read_finding shows one"

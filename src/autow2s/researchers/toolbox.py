@@ -128,6 +128,12 @@ class ToolBox(ExperimentTools, LabTools):
     def several_tasks(self) -> bool:
         return len(self.tasks) > 1
 
+    @property
+    def forum_task(self) -> str | None:
+        """The forum filter: the task with one research task; none with several, since a finding is filed
+        under the task of the evaluation it cites and the campaign's forum spans all its tasks."""
+        return None if self.several_tasks else self.tasks[0]
+
     def public_path(self, name: str) -> str:
         """Where task `name`'s public view is inside the sandbox, as the placeholder the executor fills in."""
         return "{task_data}" if not self.several_tasks else f"{{task_data}}/{name}"

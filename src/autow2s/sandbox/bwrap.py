@@ -126,6 +126,24 @@ class _Builder:
         self.binds.append((source, dest))
 
 
+JOB_FETCH_DIR = "/opt/autow2s-fetch"
+
+
+def weight_sources() -> dict[str, Path]:
+    """The fetched sources a job may read (model weights, never corpora), by name."""
+    from autow2s.testbed.fetch.sources import SOURCES
+    from autow2s.testbed.fetch.store import is_fetched, source_dir
+
+    found = {name: source_dir(name).resolve() for name, source in SOURCES.items() if source.weights and is_fetched(name)}
+    for path in found.values():  # a store fetched before its folders were made world-readable
+        if path.stat().st_mode & 0o005 != 0o005:
+            try:
+                os.chmod(path, 0o755)
+            except OSError:
+                pass  # not ours: a job that needs the weights then says it cannot read them
+    return found
+
+
 def _job_env(config: SandboxConfig) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     workspace = config.workspace_path()
@@ -141,6 +159,7 @@ def _job_env(config: SandboxConfig) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "AUTOW2S_WORKSPACE": workspace,
         "AUTOW2S_CACHE_DIR": f"{workspace}/.cache/autow2s",
+        "AUTOW2S_FETCH_DIR": JOB_FETCH_DIR,  # the model weights only (weight_sources)
         "XDG_CACHE_HOME": f"{workspace}/.cache",
         "MPLCONFIGDIR": f"{workspace}/.cache/matplotlib",
         "OMP_NUM_THREADS": threads,
@@ -226,8 +245,12 @@ def build_plan(config: SandboxConfig, command: list[str], lifeline_fd: int = -1)
         b.bind(task_data, TASK_MOUNT)
     b.bind(workspace, WORKSPACE_MOUNT, writable=True)
     # The fetched corpora hold the real tasks' labels: a job must never read them (autow2s.testbed.fetch).
+    # Model weights hold none, and a real task's experiment needs them: those sources alone are bound, read-only,
+    # into a store of the sandbox's own (JOB_FETCH_DIR), so a job loads mpnet without seeing any corpus.
     from autow2s.testbed.fetch.store import fetch_dir
 
+    for name, source in weight_sources().items():
+        b.bind(source, f"{JOB_FETCH_DIR}/sources/{name}")
     _mask_hidden(b, config.hidden + (fetch_dir(),))
 
     data_files = {

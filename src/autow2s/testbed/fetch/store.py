@@ -264,6 +264,7 @@ def _fetch_locked(source: Source, final: Path, quiet: bool) -> Path:
         record = {"source": name, "files": [{"filename": f.filename, "sha256": f.sha256} for f in source.files],
                   "licence": source.licence, "layout": source.layout}
         (work / DONE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        os.chmod(work, 0o755)  # mkdtemp made it 0700; sandboxed jobs run as their own uid and read the weights
         if final.exists():
             shutil.rmtree(final)  # an incomplete earlier attempt (it has no DONE_FILE)
         os.replace(work, final)

@@ -3,6 +3,12 @@
 Each vector is keyed by sha256(model key + text). Vectors live in append-only shards under
 <cache dir>/embeddings/<model key>/; a shard is written to a temporary name and renamed, so
 parallel processes (pytest -n 2, several researchers) never see half a shard.
+
+A prepared text task carries its own texts' vectors in its public view (`public/features/`,
+written by `exporting_embeddings` during `autow2s prepare`), and `load_public` registers that
+folder as a read-only root: a sandboxed experiment or verified run then encodes nothing, instead
+of spending minutes on mpnet in every researcher's workspace. The vectors are those of the view's
+own public texts, so they tell a method nothing the texts do not.
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ import hashlib
 import os
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,21 +33,46 @@ def text_key(model_key: str, text: str) -> bytes:
     return hashlib.sha256(f"{model_key}\x00{text}".encode()).digest()
 
 
+READONLY_ROOTS: list[Path] = []  # public views' features folders, read but never written (load_public)
+_EXPORT: dict[str, dict[bytes, np.ndarray]] | None = None  # model key -> vectors, while exporting_embeddings runs
+
+
+def add_readonly_root(root: Path) -> None:
+    if root not in READONLY_ROOTS:
+        READONLY_ROOTS.append(root)
+
+
+@contextmanager
+def exporting_embeddings(root: Path) -> Iterator[None]:
+    """Every vector any store returns inside the block is also written to ROOT (one shard per encoder)."""
+    global _EXPORT
+    _EXPORT = {}
+    try:
+        yield
+        for model_key, vectors in _EXPORT.items():
+            if vectors:
+                EmbeddingStore(model_key, root)._write_shard(list(vectors), np.stack(list(vectors.values())))
+    finally:
+        _EXPORT = None
+
+
+def _subdir(model_key: str) -> str:
+    return hashlib.sha256(model_key.encode()).hexdigest()[:24]
+
+
 class EmbeddingStore:
     """Vectors of one encoder, in memory and on disk."""
 
     def __init__(self, model_key: str, root: Path | None = None) -> None:
         self.model_key = model_key
-        digest = hashlib.sha256(model_key.encode()).hexdigest()[:24]
-        self.directory = (root or default_cache_dir()) / "embeddings" / digest
+        self.directory = (root or default_cache_dir()) / "embeddings" / _subdir(model_key)
         self._vectors: dict[bytes, np.ndarray] = {}
         self._shards_read: set[str] = set()
 
     def _read_new_shards(self) -> None:
-        if not self.directory.is_dir():
-            return
-        for shard in sorted(self.directory.glob("shard-*.npz")):
-            if shard.name in self._shards_read:
+        readonly = [root / "embeddings" / _subdir(self.model_key) for root in READONLY_ROOTS]
+        for shard in [p for d in (self.directory, *readonly) if d.is_dir() for p in sorted(d.glob("shard-*.npz"))]:
+            if str(shard) in self._shards_read:
                 continue
             try:
                 with np.load(shard, allow_pickle=False) as data:
@@ -48,8 +80,9 @@ class EmbeddingStore:
             except (OSError, ValueError, KeyError):
                 continue  # a damaged shard only costs a re-encode
             for key, vector in zip(keys, vectors):
-                self._vectors[bytes(key)] = vector
-            self._shards_read.add(shard.name)
+                # numpy's S32 drops trailing NUL bytes, and one sha256 digest in 256 ends with one
+                self._vectors[bytes(key).ljust(32, b"\x00")] = vector
+            self._shards_read.add(str(shard))
 
     def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -59,7 +92,7 @@ class EmbeddingStore:
         try:
             np.savez(tmp, keys=np.array(keys, dtype="S32"), vectors=vectors.astype(np.float32))
             os.replace(tmp, self.directory / name)
-            self._shards_read.add(name)
+            self._shards_read.add(str(self.directory / name))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -75,6 +108,8 @@ class EmbeddingStore:
                 missing[key] = text
         if missing:
             self._encode_missing(list(missing.keys()), list(missing.values()), encode, label)
+        if _EXPORT is not None:
+            _EXPORT.setdefault(self.model_key, {}).update((key, self._vectors[key]) for key in keys)
         return np.stack([self._vectors[key] for key in keys]).astype(np.float32)
 
     def _encode_missing(self, keys: list[bytes], texts: list[str], encode: Callable[[list[str]], np.ndarray],
