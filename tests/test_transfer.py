@@ -123,12 +123,14 @@ def test_no_researcher_endpoint_or_tool_names_or_serves_a_transfer_task(campaign
 def test_autow2s_transfer_adds_tasks_to_a_finished_run_without_redoing_any(campaign_run: Path, tmp_path: Path) -> None:
     run = copy_run(campaign_run, tmp_path / "run")
     before = {row[0]: row[1:] for row in _db(run, "SELECT id, snapshot_id, task, finished_at FROM transfer_runs")}
+    researchers = json.loads((run / "state.json").read_text())["researchers"]
     env = os.environ | {"COLUMNS": "100"}
     result = subprocess.run([sys.executable, "-m", "autow2s", "transfer", str(run), "--tasks", "synth-pairwise",
                              "--top", "1"], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     after = {row[0]: row[1:] for row in _db(run, "SELECT id, snapshot_id, task, finished_at FROM transfer_runs")}
     assert all(after[run_id] == row for run_id, row in before.items())  # the campaign's own runs were reused
+    assert json.loads((run / "state.json").read_text())["researchers"] == researchers  # their records kept whole
     added = [row for run_id, row in after.items() if run_id not in before]
     assert {task for _, task, _ in added} == {"synth-pairwise"} and len(added) == 2  # the best method and vanilla
     board = json.loads((run / "leaderboard.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -251,10 +252,12 @@ class Campaign:
                 (self.paths.root / "lab.url").unlink(missing_ok=True)
 
     def _restore_statuses(self) -> None:
+        """Every researcher's saved status as it is, so a later persist() writes it back unchanged."""
+        fields = {f.name for f in dataclasses.fields(ResearcherStatus) if not f.name.startswith("_")}
         for name, saved in self.state.researchers.items():
-            self.statuses[name] = ResearcherStatus(
-                name=name, kind=saved.get("kind", "?"), direction=saved.get("direction", ""),
-                verifications=normalise_verifications(saved.get("verifications", {}), self.task_names[0]))
+            known = {key: value for key, value in saved.items() if key in fields}
+            known["verifications"] = normalise_verifications(saved.get("verifications", {}), self.task_names[0])
+            self.statuses[name] = ResearcherStatus(**known)
 
     def _write_report(self) -> None:
         """The static report; a convenience that must never fail a finished campaign."""
