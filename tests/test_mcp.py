@@ -181,3 +181,106 @@ def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Pat
     assert set(others) == {run / "workspaces" / OTHER, run / "workspaces" / "claude-code-1"}
     with pytest.raises(AutoW2SError, match="letters, digits"):
         ResearcherTools(run, "../search-2")
+
+
+# -- the agent-sdk researcher, end to end: the real Claude Code CLI against a local Messages server ----------------
+
+def _sse(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+
+
+def _turn(body: dict[str, Any], script: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The streamed reply: the script's step for the number of tool results so far (extra requests get the same)."""
+    done = sum(1 for message in body.get("messages", []) if isinstance(message.get("content"), list)
+               for block in message["content"] if block.get("type") == "tool_result")
+    step = script[min(done, len(script) - 1)]
+    blocks = ([{"type": "text", "text": step}] if isinstance(step, str)
+              else [{"type": "tool_use", "id": f"toolu_{done}_{i}", "name": name, "input": args}
+                    for i, (name, args) in enumerate(step)])
+    start = {"id": f"msg_{done}", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
+             "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1000, "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            opened, delta = dict(block, text=""), {"type": "text_delta", "text": block["text"]}
+        else:
+            opened, delta = dict(block, input={}), {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        events += [("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}),
+                   ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
+                   ("content_block_stop", {"type": "content_block_stop", "index": index})]
+    stop = "end_turn" if isinstance(step, str) else "tool_use"
+    return events + [("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                                        "usage": {"output_tokens": 100}}), ("message_stop", {"type": "message_stop"})]
+
+
+def _streaming_anthropic(script: list[Any], requests: list[dict[str, Any]]) -> Any:
+    """A loopback server speaking the streamed Anthropic Messages protocol, as Claude Code uses it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if "/v1/messages" in self.path and "count_tokens" not in self.path:
+                requests.append(body)
+                data, kind = _sse(_turn(body, script)), "text/event-stream"
+            else:
+                data, kind = json.dumps({"input_tokens": 1000}).encode(), "application/json"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tmp_path: Path,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("claude_agent_sdk", reason="pip install 'autow2s[agent-sdk]'")
+    from autow2s.campaign.researchers import make_step
+    from autow2s.researchers.accounting import Ledger, load_prices
+    from autow2s.researchers.agent_sdk import ALLOWED_TOOLS
+    from autow2s.researchers.directions import assign_directions, load_directions
+    from autow2s.researchers.mcp_server import ResearcherTools
+
+    run = _run_copy(campaign_run, tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))  # not the user's ~/.claude
+    script = [[("mcp__autow2s__bash", {"command": "pwd; ls /workspace"})],
+              [("mcp__autow2s__lab_status", {}), ("Bash", {"command": "id"})], "I checked my sandbox and my budget."]
+    requests: list[dict[str, Any]] = []
+    llm = _streaming_anthropic(script, requests)
+    tools = ResearcherTools(run, "agent-sdk-1").start()
+    try:
+        assert tools.wait_ready() is None
+        toolbox = tools._toolbox
+        ledger = Ledger(prices=load_prices(None))
+        researcher_dir = run / "researchers" / "agent-sdk-1"
+        step = make_step("agent-sdk", toolbox, assign_directions(1, load_directions(None))[0], 1, researcher_dir,
+                         ledger, "claude-opus-5-5", f"http://127.0.0.1:{llm.server_address[1]}", None)
+        outcome = step(0)
+    finally:
+        tools.close()
+        llm.shutdown()
+    assert outcome.reason == "end_turn" and outcome.calls_made == 3
+    assert outcome.dollars > 0 and ledger.spent["agent-sdk-1"] == outcome.dollars  # the campaign's ledger pays
+    offered = {tool["name"] for body in requests for tool in body.get("tools", [])}
+    assert set(ALLOWED_TOOLS) <= offered and not offered & {"Bash", "Read", "Write", "Edit", "Glob", "Grep",
+                                                              "WebFetch", "WebSearch"}
+    results = [block for body in requests[-1:] for message in body["messages"] if isinstance(message["content"], list)
+               for block in message["content"] if block.get("type") == "tool_result"]
+    text = json.dumps(results)
+    assert "/workspace" in text and "reference" in text  # bash ran in agent-sdk-1's sandbox
+    assert "evaluations_total" in text  # lab_status with its own token
+    assert sum(1 for block in results if block.get("is_error")) == 1  # the built-in Bash was refused
+    recorded = [json.loads(line) for line in (researcher_dir / "transcript.jsonl").read_text().splitlines()]
+    assert [entry["tool"] for entry in recorded if "tool" in entry] == ["bash", "lab_status", "Bash"]
+    assert not any(TRANSFER_TASK in json.dumps(body) for body in requests)

@@ -69,13 +69,17 @@ class CampaignConfig:
 
 
 def parse_researchers(spec: str) -> tuple[tuple[str, int], ...]:
-    """'search:4', 'claude:9', 'search:2,openai:1' -> ((kind, count), ...)."""
+    """'search:4', 'claude:9', 'search:2,openai:1', 'agent-sdk:2' -> ((kind, count), ...)."""
     out = []
     for part in spec.split(","):
         kind, _, count = part.strip().partition(":")
-        if kind not in ("search", "random", "claude", "openai", "replay"):
-            raise AutoW2SError(f"--researchers: unknown kind {kind!r}; use search, random, claude, openai or replay "
-                               "(e.g. search:4 or claude:2,search:2)")
+        if kind not in ("search", "random", "claude", "openai", "replay", "agent-sdk"):
+            raise AutoW2SError(f"--researchers: unknown kind {kind!r}; use search, random, claude, openai, agent-sdk "
+                               "or replay (e.g. search:4 or claude:2,search:2)")
+        if kind == "agent-sdk":
+            from autow2s.researchers.agent_sdk import require_sdk
+
+            require_sdk()  # say what to install now, not when the campaign starts its researchers
         try:
             n = int(count or "1")
         except ValueError:
