@@ -8,6 +8,7 @@ answered as tool errors, and no word of the held-out transfer task.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -284,3 +285,14 @@ def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tm
     recorded = [json.loads(line) for line in (researcher_dir / "transcript.jsonl").read_text().splitlines()]
     assert [entry["tool"] for entry in recorded if "tool" in entry] == ["bash", "lab_status", "Bash"]
     assert not any(TRANSFER_TASK in json.dumps(body) for body in requests)
+
+
+def test_agent_sdk_kind_says_what_to_install_when_the_sdk_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autow2s.campaign.state import parse_researchers
+    from autow2s.errors import AutoW2SError
+
+    if importlib.util.find_spec("claude_agent_sdk") is not None:
+        assert parse_researchers("agent-sdk:2,search:1") == (("agent-sdk", 2), ("search", 1))
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # as if it were not installed
+    with pytest.raises(AutoW2SError, match=r"pip install 'autow2s\[agent-sdk\]'"):
+        parse_researchers("agent-sdk:1")

@@ -13,6 +13,7 @@ answer the handshake. A tool call waits for it.
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import traceback
 from pathlib import Path
@@ -185,6 +186,9 @@ def mcp_command(
         raise typer.Exit(code=2) from None
     tools.start()
     server = build_server(tools.call)
+    # SIGTERM (how harnesses stop a server; uvicorn re-raises it after its graceful shutdown) becomes a normal
+    # exit, so the `finally` below stops the lab this server started and removes its lab.url.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if transport == "stdio":
             serve_stdio(server)
@@ -195,3 +199,7 @@ def mcp_command(
     finally:
         tools.close()
 
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
