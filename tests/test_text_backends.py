@@ -114,22 +114,28 @@ def test_a_key_ending_in_a_nul_byte_survives_the_round_trip_through_a_shard(cach
     assert key in fresh._vectors
 
 
-def test_a_prepared_text_view_carries_its_vectors_so_jobs_encode_nothing(cache_dir, small_task, tmp_path,
-                                                                         monkeypatch):
-    from autow2s.testbed.methods.registry import load_method
-    from autow2s.testbed.models.text import embed_cache
-    from autow2s.testbed.prepare import prepare_task
-    from autow2s.testbed.public_run import predict_public
+def test_a_prepared_text_view_carries_its_vectors_so_sandboxed_jobs_encode_nothing(cache_dir, small_task, tmp_path):
+    from sandbox_helpers import AUTOW2S, make_workspace, run_command
 
+    from autow2s.sandbox import SandboxConfig, SandboxUnavailableError, require_sandbox
+    from autow2s.testbed.prepare import prepare_task
+
+    try:
+        require_sandbox()
+    except SandboxUnavailableError as exc:
+        pytest.skip(str(exc))
     out = prepare_task(small_task, tmp_path / "task")
     assert list((out["public"] / "features").rglob("shard-*.npz"))
     for view in ("pos", "neg"):  # a null view must look like the real one, vectors included
         assert list((out["null"] / view / "features").rglob("shard-*.npz"))
-    # A job's own cache starts empty (its workspace); the view's vectors must be enough.
-    monkeypatch.setenv("AUTOW2S_CACHE_DIR", str(tmp_path / "job-cache"))
-    monkeypatch.setattr(embed_cache, "_STORES", {})
-    monkeypatch.setattr(embed_cache, "READONLY_ROOTS", [])
-    monkeypatch.setattr(encoder_module, "load_sentence_encoder",
-                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a job re-encoded a public text")))
-    _, predictions = predict_public(out["public"], load_method("vanilla"), 1)
-    assert len(predictions) == len(small_task.split("test"))
+    for path in (tmp_path, tmp_path / "task"):
+        path.chmod(0o755)
+    # The job's own cache (in its workspace) starts empty, and it runs as its own uid: the view's vectors,
+    # readable to it, must be enough; a re-encoded text would land in the workspace's cache.
+    workspace = make_workspace(tmp_path)
+    ran = run_command(SandboxConfig(workspace=workspace, task_data=out["public"]),
+                      [AUTOW2S, "predict", "--public", "/task", "--method", "vanilla", "--seed", "1",
+                       "--out", "/workspace/p.json"])
+    assert ran.result.ok, ran.stderr
+    assert (workspace / "p.json").is_file()
+    assert not list(workspace.rglob("shard-*.npz")), "the job re-encoded texts its view already carried"

@@ -91,6 +91,7 @@ class EmbeddingStore:
         os.close(handle)
         try:
             np.savez(tmp, keys=np.array(keys, dtype="S32"), vectors=vectors.astype(np.float32))
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a task view's vectors from jobs run as their own uid
             os.replace(tmp, self.directory / name)
             self._shards_read.add(str(self.directory / name))
         finally:
