@@ -171,7 +171,8 @@ def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:  
     assert not (run / "lab.url").exists()
 
 
-def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path,  # noqa: F811
+                                                               tmp_path: Path) -> None:
     from autow2s.campaign.runner import Campaign
     from autow2s.errors import AutoW2SError
     from autow2s.researchers.mcp_server import ResearcherTools
@@ -199,13 +200,15 @@ def _turn(body: dict[str, Any], script: list[Any]) -> list[tuple[str, dict[str, 
               else [{"type": "tool_use", "id": f"toolu_{done}_{i}", "name": name, "input": args}
                     for i, (name, args) in enumerate(step)])
     start = {"id": f"msg_{done}", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-             "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1000, "output_tokens": 1}}
+             "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {"input_tokens": 1000, "output_tokens": 1}}
     events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(blocks):
         if block["type"] == "text":
             opened, delta = dict(block, text=""), {"type": "text_delta", "text": block["text"]}
         else:
-            opened, delta = dict(block, input={}), {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            opened = dict(block, input={})
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
         events += [("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}),
                    ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
                    ("content_block_stop", {"type": "content_block_stop", "index": index})]

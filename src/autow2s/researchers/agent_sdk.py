@@ -68,7 +68,8 @@ class AgentSDKResearcher:
 
     def limits(self) -> PromptLimits:
         """What the prompts say of budgets and limits: the claude researcher's own reading of them."""
-        return LLMPolicy(chat=None, ledger=self.ledger, max_turns=self.max_turns)._limits(self.toolbox)  # type: ignore[arg-type]
+        policy = LLMPolicy(chat=None, ledger=self.ledger, max_turns=self.max_turns)  # type: ignore[arg-type]
+        return policy._limits(self.toolbox)
 
     def options(self, limits: PromptLimits) -> Any:
         """Only our tools (as MCP server "autow2s"), none of the SDK's, and none of the user's Claude settings."""
@@ -87,7 +88,10 @@ class AgentSDKResearcher:
 
     async def _iteration(self, iteration: int) -> IterationOutcome:
         toolbox = self.toolbox
-        notebook = toolbox.notebook_path.read_text(errors="replace") if toolbox.notebook_path.exists() else ""
+        try:
+            notebook = toolbox.notebook_path.read_text(errors="replace") if toolbox.notebook_path.exists() else ""
+        except OSError as exc:
+            notebook = f"(your notebook could not be read: {exc})"
         limits = self.limits()
         options, prompt = self.options(limits), user_prompt(iteration, notebook, limits)
         seen: dict[str, Any] = {"calls": 0, "result": None}
@@ -132,7 +136,8 @@ class AgentSDKResearcher:
 
     def _charge(self, result: Any) -> float:
         usage = result.usage or {}
-        spent = Usage(input_tokens=int(usage.get("input_tokens") or 0), output_tokens=int(usage.get("output_tokens") or 0),
+        spent = Usage(input_tokens=int(usage.get("input_tokens") or 0),
+                      output_tokens=int(usage.get("output_tokens") or 0),
                       cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
                       cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0))
         return self.ledger.charge(self.toolbox.name, self.model, spent)
