@@ -231,12 +231,6 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
         agent = AgentSDKResearcher(toolbox=toolbox, direction=direction, ledger=ledger, researcher_dir=researcher_dir,
                                    model=model or DEFAULT_CLAUDE_MODEL, base_url=base_url)
         return agent.step
-    if kind == "agent-sdk":
-        from autow2s.researchers.agent_sdk import AgentSDKResearcher
-
-        agent = AgentSDKResearcher(toolbox=toolbox, direction=direction, ledger=ledger, researcher_dir=researcher_dir,
-                                   model=model or DEFAULT_CLAUDE_MODEL, base_url=base_url)
-        return agent.step
     from autow2s.researchers.chat import AnthropicChat, OpenAIChat
     from autow2s.researchers.llm_policy import LLMPolicy
 
