@@ -213,8 +213,9 @@ def prepare(
 def predict(
     public: Path = typer.Option(..., "--public", help="a public task view written by `autow2s prepare`"),
     method: str = typer.Option(..., "--method", help="method name or method directory"),
-    seed: int = typer.Option(42, "--seed"),
-    out: Path = typer.Option(..., "--out", help="where to write {ids, predictions} as JSON"),
+    seeds: list[int] = typer.Option([42], "--seed", help="a seed; repeat it to run several in one process"),
+    out: str = typer.Option(..., "--out", help="where to write {ids, predictions} as JSON; with several seeds "
+                            "it must contain {seed}"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
     train_fraction: float = typer.Option(1.0, "--train-fraction", min=0.01, max=1.0,
                                          help="train on a seeded fraction of train_unlabel (quick runs)"),
@@ -225,11 +226,16 @@ def predict(
         from autow2s.testbed.methods.registry import load_method
         from autow2s.testbed.public_run import predict_public
 
-        ids, predictions = predict_public(public, load_method(method), seed, ExperimentSettings(device=device),
-                                          train_fraction=train_fraction)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"ids": ids, "predictions": predictions.tolist()}) + "\n")
-        console.print(f"{len(ids)} test predictions written to {out}")
+        if len(seeds) > 1 and "{seed}" not in out:
+            raise AutoW2SError(f"--out {out}: with {len(seeds)} seeds it must contain {{seed}}, e.g. preds-{{seed}}.json")
+        loaded = load_method(method)
+        for seed in seeds:  # one process for every seed: the lab's verified runs start torch once, not per seed
+            ids, predictions = predict_public(public, loaded, seed, ExperimentSettings(device=device),
+                                              train_fraction=train_fraction)
+            path = Path(out.replace("{seed}", str(seed)))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"ids": ids, "predictions": predictions.tolist()}) + "\n")
+            console.print(f"{len(ids)} test predictions written to {path}")
 
     _guarded(body)
 

@@ -60,28 +60,31 @@ class SandboxedRunner:
         self.unsafe_no_sandbox = unsafe_no_sandbox
 
     def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
+        """All seeds in one sandboxed job (torch starts once), its wall limit scaled by the number of seeds."""
         import os
         import shutil
+        from dataclasses import replace
 
         from autow2s.sandbox import SandboxConfig, run_sandboxed
 
-        predictions = []
         with tempfile.TemporaryDirectory(prefix="autow2s-verify-job-") as tmp, \
                 tempfile.TemporaryDirectory(prefix="autow2s-verify-view-") as view_tmp:
             workspace = Path(tmp)
             shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
             task_data = neutral_copy(public_dir, Path(view_tmp))
-            config = SandboxConfig(workspace=workspace, task_data=task_data, limits=self.limits,
+            limits = replace(self.limits, wall_seconds=self.limits.wall_seconds * len(seeds))
+            config = SandboxConfig(workspace=workspace, task_data=task_data, limits=limits,
                                    hidden=self.hidden, unsafe_no_sandbox=self.unsafe_no_sandbox)
+            errors: list[bytes] = []
+            argv = ["autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
+                    *[arg for seed in seeds for arg in ("--seed", str(seed))],
+                    "--out", "{workspace}/predictions-{seed}.json"]
+            result = run_sandboxed(config, argv, stdout=lambda data: None, stderr=errors.append)
+            if not result.ok:
+                tail = b"".join(errors).decode(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"seeds {', '.join(map(str, seeds))}: {result.message}: {' | '.join(tail)}"[:1000])
+            predictions = []
             for seed in seeds:
-                errors: list[bytes] = []
-                result = run_sandboxed(config, ["autow2s", "predict", "--public", "{task_data}", "--method",
-                                                "{workspace}/method", "--seed", str(seed),
-                                                "--out", f"{{workspace}}/predictions-{seed}.json"],
-                                       stdout=lambda data: None, stderr=errors.append)
-                if not result.ok:
-                    tail = b"".join(errors).decode(errors="replace").strip().splitlines()[-3:]
-                    raise RuntimeError(f"seed {seed}: {result.message}: {' | '.join(tail)}"[:1000])
                 fd = os.open(workspace / f"predictions-{seed}.json", os.O_RDONLY | os.O_NOFOLLOW)
                 with os.fdopen(fd) as handle:
                     predictions.append(np.asarray(json.load(handle)["predictions"], dtype=np.float64))
