@@ -79,7 +79,7 @@ def main() -> None:
         n = sum(r["n"] or 0 for r in rows)
         print(f"| {config} | {_median([r['research'] for r in rows])} ({_each([r['research'] for r in rows])}) | "
               f"{_median([r['transfer'] for r in rows])} ({_each([r['transfer'] for r in rows])}) | "
-              f"{k}/{n} ({', '.join(f'{r['k']}/{r['n']}' for r in rows)}) | "
+              f"{k}/{n} ({', '.join(str(r['k']) + '/' + str(r['n']) for r in rows)}) | "
               f"{_median([r['vanilla_research'] for r in rows])} | {_median([r['vanilla_transfer'] for r in rows])} |")
     import matplotlib
 
