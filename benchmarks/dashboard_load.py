@@ -25,12 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the reusable server fixture lives with the tests
 
-from lab_helpers import prepare_tasks, start_lab  # noqa: E402
 from sqlalchemy import create_engine, insert, select  # noqa: E402
 
-from autow2s.lab.models import (AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot,  # noqa: E402
-                                VerifyRun, Vote)
+from autow2s.lab.models import AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot, VerifyRun, Vote  # noqa: E402
 from autow2s.lab.search import SqliteFts5Search  # noqa: E402
+from lab_helpers import prepare_tasks, start_lab  # noqa: E402
 
 TASK, N_TEST = "bench", 2000
 N_RESEARCHERS, N_EVALUATIONS, N_FINDINGS, N_SNAPSHOTS, N_VERIFIED = 8, 10_000, 1_000, 500, 100

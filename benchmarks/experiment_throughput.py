@@ -67,8 +67,8 @@ def main() -> None:
               file=sys.stderr)
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds", "process_seconds", "peak_rss_mib")}
            for k, v in rows.items()}
-    print(f"| run | median wall (in process) | median wall (with interpreter start) | median peak RSS |")
-    print(f"|---|---|---|---|")
+    print("| run | median wall (in process) | median wall (with interpreter start) | median peak RSS |")
+    print("|---|---|---|---|")
     for k, v in med.items():
         print(f"| {k} | {v['seconds']:.2f} s | {v['process_seconds']:.2f} s | {v['peak_rss_mib']:.0f} MiB |")
     print(f"\nwarm/cold speed-up: {med['cold']['seconds'] / med['warm']['seconds']:.1f}x (in process); "

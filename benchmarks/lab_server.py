@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the reusable server fixture lives with the tests
 
-from lab_helpers import prepare_tasks, start_lab  # noqa: E402
-
 from autow2s.lab.loadgen import evaluation_bodies, run_load  # noqa: E402
+from lab_helpers import prepare_tasks, start_lab  # noqa: E402
 
 N_TEST = 2000
 LEVELS = {1: 400, 8: 1200, 32: 1600}  # clients -> evaluations per run

@@ -20,12 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lab_helpers import start_lab  # noqa: E402
-from test_lab_snapshots import make_tarball, upload  # noqa: E402
-
-from autow2s.testbed.cache import ArtifactCache  # noqa: E402
-from autow2s.testbed.prepare import prepare_task  # noqa: E402
-from autow2s.testbed.tasks.registry import resolve_task  # noqa: E402
+from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.prepare import prepare_task
+from autow2s.testbed.tasks.registry import resolve_task
+from lab_helpers import start_lab
+from test_lab_snapshots import make_tarball, upload
 
 VANILLA = b"from autow2s.testbed.methods.registry import load_method\n\ndef run(ctx):\n" \
           b"    return load_method('vanilla').run(ctx)\n"
@@ -70,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("off", "on"):
                 times[mode].append(_timed_verify(clients[mode], _snapshot(clients[mode], index)))
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
-    print(f"verify, check off: median {off:.1f} s  {['%.1f' % t for t in times['off']]}")
-    print(f"verify, check on:  median {on:.1f} s  {['%.1f' % t for t in times['on']]}")
+    print(f"verify, check off: median {off:.1f} s  {[f'{t:.1f}' for t in times['off']]}")
+    print(f"verify, check on:  median {on:.1f} s  {[f'{t:.1f}' for t in times['on']]}")
     print(f"ratio on/off: {on / off:.2f}x (goal <= 2.2x)")
     return 0
 

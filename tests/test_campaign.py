@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import campaign_run  # noqa: F401 - the session's finished campaign
-
 from autow2s.campaign.state import parse_researchers
 from autow2s.errors import AutoW2SError
+from web_helpers import campaign_run  # noqa: F401 - the session's finished campaign
 
 
 def _run(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:

@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from starlette.requests import Request
-from web_helpers import (browser, campaign_run, dashboard, dashboard_token, page, run_dir,  # noqa: F401 - fixtures
-                         screenshots, shoot)
-
-from test_report import add_transfer_runs, verified_snapshots
 
 from autow2s.lab.web import guard
+from test_report import add_transfer_runs, verified_snapshots
+from web_helpers import browser, campaign_run, dashboard, dashboard_token, page, run_dir, screenshots, shoot  # noqa: F401 - fixtures
 
 
 def _task(run: Path) -> str:

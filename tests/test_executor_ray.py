@@ -12,14 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from autow2s.executor import JobSpec, JobStatus
-from sandbox_helpers import (Prepared, free_port, kill_ray_cluster, make_workspace, pids_with_token,  # noqa: F401
-                             prepared, wait_until)
+from sandbox_helpers import Prepared, free_port, kill_ray_cluster, make_workspace, pids_with_token, prepared, wait_until  # noqa: F401
 
 ray = pytest.importorskip("ray")
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
-from test_lab_snapshots import make_tarball, upload
-from test_lab_verify import wait_for
 
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.prepare import prepare_task
 from autow2s.testbed.tasks.registry import resolve_task
+from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
+from test_lab_snapshots import make_tarball, upload
+from test_lab_verify import wait_for
 
 AUTOW2S = str(Path(sys.executable).parent / "autow2s")
 

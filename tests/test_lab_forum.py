@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 
 

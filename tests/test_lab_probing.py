@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
 
 ATTACK = Path(__file__).resolve().parents[1] / "scripts" / "flip_attack.py"

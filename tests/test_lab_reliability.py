@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 
 from autow2s.lab.loadgen import LoadResult, evaluation_bodies, run_load
+from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 
 CLIENTS = 32
 PER_CLIENT = 25

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
 
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.tasks.loader import load_task_dir
 from autow2s.testbed.teachers import ceiling_probs
+from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
 
 V1_KEYS = {"evaluation_id", "task", "dev_accuracy", "dev_pgr", "n_scored", "budget_left", "rate_left", "flags", "note",
            "identical_to_evaluation"}
@@ -52,7 +52,7 @@ def test_baselines_are_the_testbeds(lab, lab_data: Path) -> None:
 def test_evaluate_scores_dev_only_and_returns_no_labels(lab, lab_data: Path) -> None:
     token = lab.create_researcher("scorer")
     client = lab.client(token)
-    rows, dev, holdout = read_labels(lab_data / "mini")
+    rows, dev, _holdout = read_labels(lab_data / "mini")
     # Right on every dev item, wrong on every holdout item: a dev-only scorer reports ~1.0.
     predictions = [float(bool(r["label"])) if r["id"] in dev else float(not r["label"]) for r in rows]
     response = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions})

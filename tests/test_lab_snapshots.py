@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 
 METHOD = b'"""Vanilla, as a snapshot."""\n\ndef run(ctx):\n    return ctx.weak_soft_labels("test")\n'

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
-from test_lab_snapshots import make_tarball, upload
 
 from autow2s.testbed.methods.registry import load_method
 from autow2s.testbed.metrics import pgr
 from autow2s.testbed.public_run import predict_public
+from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
+from test_lab_snapshots import make_tarball, upload
 
 STUDENT = b'''"""A strong student on the weak soft labels."""
 
@@ -57,7 +57,7 @@ def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab, lab_data: Pat
 
     # The lab's holdout PGR is the testbed's, recomputed here from the same seeds and the lab view.
     tasks = {t["name"]: t for t in client.get("/api/v1/tasks").json()}
-    rows, dev, holdout = read_labels(lab_data / "mini")
+    rows, dev, _holdout = read_labels(lab_data / "mini")
     (tmp_path / "student").mkdir()
     (tmp_path / "student" / "method.py").write_bytes(STUDENT)
     method = load_method(str(tmp_path / "student"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def every_tool_script() -> list:
 
 
 @pytest.fixture()
-def toolbox(lab_data: Path, tmp_path: Path) -> Iterator[ToolBox]:  # noqa: F811
+def toolbox(lab_data: Path, tmp_path: Path) -> Iterator[ToolBox]:
     with start_lab(lab_data, tmp_path / "state") as lab, LocalExecutor(tmp_path / "jobs") as executor:
         token = lab.create_researcher("llm-1")
         workspace = tmp_path / "workspace"

@@ -80,7 +80,7 @@ def test_task_json_problems_are_explained(tmp_path: Path) -> None:
     with pytest.raises(TaskFormatError, match="'kind' must be one of binary, pairwise, features"):
         load_task_dir(task_dir)
     (task_dir / "task.json").unlink()
-    with pytest.raises(TaskFormatError, match="task.json: missing"):
+    with pytest.raises(TaskFormatError, match=r"task\.json: missing"):
         load_task_dir(task_dir)
 
 
@@ -91,7 +91,7 @@ def test_missing_split_and_dimension_mismatch_across_files(tmp_path: Path) -> No
     with pytest.raises(TaskFormatError, match="different length in each split"):
         load_task_dir(task_dir)
     (task_dir / "test.jsonl").unlink()
-    with pytest.raises(TaskFormatError, match="test.jsonl: missing"):
+    with pytest.raises(TaskFormatError, match=r"test\.jsonl: missing"):
         load_task_dir(task_dir)
 
 
@@ -101,5 +101,5 @@ def test_public_view_loads_without_labels(tmp_path: Path) -> None:
     task = load_task_dir(task_dir, require_labels=False)
     assert task.split("test").labels is None
     assert np.isfinite(task.split("train_unlabel").strong).all()
-    with pytest.raises(TaskFormatError, match="train_label.jsonl: missing"):
+    with pytest.raises(TaskFormatError, match=r"train_label\.jsonl: missing"):
         load_task_dir(task_dir)

@@ -22,9 +22,9 @@ from typing import Any
 
 import anyio
 import pytest
-from web_helpers import campaign_run, copy_run  # noqa: F401 - campaign_run is a fixture
 
 from autow2s.researchers.tool_specs import TOOLS
+from web_helpers import campaign_run, copy_run  # noqa: F401 - campaign_run is a fixture
 
 RESEARCHER, OTHER = "search-1", "search-2"
 TRANSFER_TASK = "synth-nonlinear"
@@ -106,7 +106,7 @@ def _check(seen: dict[str, Any], run: Path) -> None:
     assert not any(TRANSFER_TASK in output for output in seen["outputs"])
 
 
-def test_mcp_over_stdio(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_mcp_over_stdio(campaign_run: Path, tmp_path: Path) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -132,7 +132,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
@@ -171,7 +171,7 @@ def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:  
     assert not (run / "lab.url").exists()
 
 
-def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path,  # noqa: F811
+def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path,
                                                                tmp_path: Path) -> None:
     from autow2s.campaign.runner import Campaign
     from autow2s.errors import AutoW2SError
@@ -246,7 +246,7 @@ def _streaming_anthropic(script: list[Any], requests: list[dict[str, Any]]) -> A
     return server
 
 
-def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tmp_path: Path,  # noqa: F811
+def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("claude_agent_sdk", reason="pip install 'autow2s[agent-sdk]'")
     from autow2s.campaign.researchers import make_step

@@ -48,10 +48,10 @@ def test_confident_falls_back_when_the_teacher_is_never_confident(tmp_path) -> N
 
 
 def test_unknown_method_and_method_dir_errors(tmp_path) -> None:
-    with pytest.raises(UnknownNameError, match="known methods: .*vanilla"):
+    with pytest.raises(UnknownNameError, match=r"known methods: .*vanilla"):
         load_method("no-such-method")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AutoW2SError, match="no method.py"):
+    with pytest.raises(AutoW2SError, match=r"no method\.py"):
         load_method(str(tmp_path / "empty"))
     broken = tmp_path / "broken"
     broken.mkdir()

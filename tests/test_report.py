@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from web_helpers import browser, campaign_run, copy_run, screenshots, shoot  # noqa: F401 - fixtures
-
 from autow2s.lab.web.queries import BASELINE_RESEARCHER
+from web_helpers import browser, campaign_run, copy_run, screenshots, shoot  # noqa: F401 - fixtures
 
 
 def _report(*args: str) -> subprocess.CompletedProcess[str]:

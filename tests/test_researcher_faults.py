@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import anthropic
 import pytest
@@ -28,13 +28,13 @@ from toolbox_helpers import toolbox_factory
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:  # noqa: F811
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with start_lab(lab_data, tmp_path_factory.mktemp("faults-lab")) as server:
         yield server
 
 
 @pytest.fixture()
-def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:  # noqa: F811
+def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:
     with toolbox_factory(lab, lab_data, tmp_path) as make:
         yield make
 

@@ -8,8 +8,8 @@ first run, and lab_status shows a researcher its own standing and nothing of any
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,13 +30,13 @@ SEED_TWO_PROBES = """def run(ctx):
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:  # noqa: F811
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with start_lab(lab_data, tmp_path_factory.mktemp("submissions-lab")) as server:
         yield server
 
 
 @pytest.fixture()
-def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:  # noqa: F811
+def make_toolbox(lab: LabServer, lab_data: Path, tmp_path: Path) -> Iterator:
     with toolbox_factory(lab, lab_data, tmp_path) as make:
         yield make
 
@@ -130,7 +130,7 @@ def test_lab_status_shows_only_the_callers_own_rows(make_toolbox, lab: LabServer
 
 
 def test_two_research_tasks_are_run_scored_and_verified_per_task(make_toolbox, lab: LabServer,
-                                                                   lab_data: Path) -> None:  # noqa: F811
+                                                                   lab_data: Path) -> None:
     from autow2s.campaign.researchers import ResearcherStatus, normalise_verifications, on_event
     from autow2s.researchers.directions import BUILTIN_DIRECTIONS
     from autow2s.researchers.prompts import system_prompt

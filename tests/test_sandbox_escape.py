@@ -18,8 +18,7 @@ import pytest
 
 from autow2s.sandbox import Limits, MiB, SandboxConfig
 from autow2s.sandbox.limits import NPROC_MARGIN
-from sandbox_helpers import (Prepared, make_workspace, pids_with_token, prepared, run_command,  # noqa: F401
-                             run_python, wait_until)
+from sandbox_helpers import Prepared, make_workspace, pids_with_token, prepared, run_command, run_python, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 

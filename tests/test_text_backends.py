@@ -115,10 +115,9 @@ def test_a_key_ending_in_a_nul_byte_survives_the_round_trip_through_a_shard(cach
 
 
 def test_a_prepared_text_view_carries_its_vectors_so_sandboxed_jobs_encode_nothing(cache_dir, small_task, tmp_path):
-    from sandbox_helpers import AUTOW2S, make_workspace, run_command
-
     from autow2s.sandbox import SandboxConfig, SandboxUnavailableError, require_sandbox
     from autow2s.testbed.prepare import prepare_task
+    from sandbox_helpers import AUTOW2S, make_workspace, run_command
 
     try:
         require_sandbox()

@@ -75,7 +75,7 @@ def test_renamed_candidates_keep_behaviour_and_change_every_local_name(cache_dir
     problem = code_verify.read_humaneval()[0]
     rng = np.random.default_rng(0)
     found = code_verify.candidates(problem, rng, n_mutants=1, renamings=3)
-    canonical = [shown for kind, shown, _ in found if kind == "canonical"][0]
+    canonical = next(shown for kind, shown, _ in found if kind == "canonical")
     renamed = [(shown, program) for kind, shown, program in found if kind == "canonical-renamed"]
     assert len(renamed) == 2 and all(shown != canonical for shown, _ in renamed)
     assert code_verify.execute_all([program for _, program in renamed], timeout_s=3.0) == ["passed", "passed"]

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 import httpx
-from web_helpers import campaign_run, copy_run, start_dashboard  # noqa: F401 - fixtures
 
 from autow2s.campaign.runner import Campaign
 from autow2s.executor import LocalExecutor
 from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.tool_specs import TOOL_NAMES
 from autow2s.researchers.toolbox import ToolBox
+from web_helpers import campaign_run, copy_run, start_dashboard  # noqa: F401 - fixtures
 
 TRANSFER = "synth-nonlinear"
 UNKNOWN = "no-such-task"

@@ -7,15 +7,15 @@ a directory holding one copy of each task's public view (/task/<name>/ in the sa
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-from lab_helpers import LabServer
+from typing import Any
 
 from autow2s.executor import LocalExecutor
 from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.toolbox import ToolBox
+from lab_helpers import LabServer
 
 
 @contextmanager

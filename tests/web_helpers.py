@@ -15,11 +15,13 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+
 from lab_helpers import LabServer, serve_on_free_port
 
 CHROMIUM = Path("/usr/bin/chromium")

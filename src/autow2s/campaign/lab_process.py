@@ -52,9 +52,9 @@ class LabProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LabProcess":
+    def start(self) -> LabProcess:
         env = dict(os.environ) | {"AUTOW2S_ADMIN_TOKEN": self.admin_token, "PYTHONUNBUFFERED": "1"}
-        for attempt in range(3):
+        for _attempt in range(3):
             self.port = free_port()
             args = [sys.executable, "-m", "autow2s", "serve", "--data", str(self.data_dir), "--port", str(self.port),
                     "--state", str(self.state_dir), "--log-level", "warning", *self.extra_args]

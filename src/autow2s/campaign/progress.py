@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.live import Live
 from rich.table import Table
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from autow2s.campaign.runner import Campaign
 
 
-def progress_table(campaign: "Campaign", workers: list["ResearcherWorker"]) -> Table:
+def progress_table(campaign: Campaign, workers: list[ResearcherWorker]) -> Table:
     budget = campaign.config.budget_s
     table = Table(title=f"campaign on {', '.join(campaign.task_names)} · {campaign.state.elapsed_s:.0f}/{budget:.0f} s · "
                         f"${campaign.ledger.total():.2f} spent")
@@ -29,7 +30,7 @@ def progress_table(campaign: "Campaign", workers: list["ResearcherWorker"]) -> T
 
 
 @contextmanager
-def live_progress(campaign: "Campaign", workers: list["ResearcherWorker"]) -> Iterator[Callable[[], Any]]:
+def live_progress(campaign: Campaign, workers: list[ResearcherWorker]) -> Iterator[Callable[[], Any]]:
     with Live(progress_table(campaign, workers), console=campaign.console, refresh_per_second=2,
               transient=False) as live:
         yield lambda: live.update(progress_table(campaign, workers))

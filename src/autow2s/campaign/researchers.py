@@ -6,9 +6,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autow2s.errors import AutoW2SError, ProviderRejected
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger

@@ -13,8 +13,13 @@ from rich.console import Console
 
 from autow2s.campaign.lab_process import LabProcess, new_admin_token
 from autow2s.campaign.progress import live_progress
-from autow2s.campaign.researchers import (ResearcherStatus, ResearcherWorker, make_step, normalise_verifications,
-                                          on_event)
+from autow2s.campaign.researchers import (
+    ResearcherStatus,
+    ResearcherWorker,
+    make_step,
+    normalise_verifications,
+    on_event,
+)
 from autow2s.campaign.state import CampaignConfig, RunDir, RunState, write_json_atomic
 from autow2s.campaign.verify import final_verification
 from autow2s.errors import AutoW2SError
@@ -42,7 +47,7 @@ class Campaign:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> "Campaign":
+    def create(cls, run_dir: Path, config: CampaignConfig, console: Console | None = None) -> Campaign:
         from autow2s.testbed.tasks.registry import TASKS, check_research_task
         from autow2s.testbed.tasks.suites import check_disjoint
 
@@ -68,7 +73,7 @@ class Campaign:
         return cls(run_dir, config, console)
 
     @classmethod
-    def resume(cls, run_dir: Path, console: Console | None = None) -> "Campaign":
+    def resume(cls, run_dir: Path, console: Console | None = None) -> Campaign:
         paths = RunDir(run_dir)
         return cls(run_dir, paths.load_config(), console)
 
@@ -134,7 +139,7 @@ class Campaign:
         self.paths.save_secrets(secrets)
         # Two verify workers: the final step's runs (each with its null-supervisor repeat) come after research,
         # when the cores are free.
-        extra = ("--budget-rate", str(self.config.eval_rate), "--verify-rate", str(self.config.verify_rate),
+        extra: tuple[str, ...] = ("--budget-rate", str(self.config.eval_rate), "--verify-rate", str(self.config.verify_rate),
                  "--verify-workers", "2")
         if self.config.eval_budget is not None:
             extra += ("--budget-total", str(self.config.eval_budget))

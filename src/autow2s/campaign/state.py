@@ -58,7 +58,7 @@ class CampaignConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CampaignConfig":
+    def from_json(cls, data: dict[str, Any]) -> CampaignConfig:
         data = dict(data)
         data["researchers"] = tuple((kind, int(n)) for kind, n in data["researchers"])
         if "task" in data:  # run directories before research suites had one task and no transfer
@@ -103,7 +103,7 @@ class RunState:
     transfer_ids: dict[str, int] = field(default_factory=dict)  # "<snapshot>:<task>" -> transfer run id
 
     @classmethod
-    def load(cls, path: Path) -> "RunState":
+    def load(cls, path: Path) -> RunState:
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE, supervised
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE
+from autow2s.lab.leaderboard import supervised
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.testbed.methods.composed import Recipe, render_method
 
@@ -34,7 +35,7 @@ def _wait(client: LabClient, verify_ids: list[int], timeout: float) -> dict[int,
     return done
 
 
-def _best_candidates(campaign: "Campaign", k: int) -> list[tuple[str, str, float]]:
+def _best_candidates(campaign: Campaign, k: int) -> list[tuple[str, str, float]]:
     """(researcher, snapshot_id, dev score) of each researcher's best snapshotted trial, best first."""
     best: dict[str, tuple[str, str, float]] = {}
     for name in campaign.statuses:
@@ -48,7 +49,7 @@ def _best_candidates(campaign: "Campaign", k: int) -> list[tuple[str, str, float
     return sorted(best.values(), key=lambda row: -row[2])[:k]
 
 
-def _baseline_snapshot(campaign: "Campaign", client: LabClient) -> str:
+def _baseline_snapshot(campaign: Campaign, client: LabClient) -> str:
     """The vanilla method, saved once under the baseline researcher (kept in state for a resume)."""
     if campaign.state.baseline_snapshot is None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +83,7 @@ def _retry_after(exc: LabError) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def final_verification(campaign: "Campaign", lab_url: str, secrets: dict[str, Any],
+def final_verification(campaign: Campaign, lab_url: str, secrets: dict[str, Any],
                        admin: LabClient) -> dict[str, Any]:
     """Verify the best snapshots and vanilla on every research task, then run them unchanged on each transfer
     task. Every request is recorded before it is awaited, and the lab answers a repeated request with the
@@ -127,7 +128,7 @@ def final_verification(campaign: "Campaign", lab_url: str, secrets: dict[str, An
     return board
 
 
-def request_transfers(campaign: "Campaign", admin: LabClient, snapshots: list[str]) -> None:
+def request_transfers(campaign: Campaign, admin: LabClient, snapshots: list[str]) -> None:
     """Run each snapshot unchanged on every transfer task (admin-only runs), and wait for them.
 
     Each run's id is saved in state.json as soon as the lab accepts it, and the lab answers a repeated
@@ -166,7 +167,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
 
 
-def board_from_lab(campaign: "Campaign", admin: LabClient) -> dict[str, Any]:
+def board_from_lab(campaign: Campaign, admin: LabClient) -> dict[str, Any]:
     """leaderboard.json: research PGR (the mean over research tasks) with per-task figures, and transfer."""
     tasks = list(campaign.task_names)
     overview = admin.transfer_overview()

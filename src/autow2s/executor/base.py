@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from autow2s.errors import AutoW2SError
 from autow2s.sandbox.limits import Limits
@@ -112,7 +112,7 @@ class Executor(ABC):
     def shutdown(self) -> None:
         """Cancel what is left and release the workers."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -77,7 +77,7 @@ def _principal(request: Request, credentials: HTTPAuthorizationCredentials | Non
         raise APIError(401, "missing token: send 'Authorization: Bearer <token>' (or use /r/<token>/... in the path); "
                        "the lab admin creates researcher tokens", field="Authorization", outcome="unauthorized",
                        headers={"WWW-Authenticate": "Bearer"})
-    principal = request.app.state.lab.tokens.lookup(credentials.credentials)
+    principal: Principal | None = request.app.state.lab.tokens.lookup(credentials.credentials)
     if principal is None:
         raise APIError(401, "unknown token: check the token the lab admin gave you", field="Authorization",
                        outcome="unauthorized", headers={"WWW-Authenticate": "Bearer"})

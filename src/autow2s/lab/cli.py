@@ -5,22 +5,25 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # the settings module pulls in pydantic; `autow2s --help` must stay light
+    from autow2s.lab.settings import LabSettings
 
 
 def serve(
     data: Path = typer.Option(..., "--data", help="the folder `autow2s prepare` wrote (one subfolder per task)"),
-    transfer_data: Optional[Path] = typer.Option(
+    transfer_data: Path | None = typer.Option(
         None, "--transfer-data", help="held-out transfer tasks (prepared like --data): only the admin can run "
         "snapshots on them (POST /api/v1/admin/transfer); researchers cannot see, name or count them"),
     port: int = typer.Option(8600, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless you mean to share the lab"),
-    db: Optional[str] = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
-    state: Optional[Path] = typer.Option(None, "--state", help="state folder: DB and snapshot repo "
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
+    state: Path | None = typer.Option(None, "--state", help="state folder: DB and snapshot repo "
                                          "(default: DATA/.lab-state)"),
-    budget_total: Optional[int] = typer.Option(None, "--budget-total", min=0,
+    budget_total: int | None = typer.Option(None, "--budget-total", min=0,
                                                help="evaluations per researcher per task (default: 7.5% of dev, 20 to 300)"),
     budget_rate: int = typer.Option(30, "--budget-rate", min=1, help="evaluations per researcher per task per minute"),
     verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per task per minute"),
@@ -31,7 +34,7 @@ def serve(
     near_duplicate_fraction: float = typer.Option(0.01, "--near-duplicate-fraction", min=0.0, max=1.0,
                                                   help="refuse submissions this close to an earlier one"),
     near_duplicate_min_items: int = typer.Option(8, "--near-duplicate-min-items", min=0),
-    noise_seed: Optional[int] = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
+    noise_seed: int | None = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
                                            help="verify snapshots without bubblewrap (warns on every job)"),
     dependence_check: str = typer.Option("on", "--dependence-check",
@@ -86,7 +89,7 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...]) -> None:
         logger.propagate = True
 
 
-def run_server(settings, *, host: str, port: int, log_level: str = "info", http: str = "auto",  # noqa: ANN001
+def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = "info", http: str = "auto",
                loop: str = "auto") -> None:
     """One process, one event loop: budgets and the probing history live in it (see docs/lab.md)."""
     import uvicorn

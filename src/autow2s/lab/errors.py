@@ -76,7 +76,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for error in errors[:20]:
         field = field_name(error.get("loc", ()))
         if error.get("type") == "json_invalid":
-            fields.append({"field": "body", "message": f"the body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"})
+            reason = error.get("ctx", {}).get("error", "parse error")
+            fields.append({"field": "body", "message": f"the body is not valid JSON ({reason})"})
         else:
             fields.append({"field": field, "message": str(error.get("msg", "invalid value"))})
     status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422

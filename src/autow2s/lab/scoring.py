@@ -94,7 +94,7 @@ class Scored:
 
 
 def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
 async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],

@@ -87,7 +87,7 @@ def _root_at_method(files: dict[PurePosixPath, bytes]) -> dict[str, bytes]:
 
 
 class SnapshotStore:
-    def __init__(self, repo: Path, settings: "LabSettings") -> None:
+    def __init__(self, repo: Path, settings: LabSettings) -> None:
         self.repo = repo
         self.settings = settings
 

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path as PathParam, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -58,7 +59,7 @@ def _out(run: TransferRun) -> dict[str, Any]:
 async def request_transfer(body: TransferRequest, request: Request,
                            principal: Principal = Depends(admin)) -> dict[str, Any]:
     """Queue a snapshot's run on a transfer task; the same pair again returns the existing run."""
-    lab: "Lab" = request.app.state.lab
+    lab: Lab = request.app.state.lab
     if body.task not in lab.transfer_tasks:
         served = ", ".join(sorted(lab.transfer_tasks)) or "none (start the lab with --transfer-data DIR)"
         raise APIError(404, f"task: {body.task!r} is not a transfer task of this lab; transfer tasks: {served}",
@@ -82,7 +83,7 @@ async def request_transfer(body: TransferRequest, request: Request,
 @router.get("/api/v1/admin/transfer/{transfer_id}")
 def get_transfer(request: Request, transfer_id: Annotated[int, PathParam(ge=1, le=2**62)],
                  principal: Principal = Depends(admin)) -> dict[str, Any]:
-    lab: "Lab" = request.app.state.lab
+    lab: Lab = request.app.state.lab
     with lab.session() as conn:
         run = conn.execute(select(TransferRun).where(TransferRun.id == transfer_id)).scalar_one_or_none()
     if run is None:
@@ -93,12 +94,12 @@ def get_transfer(request: Request, transfer_id: Annotated[int, PathParam(ge=1, l
 @router.get("/api/v1/admin/transfer")
 def transfer_overview(request: Request, principal: Principal = Depends(admin)) -> dict[str, Any]:
     """Every snapshot's research PGR beside its transfer PGR per transfer task (see transfer_table)."""
-    lab: "Lab" = request.app.state.lab
+    lab: Lab = request.app.state.lab
     with lab.session() as session:
         return transfer_table(session, sorted(lab.tasks), sorted(lab.transfer_tasks))
 
 
-def run_transfer(lab: "Lab", run_id: int) -> None:
+def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one queued transfer run in the lab's verify worker (the sandboxed runner)."""
     from autow2s.lab.verify import verified_metrics
 

@@ -12,8 +12,9 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from sqlalchemy import select, update
@@ -171,7 +172,7 @@ def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout
 
 
 class VerifyService:
-    def __init__(self, lab: "Lab", runner: VerifyRunner, *, workers: int = 1) -> None:
+    def __init__(self, lab: Lab, runner: VerifyRunner, *, workers: int = 1) -> None:
         self.lab = lab
         self.runner = runner
         self.workers = workers

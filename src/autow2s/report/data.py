@@ -20,6 +20,7 @@ from autow2s.lab.web import queries
 from autow2s.lab.web.queries import Point
 from autow2s.lab.web.rundir import CampaignView, JobKills, load_campaign
 
+
 @dataclass
 class MethodRow:
     method: str

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
-from autow2s.lab.web.charts import PALETTE, TASK_PALETTE, best_so_far  # noqa: E402
-from autow2s.lab.web.queries import Point  # noqa: E402
-from autow2s.report.data import MethodRow  # noqa: E402
+from autow2s.lab.web.charts import PALETTE, TASK_PALETTE, best_so_far
+from autow2s.lab.web.queries import Point
+from autow2s.report.data import MethodRow
 
 DPI = 110
 

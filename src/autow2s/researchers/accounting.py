@@ -45,7 +45,7 @@ class Usage:
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
 
-    def add(self, other: "Usage") -> None:
+    def add(self, other: Usage) -> None:
         for key in asdict(self):
             setattr(self, key, getattr(self, key) + getattr(other, key))
 

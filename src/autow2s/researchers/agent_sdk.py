@@ -158,4 +158,4 @@ def _record(path: Path, entry: dict[str, Any]) -> None:
         pass  # the transcript is for replay and reading; a full disk must not stop the research
 
 
-__all__ = ["ALLOWED_TOOLS", "AgentSDKResearcher", "BUILTIN_TOOLS", "INSTALL_HINT", "require_sdk"]
+__all__ = ["ALLOWED_TOOLS", "BUILTIN_TOOLS", "INSTALL_HINT", "AgentSDKResearcher", "require_sdk"]

@@ -15,9 +15,10 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from autow2s.errors import ProviderRejected, ProviderUnavailable
 from autow2s.researchers.accounting import Usage

@@ -63,7 +63,7 @@ def task_results(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class ExperimentTools:
     """The run_experiment tool, mixed into ToolBox."""
 
-    def _tool_run_experiment(self: "ToolBox", method_dir: str, seeds: list[int] | None = None,
+    def _tool_run_experiment(self: ToolBox, method_dir: str, seeds: list[int] | None = None,
                              quick: bool = False, tasks: list[str] | None = None) -> Any:
         method = self._path(method_dir)
         if not method.is_dir():
@@ -101,7 +101,7 @@ class ExperimentTools:
         self.on_event("experiment", {**summary, "mean_dev_pgr": None} if partial else summary)
         return summary
 
-    def _one_seed(self: "ToolBox", task: str, rel_method: str, run_id: str, seed: int, quick: bool,
+    def _one_seed(self: ToolBox, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
                   record: ExperimentRecord) -> dict[str, Any]:
         where = f"{task}/" if self.several_tasks else ""
         out = f".runs/{run_id}/{where}seed{seed}.json"

@@ -88,54 +88,67 @@ class LabClient:
             return response.json()
         return response.content
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A call whose answer must be one JSON object; anything else is the lab's bug, said as such."""
+        body = self._call(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise LabError(0, f"{method} {path}: the lab answered {type(body).__name__}, not a JSON object")
+        return body
+
+    def _list(self, method: str, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        body = self._call(method, path, **kwargs)
+        if not isinstance(body, list):
+            raise LabError(0, f"{method} {path}: the lab answered {type(body).__name__}, not a JSON list")
+        return body
+
     # -- scoring ---------------------------------------------------------------------------
     def tasks(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/tasks")
+        return self._list("GET", "/api/v1/tasks")
 
     def evaluate(self, task: str, predictions: list[float], snapshot_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"task": task, "predictions": predictions}
         if snapshot_id:
             body["snapshot_id"] = snapshot_id
-        return self._call("POST", "/api/v1/evaluate", json=body)
+        return self._object("POST", "/api/v1/evaluate", json=body)
 
     def evaluations(self, **params: Any) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/evaluations", params=params)
+        return self._list("GET", "/api/v1/evaluations", params=params)
 
     # -- forum -----------------------------------------------------------------------------
     def share_finding(self, **finding: Any) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/findings", json={k: v for k, v in finding.items() if v is not None})
+        return self._object("POST", "/api/v1/findings", json={k: v for k, v in finding.items() if v is not None})
 
     def search_findings(self, q: str | None = None, sort: str | None = None, limit: int = 20,
                         **filters: Any) -> list[dict[str, Any]]:
         params = {"q": q, "sort": sort, "limit": limit, **filters}
-        return self._call("GET", "/api/v1/findings", params={k: v for k, v in params.items() if v is not None})
+        return self._list("GET", "/api/v1/findings", params={k: v for k, v in params.items() if v is not None})
 
     def read_finding(self, finding_id: int) -> dict[str, Any]:
-        return self._call("GET", f"/api/v1/findings/{int(finding_id)}")
+        return self._object("GET", f"/api/v1/findings/{int(finding_id)}")
 
     def comment(self, finding_id: int, body: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/findings/{int(finding_id)}/comments", json={"body": body})
+        return self._object("POST", f"/api/v1/findings/{int(finding_id)}/comments", json={"body": body})
 
     def vote(self, finding_id: int, value: int) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/findings/{int(finding_id)}/vote", json={"value": value})
+        return self._object("POST", f"/api/v1/findings/{int(finding_id)}/vote", json={"value": value})
 
     # -- snapshots, verification, leaderboard ----------------------------------------------
     def save_snapshot(self, method_dir: Path, name: str, message: str, parent_id: str | None = None) -> dict[str, Any]:
         params = {"name": name, "message": message, **({"parent_id": parent_id} if parent_id else {})}
-        return self._call("POST", "/api/v1/snapshots", params=params, content=pack_method_dir(method_dir),
+        return self._object("POST", "/api/v1/snapshots", params=params, content=pack_method_dir(method_dir),
                           headers={"Content-Type": "application/gzip"})
 
     def download_snapshot(self, snapshot_id: str, dest: Path) -> list[str]:
         return unpack_tarball(self._call("GET", f"/api/v1/snapshots/{snapshot_id}/tarball"), dest)
 
     def snapshots(self, **params: Any) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/snapshots", params=params)
+        return self._list("GET", "/api/v1/snapshots", params=params)
 
     def request_verification(self, snapshot_id: str, task: str) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/verify", json={"snapshot_id": snapshot_id, "task": task})
+        return self._object("POST", "/api/v1/verify", json={"snapshot_id": snapshot_id, "task": task})
 
     def verification(self, verify_id: int) -> dict[str, Any]:
-        return self._call("GET", f"/api/v1/verify/{int(verify_id)}")
+        return self._object("GET", f"/api/v1/verify/{int(verify_id)}")
 
     def wait_verification(self, verify_id: int, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -147,18 +160,18 @@ class LabClient:
 
     def my_status(self, task: str) -> dict[str, Any]:
         """This researcher's evaluations, verified runs, budgets and limits on a task (its own rows only)."""
-        return self._call("GET", "/api/v1/me/status", params={"task": task})
+        return self._object("GET", "/api/v1/me/status", params={"task": task})
 
     def leaderboard(self, task: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("task", task), ("limit", limit)) if v is not None}
-        return self._call("GET", "/api/v1/leaderboard", params=params)
+        return self._list("GET", "/api/v1/leaderboard", params=params)
 
     # -- transfer (admin token only; lab/transfer.py) ----------------------------------------
     def request_transfer(self, snapshot_id: str, task: str) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/admin/transfer", json={"snapshot_id": snapshot_id, "task": task})
+        return self._object("POST", "/api/v1/admin/transfer", json={"snapshot_id": snapshot_id, "task": task})
 
     def transfer_run(self, transfer_id: int) -> dict[str, Any]:
-        return self._call("GET", f"/api/v1/admin/transfer/{int(transfer_id)}")
+        return self._object("GET", f"/api/v1/admin/transfer/{int(transfer_id)}")
 
     def transfer_overview(self) -> dict[str, Any]:
-        return self._call("GET", "/api/v1/admin/transfer")
+        return self._object("GET", "/api/v1/admin/transfer")

@@ -147,7 +147,7 @@ class LLMPolicy:
         return toolbox.call(call.name, call.arguments)
 
 
-def _record(path: Path, entry: dict) -> None:
+def _record(path: Path, entry: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as handle:
@@ -156,7 +156,7 @@ def _record(path: Path, entry: dict) -> None:
         pass  # the transcript is for replay and reading; a full disk must not stop the research
 
 
-def replay_calls(transcript: Path) -> list[tuple[str, dict]]:
+def replay_calls(transcript: Path) -> list[tuple[str, dict[str, Any]]]:
     """The tool calls of a recorded transcript, in order (the replay policy's script)."""
     calls = []
     for line in transcript.read_text().splitlines():

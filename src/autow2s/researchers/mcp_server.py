@@ -16,8 +16,9 @@ import re
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import typer
 
@@ -75,7 +76,7 @@ class ResearcherTools:
         self._problem: str | None = None
         self._thread = threading.Thread(target=self._own, name=f"mcp-{name}", daemon=True)
 
-    def start(self) -> "ResearcherTools":
+    def start(self) -> ResearcherTools:
         self._thread.start()
         return self
 

@@ -9,12 +9,13 @@ names or counts the held-out tasks (the researcher does not know them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.method_reference import REFERENCE_PATH
-from autow2s.sandbox.limits import MiB, Limits
+from autow2s.sandbox.limits import Limits, MiB
 
 SYSTEM = """You are an automated alignment researcher working on weak-to-strong (W2S) supervision.
 

@@ -13,6 +13,7 @@ earlier trial.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class Trial:
 
 @dataclass
 class SearchState:
-    bias: dict = field(default_factory=dict)
+    bias: dict[str, list[Any]] = field(default_factory=dict)  # field -> values the directions favour
     trials: list[Trial] = field(default_factory=list)
     forum_best: list[Trial] = field(default_factory=list)  # others' verified recipes, best first
 

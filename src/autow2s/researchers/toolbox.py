@@ -14,9 +14,10 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autow2s.errors import AutoW2SError
 from autow2s.executor.base import Executor, JobSpec

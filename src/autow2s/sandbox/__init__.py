@@ -8,5 +8,17 @@ from autow2s.sandbox.config import TASK_MOUNT, WORKSPACE_MOUNT, SandboxConfig
 from autow2s.sandbox.limits import KILLED_EXIT_CODE, LIMIT_NAMES, GiB, Limits, MiB
 from autow2s.sandbox.runner import SandboxResult, run_sandboxed
 
-__all__ = ["GiB", "KILLED_EXIT_CODE", "LIMIT_NAMES", "Limits", "MiB", "SandboxConfig", "SandboxResult",
-           "SandboxUnavailableError", "TASK_MOUNT", "WORKSPACE_MOUNT", "require_sandbox", "run_sandboxed"]
+__all__ = [
+           "KILLED_EXIT_CODE",
+           "LIMIT_NAMES",
+           "TASK_MOUNT",
+           "WORKSPACE_MOUNT",
+           "GiB",
+           "Limits",
+           "MiB",
+           "SandboxConfig",
+           "SandboxResult",
+           "SandboxUnavailableError",
+           "require_sandbox",
+           "run_sandboxed",
+]

@@ -98,7 +98,7 @@ class MemoryCgroup:
         self.version = version
 
     @classmethod
-    def create(cls, cap_bytes: int) -> "MemoryCgroup | None":
+    def create(cls, cap_bytes: int) -> MemoryCgroup | None:
         parent = _parent()
         if parent is None:
             return None

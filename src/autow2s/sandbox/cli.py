@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, TextIO
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -34,8 +35,8 @@ def _write(stream: TextIO) -> Callable[[bytes], None]:
     return sink
 
 
-def _limits(wall_time: Optional[float], cpu_time: Optional[float], memory_mb: Optional[int],
-            max_processes: Optional[int], output_mb: Optional[float], disk_mb: Optional[int]) -> Limits:
+def _limits(wall_time: float | None, cpu_time: float | None, memory_mb: int | None,
+            max_processes: int | None, output_mb: float | None, disk_mb: int | None) -> Limits:
     defaults = Limits()
     return Limits(
         wall_seconds=wall_time if wall_time is not None else defaults.wall_seconds,
@@ -51,17 +52,17 @@ def _limits(wall_time: Optional[float], cpu_time: Optional[float], memory_mb: Op
 def run_command(
     command: list[str] = typer.Argument(..., help="the command, after `--`; {workspace} and {task_data} are filled in"),
     workspace: Path = typer.Option(..., "--workspace", help=f"the job's read-write directory, seen at {WORKSPACE_MOUNT}"),
-    task_data: Optional[Path] = typer.Option(None, "--task-data", help=f"a public task view, seen read-only at {TASK_MOUNT}"),
+    task_data: Path | None = typer.Option(None, "--task-data", help=f"a public task view, seen read-only at {TASK_MOUNT}"),
     gpu: bool = typer.Option(False, "--gpu", help="pass /dev/nvidia* through"),
-    wall_time: Optional[float] = typer.Option(None, "--wall-time", help="seconds of wall time (default 3600)"),
-    cpu_time: Optional[float] = typer.Option(None, "--cpu-time", help="seconds of CPU time, all processes together"),
-    memory_mb: Optional[int] = typer.Option(None, "--memory-mb", help="MiB of memory, all processes together (default 8192)"),
-    max_processes: Optional[int] = typer.Option(None, "--max-processes", help="processes and threads (default 512)"),
-    output_mb: Optional[float] = typer.Option(None, "--output-mb", help="MiB of stdout plus stderr (default 64)"),
-    disk_mb: Optional[int] = typer.Option(None, "--disk-mb", help="MiB the workspace may grow (default 4096)"),
+    wall_time: float | None = typer.Option(None, "--wall-time", help="seconds of wall time (default 3600)"),
+    cpu_time: float | None = typer.Option(None, "--cpu-time", help="seconds of CPU time, all processes together"),
+    memory_mb: int | None = typer.Option(None, "--memory-mb", help="MiB of memory, all processes together (default 8192)"),
+    max_processes: int | None = typer.Option(None, "--max-processes", help="processes and threads (default 512)"),
+    output_mb: float | None = typer.Option(None, "--output-mb", help="MiB of stdout plus stderr (default 64)"),
+    disk_mb: int | None = typer.Option(None, "--disk-mb", help="MiB the workspace may grow (default 4096)"),
     hide: list[Path] = typer.Option([], "--hide", help="a host path that must stay invisible even if under a bound one"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox", help="run WITHOUT isolation (prints a warning)"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON here"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the report as JSON here"),
 ) -> None:
     """Run CMD in the sandbox; exit with its exit code, or 137 and the limit's name if a limit killed it.
 
@@ -77,7 +78,7 @@ def run_command(
         result = run_sandboxed(config, command, stdout=_write(sys.stdout), stderr=_write(sys.stderr))
     except (AutoW2SError, ValueError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=2) from None
     if json_out is not None:
         json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     if result.limit_hit is not None:
@@ -89,17 +90,17 @@ def run_command(
 @sandbox_app.command("check")
 def check_command(
     workspace: Path = typer.Option(Path("."), "--workspace", help="a workspace to show the mounts for"),
-    task_data: Optional[Path] = typer.Option(None, "--task-data", help="a public task view"),
+    task_data: Path | None = typer.Option(None, "--task-data", help="a public task view"),
 ) -> None:
     """Say whether bubblewrap works here and list what a job would see."""
-    from autow2s.sandbox.bwrap import bwrap_features, build_plan, require_sandbox, running_as_root
+    from autow2s.sandbox.bwrap import build_plan, bwrap_features, require_sandbox, running_as_root
 
     try:
         require_sandbox()
         plan = build_plan(SandboxConfig(workspace=workspace, task_data=task_data), ["true"])
     except AutoW2SError as exc:
         err_console.print(f"[bold red]sandbox unavailable:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=2) from None
     table = Table(title=f"what a job sees ({bwrap_features().path}, "
                         f"{'root: jobs run as uid ' + str(plan.uid) if running_as_root() else 'user namespace'})")
     table.add_column("mount")

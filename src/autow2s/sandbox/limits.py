@@ -55,7 +55,7 @@ class Limits:
         if self.max_processes is not None and self.max_processes < 4:
             raise ValueError(f"max_processes must be at least 4 (the shell and its helpers), got {self.max_processes}")
 
-    def with_overrides(self, **changes: Any) -> "Limits":
+    def with_overrides(self, **changes: Any) -> Limits:
         """A copy with some limits changed; `None` values in `changes` are ignored."""
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 

@@ -13,15 +13,27 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autow2s.sandbox.bwrap import build_plan, job_environment, require_sandbox, running_as_root, with_data_fds
 from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
-from autow2s.sandbox.limits import (CPU_TIME, DISK, KILLED_EXIT_CODE, MEMORY, OUTPUT, PROCESSES, WALL_TIME, Limits,
-                                    MiB, launcher_args, launcher_rlimits)
+from autow2s.sandbox.limits import (
+    CPU_TIME,
+    DISK,
+    KILLED_EXIT_CODE,
+    MEMORY,
+    OUTPUT,
+    PROCESSES,
+    WALL_TIME,
+    Limits,
+    MiB,
+    launcher_args,
+    launcher_rlimits,
+)
 from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
 
 Sink = Callable[[bytes], None]
@@ -64,7 +76,7 @@ class SandboxResult:
 class _Pump(threading.Thread):
     """Copy one pipe to a sink, counting bytes; past the shared budget, stop copying and flag it."""
 
-    def __init__(self, fd: int, sink: Sink | None, budget: "_Budget") -> None:
+    def __init__(self, fd: int, sink: Sink | None, budget: _Budget) -> None:
         super().__init__(daemon=True)
         self.fd, self.sink, self.budget, self.count = fd, sink, budget, 0
 

@@ -29,8 +29,17 @@ from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, 
 from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
-from autow2s.sandbox.runner import (SandboxResult, Sink, _Budget, _give_workspace_to, _Pump, finish_result,
-                                    start_pumps, watch_job, with_cgroup_memory)
+from autow2s.sandbox.runner import (
+    SandboxResult,
+    Sink,
+    _Budget,
+    _give_workspace_to,
+    _Pump,
+    finish_result,
+    start_pumps,
+    watch_job,
+    with_cgroup_memory,
+)
 
 START_TIMEOUT_SECONDS = 180.0  # the worker imports torch once; a loaded machine can take a while
 EXIT_REPORT_TIMEOUT_SECONDS = 10.0
@@ -299,7 +308,9 @@ class WarmSandbox:
                 raise WarmSandboxError(f"the warm sandbox's worker did not start the job ({self._log_tail()})")
         except (OSError, WarmSandboxError) as exc:
             self._abandon(pumps)
-            raise exc if isinstance(exc, WarmSandboxError) else WarmSandboxError(f"cannot reach the worker: {exc}")
+            if isinstance(exc, WarmSandboxError):
+                raise
+            raise WarmSandboxError(f"cannot reach the worker: {exc}") from exc
         try:
             return self._supervise(expanded, workspace, disk_base, budget, pumps, start, cancel, stderr)
         except BaseException:
@@ -456,7 +467,7 @@ class WarmPool:
         if self._janitor is not None:
             self._janitor.join(timeout=10)
 
-    def __enter__(self) -> "WarmPool":
+    def __enter__(self) -> WarmPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -29,8 +29,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # What a typical job needs, imported once here so each forked job starts with it in memory.
 PRELOAD = ("numpy", "torch", "sklearn.linear_model", "autow2s.cli", "autow2s.testbed.public_run",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
+from typing import Any
 
 from autow2s.lab.web.queries import Point
 
@@ -129,7 +130,7 @@ def _marker(shape: int, cx: float, cy: float, r: float, title: str = "") -> str:
             f'L{cx + r:.1f},{cy - r:.1f}" stroke-width="2">{tip}</path>')
 
 
-def transfer_chart(rows: Sequence[dict], transfer_tasks: Sequence[str], vanilla: dict | None) -> str:
+def transfer_chart(rows: Sequence[dict[str, Any]], transfer_tasks: Sequence[str], vanilla: dict[str, Any] | None) -> str:
     """Research PGR (x, mean over the research tasks, with its CI) against transfer PGR (y) for every verified
     snapshot: one marker per transfer task (shape and colour per task, with its CI) and a diamond for the mean
     over transfer tasks. Vanilla's research and mean transfer PGR are dashed reference lines, so a method right
@@ -138,7 +139,7 @@ def transfer_chart(rows: Sequence[dict], transfer_tasks: Sequence[str], vanilla:
     """
     task_index = {task: i for i, task in enumerate(transfer_tasks)}
     shown = [r for r in rows if r.get("research_pgr") is not None]
-    points: list[tuple[dict, str, float, list[float] | None]] = []
+    points: list[tuple[dict[str, Any], str, float, list[float] | None]] = []
     for row in shown:
         for task in transfer_tasks:
             run = row["transfer"].get(task)

@@ -9,16 +9,28 @@ aggregate of a verified run. Exact dev counts, holdout counts and predictions ar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER, leaderboard_rows as leaderboard  # noqa: F401 - the API rows, reused
-from autow2s.lab.models import (AuditEntry, Comment, Evaluation, Finding, Researcher, Snapshot, TransferRun,
-                                 VerifyRun, Vote)
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER, leaderboard_rows
+from autow2s.lab.models import (
+    AuditEntry,
+    Comment,
+    Evaluation,
+    Finding,
+    Researcher,
+    Snapshot,
+    TransferRun,
+    VerifyRun,
+    Vote,
+)
 from autow2s.lab.transfer import transfer_table
+
+leaderboard = leaderboard_rows  # the API's leaderboard rows, reused by the dashboard and the report
 
 REFUSAL_OUTCOMES = ("refused_probe", "over_budget")
 

@@ -10,9 +10,10 @@ import datetime as dt
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -52,7 +53,7 @@ def fmt_pgr(value: float | None, digits: int = 3) -> str:
 def fmt_time(at: float | None) -> str:
     if not _number(at):
         return "—"
-    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def fmt_ago(at: float | None) -> Markup:

@@ -148,7 +148,7 @@ class JobKills:
         return sorted(found, key=lambda k: -k.finished_at)
 
     @staticmethod
-    def _read(job_dir: Path, job_id: str, researchers: list[str]) -> LimitKill | None | bool:
+    def _read(job_dir: Path, job_id: str, researchers: list[str]) -> LimitKill | bool | None:
         """False while the job has no report yet (still running): it is read again next time."""
         report_path = job_dir / "report.json"
         report = _read_json(report_path)

@@ -21,9 +21,10 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.fetch.sources import SOURCES, PinnedFile, Source
@@ -160,9 +161,9 @@ def _archive_members(archive: Path) -> Iterator[tuple[str, Any]]:
                     yield info.filename, (lambda info=info: handle.open(info))
     else:
         with tarfile.open(archive, "r:*") as handle:
-            for info in handle:  # streamed: one pass over the 358 MB bigbench archive
-                if info.isfile():
-                    yield info.name, (lambda info=info: handle.extractfile(info))
+            for member in handle:  # streamed: one pass over the 358 MB bigbench archive
+                if member.isfile():
+                    yield member.name, (lambda member=member: handle.extractfile(member))
 
 
 def _safe_path(root: Path, member: str) -> Path:
@@ -289,7 +290,7 @@ def _download_all(source: Source, quiet: bool) -> list[Path]:
         bar = progress.add_task(f"{source.name}: downloading", total=sum(f.size for f in missing))
         paths = []
         for pinned in source.files:
-            paths.append(download(source, pinned, lambda n: progress.update(bar, completed=done + n)))
+            paths.append(download(source, pinned, lambda n, base=done: progress.update(bar, completed=base + n)))
             if pinned in missing:
                 done += pinned.size
                 progress.update(bar, completed=done)

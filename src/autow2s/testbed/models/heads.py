@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ class HeadConfig:
     device: str = "cpu"
     threads: int = 1  # torch intra-op threads while this head trains or predicts
 
-    def with_overrides(self, **hparams: Any) -> "HeadConfig":
+    def with_overrides(self, **hparams: Any) -> HeadConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(hparams) - known)
         if unknown:
@@ -237,7 +238,7 @@ class TorchHead:
         arrays["mean"], arrays["scale"] = self.mean, self.scale
         return arrays
 
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "TorchHead":
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> TorchHead:
         state = {k[len("param.") :]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("param.")}
         self.network.load_state_dict(state)
         self.mean, self.scale = np.array(arrays["mean"]), np.array(arrays["scale"])

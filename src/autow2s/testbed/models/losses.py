@@ -5,7 +5,7 @@ Targets are soft probabilities of the positive class. Adding a loss is one regis
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

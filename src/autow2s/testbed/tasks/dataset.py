@@ -26,7 +26,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def without_labels(self) -> "Split":
+    def without_labels(self) -> Split:
         return Split(ids=list(self.ids), labels=None, strong=self.strong, weak=self.weak, rows=self.rows)
 
 

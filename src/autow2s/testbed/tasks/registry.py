@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from autow2s.errors import AutoW2SError, UnknownNameError
 from autow2s.testbed.tasks.dataset import Task
@@ -32,8 +32,11 @@ def _synthetic(name: str, description: str, cfg: SynthConfig) -> TaskEntry:
 
 PRESETS: dict[str, SynthConfig] = {
     "synth-linear": SynthConfig(structure="linear"),
-    "synth-nonlinear": SynthConfig(structure="nonlinear", weak_access=1.6, nuisance_weight=2.0),
-    "synth-pairwise": SynthConfig(structure="pairwise"),
+    # hidden_weight only acts on the linear structure; 0 keeps it out of the others' knobs.
+    "synth-nonlinear": SynthConfig(structure="nonlinear", weak_access=1.6, nuisance_weight=2.0, hidden_weight=0.0,
+                                   nuisance_visibility=0.95),
+    "synth-pairwise": SynthConfig(structure="pairwise", cluster_separation=1.35, hidden_weight=0.0,
+                                  nuisance_visibility=0.95),
 }
 
 _DESCRIPTIONS = {
@@ -48,7 +51,8 @@ TASKS: dict[str, TaskEntry] = {
 
 
 def _arith_verify(seed: int) -> Task:
-    from autow2s.testbed.tasks.text.arith_verify import ArithConfig, generate as generate_arith
+    from autow2s.testbed.tasks.text.arith_verify import ArithConfig
+    from autow2s.testbed.tasks.text.arith_verify import generate as generate_arith
 
     return generate_arith(ArithConfig(data_seed=seed))
 

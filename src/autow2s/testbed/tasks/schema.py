@@ -28,7 +28,7 @@ class TaskMeta:
     labels_computable: bool = False
 
     @classmethod
-    def from_json(cls, data: Any) -> "TaskMeta":
+    def from_json(cls, data: Any) -> TaskMeta:
         if not isinstance(data, dict):
             raise ValueError("task.json must hold a JSON object")
         name = data.get("name")

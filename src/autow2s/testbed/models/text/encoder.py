@@ -106,7 +106,7 @@ class EncoderBackend:
     def features_name(self) -> str:
         return FEATURES if self.with_relevance else FEATURES_JOINT
 
-    def with_model(self, model: str) -> "EncoderBackend":
+    def with_model(self, model: str) -> EncoderBackend:
         """The same backend on another sentence-transformers path or hub name (`encoder:PATH`)."""
         return replace(self, name=f"{self.name}:{model}", model=model)
 
@@ -132,11 +132,11 @@ class EncoderBackend:
     def _head_config(self, hparams: dict[str, Any]) -> HeadConfig:
         return self.head.with_overrides(**hparams)
 
-    def make(self, *, example: Any, seed: int, **hparams: Any) -> "EncoderStudent":
+    def make(self, *, example: Any, seed: int, **hparams: Any) -> EncoderStudent:
         _, kind = check_rows(example)
         return EncoderStudent(self, self._head_config(hparams), seed, kind)
 
-    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> "EncoderStudent":
+    def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> EncoderStudent:
         kind = meta_string(arrays, "meta.kind") or check_rows(example)[1]
         student = EncoderStudent(self, self._head_config(hparams), seed=0, kind=kind)
         return student.load_state_arrays(arrays)
@@ -216,7 +216,7 @@ class EncoderStudent:
         arrays["meta.features"] = np.array(self.backend.features_name)
         return arrays
 
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "EncoderStudent":
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> EncoderStudent:
         stored = meta_string(arrays, "meta.encoder")
         if stored and stored != self.backend.model_key():
             raise AutoW2SError(f"these weights belong to encoder {stored}, not {self.backend.model_key()}; "

@@ -14,7 +14,7 @@ import json
 import warnings
 import weakref
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ class LMConfig:
     dtype: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU
     device: str = "cpu"
 
-    def with_overrides(self, **hparams: Any) -> "LMConfig":
+    def with_overrides(self, **hparams: Any) -> LMConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(hparams) - known)
         if unknown:
@@ -120,7 +120,7 @@ def resolve_lm_path(model: str) -> tuple[str, str | None]:
 class SharedBase:
     """One loaded base model and tokenizer; students are peft adapters on it."""
 
-    _instances: dict[tuple[str, str, str, str], "SharedBase"] = {}
+    _instances: ClassVar[dict[tuple[str, str, str, str], SharedBase]] = {}
 
     def __init__(self, model: Any, tokenizer: Any, model_name: str) -> None:
         self.model, self.tokenizer = model, tokenizer
@@ -139,7 +139,7 @@ class SharedBase:
         return (config.model, str(device), str(config.torch_dtype(device)), config.attn_implementation)
 
     @classmethod
-    def load(cls, config: LMConfig, device: torch.device) -> "SharedBase":
+    def load(cls, config: LMConfig, device: torch.device) -> SharedBase:
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as hf_logging
@@ -159,7 +159,7 @@ class SharedBase:
         return cls(model.to(device), tokenizer, config.model)
 
     @classmethod
-    def get(cls, config: LMConfig, device: torch.device) -> "SharedBase":
+    def get(cls, config: LMConfig, device: torch.device) -> SharedBase:
         key = cls._key(config, device)
         if key not in cls._instances:
             cls._instances[key] = cls.load(config, device)
@@ -346,7 +346,7 @@ class LMStudent:
         arrays["meta.config"] = np.array(json.dumps(self.config.identity()))
         return arrays
 
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "LMStudent":
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> LMStudent:
         from peft import set_peft_model_state_dict
 
         dtype = self.config.torch_dtype(self.device)
@@ -372,7 +372,7 @@ class HFLMBackend:
     # One LoRA run per seed for the ceiling, at the anchor's learning rate.
     ceiling_grid: tuple[dict[str, float], ...] = ({"lr": 1e-4},)
 
-    def with_model(self, model: str) -> "HFLMBackend":
+    def with_model(self, model: str) -> HFLMBackend:
         return replace(self, name=f"{self.name}:{model}", defaults=replace(self.defaults, model=model))
 
     def config(self, **hparams: Any) -> LMConfig:

@@ -12,8 +12,9 @@ All three give the same numbers up to float rounding (tests/test_hf_lm_paths.py 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

