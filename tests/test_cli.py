@@ -12,7 +12,7 @@ import pytest
 
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.prepare import prepare_task
-from testbed_helpers import small_task, write_task_dir, features_rows
+from testbed_helpers import features_rows, small_task, write_task_dir
 
 
 def autow2s(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -119,3 +119,15 @@ def test_prepare_then_predict_on_the_public_view(tmp_path: Path) -> None:
     data = json.loads(preds.read_text())
     public_ids = [json.loads(line)["id"] for line in (out / "public" / "test.jsonl").read_text().splitlines()]
     assert len(data["predictions"]) == 4000 and data["ids"] == public_ids
+
+
+def test_help_pages_import_no_torch() -> None:
+    """`autow2s --help` and the light commands' help start in well under a second: torch (about 2 s) stays out."""
+    code = ("import sys\nfrom typer.testing import CliRunner\nimport autow2s.cli\n"
+            "assert 'torch' not in sys.modules, 'import autow2s.cli loaded torch'\n"
+            "for args in ([], ['serve'], ['sandbox'], ['sandbox', 'run'], ['report'], ['mcp'], ['run']):\n"
+            "    result = CliRunner().invoke(autow2s.cli.app, [*args, '--help'])\n"
+            "    assert result.exit_code == 0, (args, result.output)\n"
+            "    assert 'torch' not in sys.modules, f'autow2s {\" \".join(args)} --help loaded torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

