@@ -82,7 +82,6 @@ class ExperimentTools:
         for task in chosen:
             record = ExperimentRecord(rel_method, seeds, [], [], quick, task)
             per_seed = [self._one_seed(task, rel_method, run_id, seed, quick, record) for seed in seeds]
-            self.experiments.append(record)
             results[task] = {"per_seed": per_seed,
                              "mean_dev_pgr": _mean([p for p in record.dev_pgrs if p is not None]),
                              "seeds_scored": len(record.evaluation_ids),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +101,11 @@ class LabClient:
         return body
 
     # -- scoring ---------------------------------------------------------------------------
-    def tasks(self) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/v1/tasks")
-
     def evaluate(self, task: str, predictions: list[float], snapshot_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"task": task, "predictions": predictions}
         if snapshot_id:
             body["snapshot_id"] = snapshot_id
         return self._object("POST", "/api/v1/evaluate", json=body)
-
-    def evaluations(self, **params: Any) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/v1/evaluations", params=params)
 
     # -- forum -----------------------------------------------------------------------------
     def share_finding(self, **finding: Any) -> dict[str, Any]:
@@ -141,22 +134,11 @@ class LabClient:
     def download_snapshot(self, snapshot_id: str, dest: Path) -> list[str]:
         return unpack_tarball(self._call("GET", f"/api/v1/snapshots/{snapshot_id}/tarball"), dest)
 
-    def snapshots(self, **params: Any) -> list[dict[str, Any]]:
-        return self._list("GET", "/api/v1/snapshots", params=params)
-
     def request_verification(self, snapshot_id: str, task: str) -> dict[str, Any]:
         return self._object("POST", "/api/v1/verify", json={"snapshot_id": snapshot_id, "task": task})
 
     def verification(self, verify_id: int) -> dict[str, Any]:
         return self._object("GET", f"/api/v1/verify/{int(verify_id)}")
-
-    def wait_verification(self, verify_id: int, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.verification(verify_id)
-            if status["status"] not in ("queued", "running") or time.monotonic() > deadline:
-                return status
-            time.sleep(poll)
 
     def my_status(self, task: str) -> dict[str, Any]:
         """This researcher's evaluations, verified runs, budgets and limits on a task (its own rows only)."""

@@ -62,7 +62,6 @@ class ToolBox(ExperimentTools, LabTools):
     hidden: tuple[Path, ...] = ()
     limits: Limits = field(default_factory=Limits)
     on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
-    experiments: list[ExperimentRecord] = field(default_factory=list)
     error_log: Path | None = None
     deadline: float | None = None
     stop: threading.Event | None = None
