@@ -131,3 +131,11 @@ def test_help_pages_import_no_torch() -> None:
             "    assert 'torch' not in sys.modules, f'autow2s {\" \".join(args)} --help loaded torch'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_resume_refuses_a_flag_it_would_ignore(tmp_path: Path) -> None:
+    """--resume reuses campaign.json; a --budget given with it must fail loudly, not be silently dropped."""
+    _assert_one_line_error(autow2s("run", "--resume", str(tmp_path), "--budget", "60"),
+                           "--budget cannot be changed on resume")
+    _assert_one_line_error(autow2s("run", "--resume", str(tmp_path), "--unsafe-no-sandbox"),
+                           "--unsafe-no-sandbox cannot be changed on resume")

@@ -261,8 +261,20 @@ from autow2s.researchers.mcp_server import mcp_command  # noqa: E402 - light: th
 app.command("mcp")(mcp_command)
 
 
+def _refuse_options_with_resume(ctx: typer.Context) -> None:
+    """A resumed run reuses exactly what the first run decided: a flag given with --resume would be ignored."""
+    for param in ctx.command.params:
+        if param.name == "resume" or param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)  # by name: typer may bring its own copy of click's enum
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            flag = max(param.opts, key=len)
+            raise AutoW2SError(f"--resume reuses the run's own campaign.json; {flag} cannot be changed on resume")
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     researchers: str = typer.Option("search:4", "--researchers", help="kinds and counts: search:4, claude:9, "
                                     "openai:2, random:1, replay:1, or a mix like search:2,claude:2"),
     task: str = typer.Option("default-research", "--task",
@@ -307,6 +319,9 @@ def run(
     """Run a campaign of automated researchers; resumable after a crash with --resume RUN_DIR."""
 
     def body() -> None:
+        if resume is not None:
+            _refuse_options_with_resume(ctx)
+
         import time as _time
 
         from autow2s.campaign.runner import Campaign

@@ -23,6 +23,7 @@ from autow2s.campaign.researchers import (
 from autow2s.campaign.state import CampaignConfig, RunDir, RunState, write_json_atomic
 from autow2s.campaign.verify import final_verification
 from autow2s.errors import AutoW2SError
+from autow2s.lab.web.launch import LAB_URL_FILE
 from autow2s.researchers.accounting import Ledger, load_prices, save_prices
 from autow2s.researchers.directions import assign_directions, load_directions
 from autow2s.researchers.lab_client import LabClient, LabError
@@ -150,7 +151,7 @@ class Campaign:
             extra += ("--transfer-data", str(self.paths.transfer_data))
         self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
                                       self.paths.lab_log, extra_args=extra).start()
-        (self.paths.root / "lab.url").write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
+        (self.paths.root / LAB_URL_FILE).write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
         self.console.print(f"dashboard (live while the campaign runs): {self.lab_process.url}/dashboard/")
         return self.lab_process.url
 
@@ -201,9 +202,7 @@ class Campaign:
             return self.paths.leaderboard
         finally:
             executor.shutdown()
-            if self.lab_process is not None:
-                self.lab_process.stop()
-                (self.paths.root / "lab.url").unlink(missing_ok=True)
+            self.stop_lab()
 
     def transfer(self, tasks: tuple[str, ...] | None = None, top: int | None = None,
                  snapshot: str | None = None) -> Path:
@@ -252,9 +251,13 @@ class Campaign:
             self._write_report()
             return self.paths.leaderboard
         finally:
-            if self.lab_process is not None:
-                self.lab_process.stop()
-                (self.paths.root / "lab.url").unlink(missing_ok=True)
+            self.stop_lab()
+
+    def stop_lab(self) -> None:
+        """Stop the lab this campaign started, and remove its lab.url so the dashboard reopens the DB itself."""
+        if self.lab_process is not None:
+            self.lab_process.stop()
+            (self.paths.root / LAB_URL_FILE).unlink(missing_ok=True)
 
     def _restore_statuses(self) -> None:
         """Every researcher's saved status as it is, so a later persist() writes it back unchanged."""

@@ -113,9 +113,8 @@ class ResearcherTools:
         self.closing.wait()
         if executor is not None:
             executor.shutdown()
-        if started_lab and campaign is not None and campaign.lab_process is not None:
-            campaign.lab_process.stop()
-            (campaign.paths.root / "lab.url").unlink(missing_ok=True)
+        if started_lab and campaign is not None:
+            campaign.stop_lab()
 
     def _open(self) -> tuple[Any, Any, bool]:
         from rich.console import Console
