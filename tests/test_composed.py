@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,9 @@ def test_rendered_method_dir_runs_and_matches_the_registered_composition(tmp_pat
     task, cache = small_task(), ArtifactCache(tmp_path / "cache")
     from_dir = run_experiment(task, load_method(str(method_dir)), [3], cache=cache, settings=SETTINGS)
     assert from_dir.method == "knn_logconf"
-    again = run_experiment(task, load_method(str(method_dir)), [3], cache=cache, settings=SETTINGS)
-    assert again.transfer_acc == from_dir.transfer_acc
+    registered = replace(load_method("composed"), params=recipe.to_dict())  # the search's own path to a recipe
+    in_process = run_experiment(task, registered, [3], cache=cache, settings=SETTINGS)
+    assert in_process.transfer_acc == from_dir.transfer_acc and in_process.pgr == from_dir.pgr
     assert "knn relabelling" in load_method(str(method_dir)).description
 
 

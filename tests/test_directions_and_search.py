@@ -59,10 +59,13 @@ def test_policy_drafts_then_improves_the_best_and_adopts_better_shared_recipes()
 
 
 def test_mutation_changes_something_and_recipes_round_trip() -> None:
-    rng = np.random.default_rng(1)
     base = Recipe()
-    for _ in range(50):
-        assert mutate(base, rng) != base
+    pinned = {field: [getattr(base, field)] for field in SPACE}  # directions that favour exactly the base
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        for _ in range(50):
+            assert mutate(base, rng) != base
+            assert mutate(base, rng, bias=pinned) != base
     recipe = sample(rng)
     assert recipe_from_method(render_method(recipe)) == recipe
     assert recipe_from_method("def run(ctx): pass") is None

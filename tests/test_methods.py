@@ -41,10 +41,26 @@ def test_logconf_and_knn_relabel_beat_vanilla_on_the_default_task(tmp_path) -> N
     assert max(pgrs.values()) < 0.8
 
 
-def test_confident_falls_back_when_the_teacher_is_never_confident(tmp_path) -> None:
+def test_confident_falls_back_when_the_teacher_is_never_confident(tmp_path, monkeypatch) -> None:
+    """With no weak label outside (0.25, 0.75), the student trains on the most confident quarter, not on nothing."""
+    from autow2s.testbed.methods import confident
+
+    trained_on: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording_fit_predict(ctx, soft, rows=None, **kwargs):  # type: ignore[no-untyped-def]
+        trained_on.append((np.asarray(soft), np.asarray(rows)))
+        return original(ctx, soft, rows=rows, **kwargs)
+
+    original = confident.fit_predict
+    monkeypatch.setattr(confident, "fit_predict", recording_fit_predict)
     task = small_task(weak_access=0.05, nuisance_weight=0.05, weak_noise=0.05)
     result = run_experiment(task, load_method("confident"), [1], cache=ArtifactCache(tmp_path), settings=SETTINGS)
-    assert result.transfer_acc > 0
+    (soft, kept), = trained_on
+    assert ((soft > 0.25) & (soft < 0.75)).sum() > soft.size - confident.MIN_KEPT  # the fallback's case
+    assert kept.size == max(confident.MIN_KEPT, soft.size // 4)
+    margin = np.abs(soft - 0.5)
+    assert margin[kept].min() >= np.delete(margin, kept).max()  # the most confident items, none skipped
+    assert result.transfer_acc > 0.5  # and the student learned something from them
 
 
 def test_unknown_method_and_method_dir_errors(tmp_path) -> None:

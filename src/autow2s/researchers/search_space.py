@@ -53,4 +53,7 @@ def mutate(recipe: Recipe, rng: np.random.Generator, bias: dict[str, list[Any]] 
             if value != current:
                 changes[str(field)] = value
                 break
+        else:  # the bias (or a repeated option) kept drawing the current value: take any other one
+            others = [value for value in SPACE[str(field)] if value != current]
+            changes[str(field)] = others[int(rng.integers(len(others)))]
     return replace(recipe, **changes)
