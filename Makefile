@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv bench calibrate system-deps-run system-deps-test clean
+.PHONY: run test test-fast lint venv bench calibrate system-deps-run system-deps-test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(STAMP) system-deps-test
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m mypy
+
+# Day-to-day: everything except campaigns, the browser, the Ray cluster and verifying labs (tests/conftest.py).
+test-fast: $(STAMP) system-deps-run
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 bench: $(STAMP) system-deps-run
 	$(PY) benchmarks/experiment_throughput.py
