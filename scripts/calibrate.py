@@ -1,6 +1,7 @@
 """Regenerate docs/calibration.md: every baseline on every synthetic preset over 5 seeds.
 
-    .venv/bin/python scripts/calibrate.py            # writes docs/calibration.md (keeps its real-task section)
+    .venv/bin/python scripts/calibrate.py            # writes docs/calibration.md (keeps its real-task section,
+                                                     # re-rendering its realism table against the new presets)
     .venv/bin/python scripts/calibrate.py --real     # only the real-task section (scripts/calibrate_real.py)
 """
 
@@ -57,6 +58,17 @@ def checks(results: list[ExperimentResult]) -> list[str]:
     return ["## Checks on the default preset", ""] + [f"- {'✅' if ok else '❌'} {text}" for ok, text in rows] + [""]
 
 
+RETUNE_BEGIN, RETUNE_END = "<!-- retune:begin -->", "<!-- retune:end -->"
+
+
+def _kept_block(out: Path, begin: str, end: str) -> list[str]:
+    """A hand-written block of the existing file (between its markers), kept as it is."""
+    old = out.read_text() if out.is_file() else ""
+    if begin in old and end in old:
+        return old[old.index(begin): old.index(end) + len(end)].splitlines() + [""]
+    return []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/calibration.md"))
@@ -100,9 +112,12 @@ def main() -> None:
         "vanilla PGR 0.05–0.35, some baselines above vanilla with non-overlapping CIs, and none at PGR 0.8 on "
         "the default preset so researchers have headroom.", "",
     ]
-    from calibrate_real import keep_real_section
+    from calibrate_real import keep_real_section, render
 
-    args.out.write_text(keep_real_section(args.out, "\n".join(header + default_checks + body)))
+    kept = _kept_block(args.out, RETUNE_BEGIN, RETUNE_END)
+    args.out.write_text(keep_real_section(args.out, "\n".join(header + default_checks + kept + body)))
+    if (args.out.with_name("calibration_real.json")).is_file():
+        render(args.out)  # the realism table compares the new synthetic tables with the real tasks
     print(f"wrote {args.out}")
 
 

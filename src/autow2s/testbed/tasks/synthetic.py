@@ -1,7 +1,10 @@
 """Synthetic 'features' tasks whose weak-to-strong regime is set by explicit knobs.
 
 Every item has a latent truth: a cluster c (what the strong view separates) and a label y that
-agrees with c except for a `label_noise` fraction, which caps the ceiling. The views:
+agrees with c except for a `label_noise` fraction, which caps the ceiling. On the linear structure the
+label also weighs (`hidden_weight`) a subtle cue that the strong view shows only as faintly as its
+padding noise: the ceiling learns it from labels, but clustering the strong features and orienting
+the clusters by the weak labels finds only c, so it stays below the ceiling. The views:
 - strong: the truth coordinate(s) scaled by `truth_salience`, the weak model's nuisance seen
   through `nuisance_visibility`, and high-variance distractor directions (half of them
   bimodal, so clustering alone latches onto the wrong structure), all mixed by a random rotation;
@@ -12,8 +15,9 @@ agrees with c except for a `label_noise` fraction, which caps the ceiling. The v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,18 +35,21 @@ class SynthConfig:
     n_test: int = 4000
     strong_dim: int = 48
     weak_dim: int = 8
-    label_noise: float = 0.12  # fraction of labels that disagree with the latent cluster
+    latent: str = "clusters"  # linear only: clusters (a bimodal truth) | continuous (a Gaussian truth)
+    label_noise: float = 0.12  # fraction of labels that disagree with the latent cluster (or its sign)
     cluster_separation: float = 1.5  # distance of each cluster centre from 0, in noise units
     truth_salience: float = 1.0  # scale of the truth direction in the strong view
+    hidden_weight: float = 1.35  # linear only: weight in the label of a subtle cue no clustering can find
+    hidden_salience: float = 0.5  # scale of that cue in the strong view (0.5: as faint as the padding noise)
     weak_access: float = 1.0  # how much truth the weak score carries
     weak_noise: float = 1.5  # independent noise in the weak score (the student averages it away)
     nuisance_weight: float = 2.6  # how much the weak score leans on the nuisance
-    nuisance_visibility: float = 0.95  # correlation of the strong view's nuisance with the weak one's
+    nuisance_visibility: float = 0.9  # correlation of the strong view's nuisance with the weak one's
     n_distractors: int = 6
     distractor_scale: float = 3.0  # std of distractor directions (the truth is not the top one)
     data_seed: int = 0
 
-    def with_overrides(self, **knobs: Any) -> "SynthConfig":
+    def with_overrides(self, **knobs: Any) -> SynthConfig:
         return replace(self, **knobs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,12 +109,39 @@ def _nuisance(rng: np.random.Generator, n: int, cfg: SynthConfig) -> tuple[np.nd
     return nuisance, seen
 
 
-def _linear_items(rng: np.random.Generator, n: int, cfg: SynthConfig, mix: np.ndarray):
+def _linear_truth(rng: np.random.Generator, n: int, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The truth coordinate, the hidden cue (n×0 when hidden_weight is 0) and the label.
+
+    clusters: a two-cluster mixture (centres at ±cluster_separation); the label is the cluster, or with
+    hidden_weight > 0, 1[(2c − 1) + hidden_weight·h > 0] for a standard normal cue h that the strong view
+    shows only as faintly as its padding noise (so the ceiling learns it from labels but no clustering or
+    principal component finds it); then a label_noise fraction of labels is flipped.
+    continuous: a standard normal truth with no gap to find, the label sign(truth + hidden_weight·h + e)
+    with e ~ N(0, tan(π·label_noise)²) (a label_noise fraction disagree with the sign, mostly near the
+    boundary, as on real data); cluster_separation is unused.
+    """
+    hidden = rng.normal(size=n) if cfg.hidden_weight else np.zeros(0)
+    cue = cfg.hidden_weight * hidden if cfg.hidden_weight else 0.0
+    if cfg.latent == "continuous":
+        truth = rng.normal(size=n)
+        noise = np.tan(np.pi * cfg.label_noise) * rng.normal(size=n)
+        return truth, hidden, (truth + cue + noise > 0).astype(np.int64)
+    if cfg.latent != "clusters":
+        raise ValueError(f"unknown latent {cfg.latent!r}; use 'clusters' or 'continuous'")
     cluster, label = _clusters(rng, n, cfg)
-    truth = _bimodal(rng, cluster, cfg.cluster_separation)
+    if cfg.hidden_weight:
+        flip = label != cluster
+        label = ((2 * cluster - 1) + cue > 0).astype(np.int64)
+        label = np.where(flip, 1 - label, label)
+    return _bimodal(rng, cluster, cfg.cluster_separation), hidden, label
+
+
+def _linear_items(rng: np.random.Generator, n: int, cfg: SynthConfig, mix: np.ndarray):
+    truth, hidden, label = _linear_truth(rng, n, cfg)
     nuisance, seen = _nuisance(rng, n, cfg)
     latent = np.concatenate(
-        [(cfg.truth_salience * truth)[:, None], seen[:, None], _distractors(rng, n, cfg)], axis=1
+        [(cfg.truth_salience * truth)[:, None], seen[:, None], _distractors(rng, n, cfg),
+         (cfg.hidden_salience * hidden)[:, None] if cfg.hidden_weight else np.zeros((n, 0))], axis=1
     )
     score = cfg.weak_access * truth + cfg.nuisance_weight * nuisance + cfg.weak_noise * rng.normal(size=n)
     return _strong_view(rng, latent, mix), _weak_view(rng, score, cfg), label
