@@ -30,15 +30,15 @@ def test_baseline_runs_on_preset(preset: str, name: str, tmp_path_factory: pytes
     assert result.pgr is not None and np.isfinite(result.pgr)
 
 
-def test_logconf_and_knn_relabel_beat_vanilla_on_the_default_task(tmp_path) -> None:
-    """The calibration claim, rechecked: the default task has baselines above vanilla, none near 1."""
-    task, cache = load_task("synth-linear"), ArtifactCache(tmp_path)
+def test_logconf_beats_vanilla_on_the_default_task_and_nothing_comes_near_the_ceiling(tmp_path) -> None:
+    """The calibration claim, rechecked on one fixed instance: after the re-tune (docs/calibration.md) logconf is
+    the baseline clearly above vanilla, and no baseline (nor kNN relabelling) is over-rewarded towards 1."""
+    task, cache = load_task("synth-linear", instance_seed=0), ArtifactCache(tmp_path)
     pgrs = {name: run_experiment(task, load_method(name), [42, 43], cache=cache, settings=SETTINGS).pgr
             for name in ("vanilla", "logconf", "knn-relabel")}
-    assert 0.05 <= pgrs["vanilla"] <= 0.35
-    assert pgrs["logconf"] > pgrs["vanilla"] + 0.2
-    assert pgrs["knn-relabel"] > pgrs["vanilla"] + 0.2
-    assert max(pgrs.values()) < 0.8
+    assert 0.0 <= pgrs["vanilla"] <= 0.3
+    assert pgrs["logconf"] > pgrs["vanilla"] + 0.08
+    assert max(pgrs.values()) < 0.5  # knn-relabel scored 0.66 on the preset before the re-tune
 
 
 def test_confident_falls_back_when_the_teacher_is_never_confident(tmp_path, monkeypatch) -> None:

