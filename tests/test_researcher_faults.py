@@ -97,7 +97,9 @@ def test_provider_retry_gives_up_as_unavailable_and_rejects_a_bad_key(kind: str,
         with pytest.raises(ProviderUnavailable, match="kept failing"):
             chat.turn("system", chat.start("hi"), ())
         assert time.monotonic() - started < 5
-        assert 3 <= len(script.requests) <= 9  # about 1 s of 150 ms retry-afters
+        # Retried (more than one request), and never faster than the 150 ms retry-after allows: at most 1 s / 150 ms
+        # + the first. How many fit in the second depends on the machine's load, so no tighter lower bound.
+        assert 2 <= len(script.requests) <= 8
         assert waits[0].startswith("waiting for the provider: 529") and waits[-1] is None
         script.position = 20  # the next answer is a 401
         with pytest.raises(ProviderRejected, match="refused the request"):
