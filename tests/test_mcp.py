@@ -1,9 +1,10 @@
 """`autow2s mcp` seen by the official `mcp` client SDK, over stdio and over streamable HTTP.
 
 Each transport attaches to its own copy of the session's finished campaign (so the two labs never
-share a DB) as researcher search-1, and checks what a harness relies on: every tool listed with its
-schema, sandbox tools confined to search-1's sandbox, lab tools charged to search-1, bad calls
-answered as tool errors, and no word of the held-out transfer task.
+share a DB) as researcher search-1: over stdio to a campaign whose lab is running (lab.url), over
+HTTP to a resumable one whose lab the server starts itself. Both check what a harness relies on:
+every tool listed with its schema, sandbox tools confined to search-1's sandbox, lab tools charged
+to search-1, bad calls answered as tool errors, and no word of the held-out transfer task.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from autow2s.researchers.tool_specs import TOOLS
-from web_helpers import campaign_run, copy_run  # noqa: F401 - campaign_run is a fixture
+from web_helpers import campaign_run, copy_run, start_dashboard  # noqa: F401 - campaign_run is a fixture
 
 RESEARCHER, OTHER = "search-1", "search-2"
 TRANSFER_TASK = "synth-nonlinear"
@@ -106,6 +108,19 @@ def _check(seen: dict[str, Any], run: Path) -> None:
     assert not any(TRANSFER_TASK in output for output in seen["outputs"])
 
 
+def _labs_serving(run: Path) -> list[str]:
+    """Command lines of `autow2s serve` processes on this run's data (a lab some server started itself)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in args and str(run / "data").encode() in args:
+            found.append(b" ".join(args).decode(errors="replace"))
+    return found
+
+
 def test_mcp_over_stdio(campaign_run: Path, tmp_path: Path) -> None:
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -119,11 +134,18 @@ def test_mcp_over_stdio(campaign_run: Path, tmp_path: Path) -> None:
             errors = stack.enter_context((tmp_path / "server.stderr").open("w"))
             read, write = await stack.enter_async_context(stdio_client(params, errlog=errors))
             session = await stack.enter_async_context(ClientSession(read, write))
-            return await _exercise(session, run)
+            seen = await _exercise(session, run)
+            seen["own_labs"] = _labs_serving(run)  # while the server is still up
+            return seen
 
-    seen = anyio.run(main)
+    # A running campaign: its lab is up and lab.url says where. The server must use that lab, and leave it up.
+    with start_dashboard(run) as lab:
+        (run / "lab.url").write_text(lab.url + "\n")
+        seen = anyio.run(main)
+        assert seen["own_labs"] == [], seen["own_labs"]  # it started no lab of its own
+        assert (run / "lab.url").read_text().strip() == lab.url
+        assert httpx.get(f"{lab.url}/api/v1/health", timeout=10).status_code == 200
     _check(seen, run)
-    assert not (run / "lab.url").exists()  # the lab the server started stopped with it
 
 
 def _free_port() -> int:
@@ -161,6 +183,7 @@ def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:
 
         seen = anyio.run(main)
         _check(seen, run)
+        assert _labs_serving(run)  # no campaign was running: the server started the run's lab itself
     finally:
         server.terminate()
         try:

@@ -212,7 +212,7 @@ class Campaign:
         and rewrites leaderboard.json and the report. Runs recorded before (this or an earlier call, or
         the campaign itself) are reused, so a call killed mid-way resumes where it stopped.
         """
-        from autow2s.campaign.verify import board_from_lab, request_transfers
+        from autow2s.campaign.verify import board_from_lab, request_transfers, transfer_candidates
 
         if self.state.phase != "done":
             raise AutoW2SError(f"{self.paths.root}: the campaign has not finished (phase {self.state.phase}); "
@@ -240,11 +240,9 @@ class Campaign:
                 if snapshot not in known:
                     raise AutoW2SError(f"--snapshot {snapshot}: not a verified snapshot of this campaign; "
                                        f"verified: {', '.join(sorted(s[:12] for s in known)) or 'none'}")
-                chosen = [snapshot]
+                chosen = [snapshot, *transfer_candidates(board, 0)]
             else:
-                chosen = [row["snapshot"] for row in board["rows"][: top or self.config.verify_top_k]]
-            if board["vanilla"].get("snapshot"):
-                chosen.append(board["vanilla"]["snapshot"])
+                chosen = transfer_candidates(board, top or self.config.verify_top_k)
             request_transfers(self, admin, chosen)
             board = board_from_lab(self, admin)
             write_json_atomic(self.paths.leaderboard, board)

@@ -119,13 +119,18 @@ def final_verification(campaign: Campaign, lab_url: str, secrets: dict[str, Any]
     finished = _wait(admin, verify_ids, VERIFY_WAIT_S)
     board = board_from_lab(campaign, admin)
     if campaign.transfer_names:
-        chosen = [row["snapshot"] for row in board["rows"][: campaign.config.verify_top_k]]
-        if board["vanilla"].get("snapshot"):
-            chosen.append(board["vanilla"]["snapshot"])
-        request_transfers(campaign, admin, chosen)
+        request_transfers(campaign, admin, transfer_candidates(board, campaign.config.verify_top_k))
         board = board_from_lab(campaign, admin)
     board["unfinished_verifications"] = sorted(set(verify_ids) - set(finished))
     return board
+
+
+def transfer_candidates(board: dict[str, Any], top: int) -> list[str]:
+    """The snapshots transfer runs on: the top supervised rows by research PGR, and vanilla as the reference."""
+    chosen = [row["snapshot"] for row in board["rows"][:top]]
+    if board["vanilla"].get("snapshot"):
+        chosen.append(board["vanilla"]["snapshot"])
+    return chosen
 
 
 def request_transfers(campaign: Campaign, admin: LabClient, snapshots: list[str]) -> None:
