@@ -12,7 +12,6 @@ claude-agent-sdk is optional (it bundles the Claude Code CLI, about 180 MB): pip
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from autow2s.errors import AutoW2SError, ProviderRejected, ProviderUnavailable
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger, Usage
 from autow2s.researchers.directions import Direction
-from autow2s.researchers.llm_policy import IterationOutcome, LLMPolicy
+from autow2s.researchers.llm_policy import IterationOutcome, LLMPolicy, append_transcript
 from autow2s.researchers.mcp_server import SERVER_NAME, build_server
 from autow2s.researchers.prompts import PromptLimits, system_prompt, user_prompt
 from autow2s.researchers.tool_specs import TOOLS
@@ -128,11 +127,11 @@ class AgentSDKResearcher:
                 for block in message.content:
                     if isinstance(block, sdk.ToolResultBlock) and block.tool_use_id in pending:
                         name, arguments = pending.pop(block.tool_use_id)
-                        _record(transcript, {"iteration": iteration, "tool": name, "arguments": arguments,
+                        append_transcript(transcript, {"iteration": iteration, "tool": name, "arguments": arguments,
                                              "result": _result_text(block.content)[:2000]})
             elif isinstance(message, sdk.ResultMessage):
                 seen["result"] = message
-                _record(transcript, {"iteration": iteration, "text": message.result or "", "sdk": message.subtype})
+                append_transcript(transcript, {"iteration": iteration, "text": message.result or "", "sdk": message.subtype})
 
     def _charge(self, result: Any) -> float:
         usage = result.usage or {}
@@ -147,15 +146,6 @@ def _result_text(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(item.get("text", "")) for item in content if isinstance(item, dict))
     return str(content or "")
-
-
-def _record(path: Path, entry: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry, default=str) + "\n")
-    except OSError:
-        pass  # the transcript is for replay and reading; a full disk must not stop the research
 
 
 __all__ = ["ALLOWED_TOOLS", "BUILTIN_TOOLS", "INSTALL_HINT", "AgentSDKResearcher", "require_sdk"]

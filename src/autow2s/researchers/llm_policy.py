@@ -101,12 +101,12 @@ class LLMPolicy:
             dollars += self.ledger.charge(toolbox.name, self.chat.model, turn.usage)
             messages.append(turn.assistant_message)
             if not turn.tool_calls:
-                _record(transcript, {"iteration": iteration, "text": turn.text, "dollars": dollars})
+                append_transcript(transcript, {"iteration": iteration, "text": turn.text, "dollars": dollars})
                 return IterationOutcome(turn_index + 1, calls_made, dollars, "end_turn")
             outputs = [self._execute(toolbox, call) for call in turn.tool_calls]
             calls_made += len(outputs)
             for call, output in zip(turn.tool_calls, outputs):
-                _record(transcript, {"iteration": iteration, "tool": call.name, "arguments": call.arguments,
+                append_transcript(transcript, {"iteration": iteration, "tool": call.name, "arguments": call.arguments,
                                      "result": output[:2000]})
             added = self.chat.tool_results(turn.tool_calls, outputs)
             results += [_Result(call.name, slot) for call, slot in zip(turn.tool_calls, tool_result_slots(added))]
@@ -147,7 +147,7 @@ class LLMPolicy:
         return toolbox.call(call.name, call.arguments)
 
 
-def _record(path: Path, entry: dict[str, Any]) -> None:
+def append_transcript(path: Path, entry: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as handle:
