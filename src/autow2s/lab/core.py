@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from autow2s.errors import AutoW2SError
 from autow2s.lab.auth import TokenBook
 from autow2s.lab.budgets import BudgetBook, Limit
-from autow2s.lab.db import Writer, create_schema, make_engine
+from autow2s.lab.db import Writer, make_engine
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import Evaluation, Researcher, Snapshot
 from autow2s.lab.probing import ProbeDetector
+from autow2s.lab.schema import ensure_schema
 from autow2s.lab.search import make_search
 from autow2s.lab.settings import LabSettings
 from autow2s.lab.snapshot_store import SnapshotStore
@@ -68,7 +69,7 @@ class Lab:
 
     # lifecycle
     def start(self) -> None:
-        create_schema(self.engine)
+        ensure_schema(self.engine)
         self.search.setup()
         self.snapshots.init()
         self.tasks = load_tasks(self.settings.data_dir, self.engine.connect, self.settings.baseline_seeds,

@@ -20,8 +20,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from autow2s.lab.models import TABLES
-
 log = logging.getLogger("autow2s.lab")
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -52,10 +50,6 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         cursor.close()
 
     return engine
-
-
-def create_schema(engine: Engine) -> None:
-    TABLES.create_all(engine)
 
 
 class Writer:
