@@ -156,16 +156,22 @@ class Campaign:
         return self.lab_process.url
 
     def _token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str:
+        """The researcher's lab token, registered once; on a shared lab under a name unique to this campaign."""
         tokens = secrets.setdefault("researchers", {})
         if name not in tokens:
             import httpx
 
-            response = httpx.post(f"{lab_url}/api/v1/researchers", json={"name": name}, timeout=60,
+            from autow2s.campaign.shared_lab import lab_names, secrets_to_save
+
+            shared = self.config.lab_url is not None
+            lab_name = lab_names(shared, self.paths.root, secrets).lab(name)
+            self.paths.save_secrets(secrets_to_save(shared, secrets))  # the campaign's id, before it names anyone
+            response = httpx.post(f"{lab_url}/api/v1/researchers", json={"name": lab_name}, timeout=60,
                                   headers={"Authorization": f"Bearer {secrets['admin_token']}"})
             if response.status_code != 201:
-                raise AutoW2SError(f"the lab refused to create researcher {name}: {response.text[:300]}")
+                raise AutoW2SError(f"the lab refused to create researcher {lab_name}: {response.text[:300]}")
             tokens[name] = response.json()["token"]
-            self.paths.save_secrets(secrets)
+            self.paths.save_secrets(secrets_to_save(shared, secrets))
         return tokens[name]
 
     def _executor(self):

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autow2s.campaign.shared_lab import own_overview
 from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE
 from autow2s.lab.leaderboard import supervised
 from autow2s.researchers.lab_client import LabClient, LabError
@@ -173,9 +174,13 @@ def _fmt(value: float | None) -> str:
 
 
 def board_from_lab(campaign: Campaign, admin: LabClient) -> dict[str, Any]:
-    """leaderboard.json: research PGR (the mean over research tasks) with per-task figures, and transfer."""
+    """leaderboard.json: research PGR (the mean over research tasks) with per-task figures, and transfer.
+
+    On a shared lab only this campaign's rows, under its own researcher names (campaign/shared_lab.py).
+    """
     tasks = list(campaign.task_names)
-    overview = admin.transfer_overview()
+    overview = own_overview(admin.transfer_overview(), campaign.config.lab_url is not None,
+                            campaign.paths.load_secrets())
     detail = {task: {row["snapshot_id"]: row for row in admin.leaderboard(task)} for task in tasks}
     return board_from(overview, detail, tasks, list(campaign.transfer_names))
 
