@@ -64,6 +64,7 @@ class LabServer:
     log_path: Path
     args: list[str]
     env: dict[str, str]
+    db_url: str = ""  # what the lab was given with --db; empty: its default SQLite file in the state folder
     process: subprocess.Popen[bytes] | None = None
     _clients: list[httpx.Client] = field(default_factory=list)
 
@@ -126,6 +127,17 @@ class LabServer:
         assert response.status_code == 201, response.text
         return str(response.json()["token"])
 
+    def db_rows(self, query: str) -> list[tuple[Any, ...]]:
+        """Read the lab's DB directly, whichever database it is (SQL both SQLite and PostgreSQL accept)."""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url or f"sqlite:///{self.state_dir / 'lab.sqlite'}")
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(query))]
+        finally:
+            engine.dispose()
+
     def researcher_id(self, name: str) -> int:
         rows = self.admin().get("/api/v1/researchers").json()
         return next(int(r["id"]) for r in rows if r["name"] == name)
@@ -133,8 +145,13 @@ class LabServer:
 
 @contextmanager
 def start_lab(data_dir: Path, state_dir: Path, *, extra_args: Sequence[str] = (), cache_dir: Path | None = None,
-              admin_token: str | None = None, timeout: float = READY_TIMEOUT_S) -> Iterator[LabServer]:
-    """Start `autow2s serve` on a free loopback port; yields once /api/v1/health answers."""
+              admin_token: str | None = None, timeout: float = READY_TIMEOUT_S,
+              db_url: str | None = None) -> Iterator[LabServer]:
+    """Start `autow2s serve` on a free loopback port; yields once /api/v1/health answers.
+
+    db_url: `--db` (tests/pg_helpers.py's lab_db fixture gives a fresh PostgreSQL database); None is
+    SQLite in the state folder.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     token = admin_token or "admin-" + secrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOW2S_")}
@@ -148,9 +165,10 @@ def start_lab(data_dir: Path, state_dir: Path, *, extra_args: Sequence[str] = ()
     env["PYTHONUNBUFFERED"] = "1"
     def make(port: int) -> LabServer:
         args = [sys.executable, "-m", "autow2s.cli", "serve", "--data", str(data_dir), "--port", str(port),
-                "--state", str(state_dir), *extra_args]
+                "--state", str(state_dir), *(["--db", db_url] if db_url else []), *extra_args]
         return LabServer(url=f"http://127.0.0.1:{port}", port=port, admin_token=token, data_dir=data_dir,
-                         state_dir=state_dir, log_path=state_dir / "server.log", args=args, env=env)
+                         state_dir=state_dir, log_path=state_dir / "server.log", args=args, env=env,
+                         db_url=db_url or f"sqlite:///{state_dir / 'lab.sqlite'}")
 
     with serve_on_free_port(make, "the lab", timeout) as server:
         yield server

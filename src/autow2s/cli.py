@@ -253,9 +253,10 @@ from autow2s.sandbox.cli import sandbox_app  # noqa: E402 - light: no torch, no 
 app.add_typer(sandbox_app, name="sandbox")
 
 
-from autow2s.lab.cli import serve  # noqa: E402 - light: the server's imports happen inside the command
+from autow2s.lab.cli import lab_app, serve  # noqa: E402 - light: the server's imports happen inside the command
 
 app.command()(serve)
+app.add_typer(lab_app, name="lab")
 from autow2s.researchers.mcp_server import mcp_command  # noqa: E402 - light: the mcp SDK loads inside the command
 
 app.command("mcp")(mcp_command)

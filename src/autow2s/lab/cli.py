@@ -89,6 +89,18 @@ def configure_logging(level: str, secrets_to_hide: tuple[str, ...]) -> None:
         logger.propagate = True
 
 
+def check_schema(settings: LabSettings) -> None:
+    """Create a fresh DB's schema, or raise AutoW2SError (naming `autow2s lab upgrade`) on an old or newer one."""
+    from autow2s.lab.db import make_engine
+    from autow2s.lab.schema import ensure_schema
+
+    engine = make_engine(settings.resolved_db_url, synchronous=settings.sqlite_synchronous)
+    try:
+        ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
 def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = "info", http: str = "auto",
                loop: str = "auto") -> None:
     """One process, one event loop: budgets and the probing history live in it (see docs/lab.md)."""
@@ -97,6 +109,56 @@ def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = 
     from autow2s.lab.app import create_app
 
     configure_logging(log_level, (settings.admin_token,))
+    check_schema(settings)  # before uvicorn: inside its lifespan an AutoW2SError would be a traceback and exit 3
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level.lower(), access_log=True,
                 timeout_graceful_shutdown=5, backlog=2048, http=http, loop=loop, workers=1)
+
+
+lab_app = typer.Typer(help="Look after a lab's database (see docs/lab.md).", no_args_is_help=True)
+
+
+@lab_app.command("upgrade")
+def upgrade(
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the lab DB (as given to `serve --db`)"),
+    state: Path | None = typer.Option(None, "--state", help="or the state folder whose lab.sqlite to migrate "
+                                                             "(as given to `serve --state`)"),
+) -> None:
+    """Migrate a lab DB to this autow2s's schema; a SQLite file is backed up first."""
+    if (db is None) == (state is None):
+        typer.echo("error: give the DB as --db URL or --state DIR (one of them)", err=True)
+        raise typer.Exit(code=2)
+    from autow2s.errors import AutoW2SError
+    from autow2s.lab.db import make_engine
+    from autow2s.lab.schema import upgrade_database
+
+    if state is not None:
+        path = state / "lab.sqlite"
+        if not path.is_file():
+            typer.echo(f"error: no lab DB at {path}: is {state} the folder given to `serve --state`?", err=True)
+            raise typer.Exit(code=2)
+        db = f"sqlite:///{path}"
+    assert db is not None
+    engine = make_engine(db)
+    shown = engine.url.render_as_string(hide_password=True)
+    def announce(backup: Path) -> None:
+        typer.echo(f"backed up {shown} to {backup}")
+
+    try:
+        result = upgrade_database(engine, on_backup=announce)
+    except AutoW2SError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    except Exception as exc:
+        typer.echo(f"error: the migration of {shown} failed: {type(exc).__name__}: {exc}", err=True)
+        typer.echo("On PostgreSQL the migration is one transaction: the DB is as it was. On SQLite, copy the backup "
+                   "named above over the DB file (and delete its -wal and -shm files) before retrying.", err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    if not result.changed:
+        typer.echo(f"{shown} is already at schema revision {result.to_revision}: nothing to do")
+        return
+    typer.echo(f"migrated {shown}: schema revision {result.from_revision or '(empty)'} -> {result.to_revision}")
+    if result.backup is not None:
+        typer.echo(f"the backup {result.backup} can go once the lab runs well")

@@ -1,6 +1,7 @@
 """The lab's tables. Plain portable SQL types only: SQLite by default, PostgreSQL by URL.
 
 Timestamps are float seconds since the epoch (portable, cheap to compare for rate windows).
+A change here needs a migration in lab/migrations/versions/ (tests/test_lab_migrations.py checks).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class AuditEntry(Base):
     evaluation_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flags: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
-    __table_args__ = (Index("ix_audit_charged", "researcher_id", "task", "charged"),)
+    # Budget rate windows count a researcher's charged requests on a task since a time.
+    __table_args__ = (Index("ix_audit_charged_time", "researcher_id", "task", "charged", "created_at"),)
 
 
 class Snapshot(Base):
@@ -131,6 +133,8 @@ class VerifyRun(Base):
     null_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the lab worker running it
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # that worker's last sign of life
 
 
 class TransferRun(Base):
@@ -152,6 +156,8 @@ class TransferRun(Base):
     holdout_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the lab worker running it
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # that worker's last sign of life
     __table_args__ = (UniqueConstraint("snapshot_id", "task"),)
 
 

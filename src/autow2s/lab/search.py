@@ -1,7 +1,8 @@
-"""Full-text search over findings behind a small adapter: the one place with SQLite-only SQL.
+"""Full-text search over findings behind a small adapter: the one place with dialect-specific SQL.
 
-SQLite gets an FTS5 index; any other database (PostgreSQL by URL) falls back to portable LIKE
-matching until it gets its own adapter.
+SQLite gets an FTS5 table, PostgreSQL a generated tsvector column with a GIN index; any other
+database falls back to portable LIKE matching. Their schema comes from lab/migrations (0001 made
+the FTS5 table, 0002 the tsvector), so setup() has nothing left to create.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ class SearchAdapter(Protocol):
 
 
 class SqliteFts5Search:
+    """findings_fts(title, body, tags), porter-stemmed; ranked by bm25 with title 5, tags 3, body 1."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def setup(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text("CREATE VIRTUAL TABLE IF NOT EXISTS findings_fts "
-                              "USING fts5(title, body, tags, tokenize='porter unicode61')"))
+        return None  # findings_fts is migration 0001's
 
     def index(self, conn: Connection, finding_id: int, title: str, body: str, tags: str) -> None:
         conn.execute(text("INSERT INTO findings_fts(rowid, title, body, tags) VALUES (:id, :title, :body, :tags)"),
@@ -52,6 +53,33 @@ class SqliteFts5Search:
         rows = conn.execute(text("SELECT rowid FROM findings_fts WHERE findings_fts MATCH :match "
                                  "ORDER BY bm25(findings_fts, 5.0, 1.0, 3.0) LIMIT :limit"),
                             {"match": match, "limit": limit})
+        return [int(row[0]) for row in rows]
+
+
+class PostgresFullTextSearch:
+    """findings.search_vector: title (weight A), tags (B) and body (C), english-stemmed, GIN-indexed.
+
+    The column is generated, so index() has nothing to do. The terms reach plainto_tsquery as plain
+    words, so user input is never tsquery syntax; every term must match, as with FTS5.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def setup(self) -> None:
+        return None  # findings.search_vector and its index are migration 0002's
+
+    def index(self, conn: Connection, finding_id: int, title: str, body: str, tags: str) -> None:
+        return None
+
+    def search(self, conn: Connection, query: str, limit: int) -> list[int]:
+        terms = terms_of(query)
+        if not terms:
+            return []
+        rows = conn.execute(text("SELECT id FROM findings, plainto_tsquery('english', :words) AS query "
+                                 "WHERE search_vector @@ query "
+                                 "ORDER BY ts_rank(search_vector, query) DESC, id DESC LIMIT :limit"),
+                            {"words": " ".join(terms), "limit": limit})
         return [int(row[0]) for row in rows]
 
 
@@ -80,4 +108,7 @@ class LikeSearch:
 def make_search(engine: Engine) -> SearchAdapter:
     if engine.dialect.name == "sqlite":
         return SqliteFts5Search(engine)
+    if engine.dialect.name == "postgresql":
+        return PostgresFullTextSearch(engine)
     return LikeSearch(engine)
+
