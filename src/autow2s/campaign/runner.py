@@ -20,14 +20,14 @@ from autow2s.campaign.researchers import (
     normalise_verifications,
     on_event,
 )
-from autow2s.campaign.state import CampaignConfig, RunDir, RunState, write_json_atomic
+from autow2s.campaign.state import CampaignConfig
 from autow2s.campaign.verify import final_verification
 from autow2s.errors import AutoW2SError
-from autow2s.lab.web.launch import LAB_URL_FILE
 from autow2s.researchers.accounting import Ledger, load_prices, save_prices
 from autow2s.researchers.directions import assign_directions, load_directions
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.researchers.toolbox import ToolBox
+from autow2s.rundir.layout import RunDir, RunState, write_json_atomic
 from autow2s.sandbox.limits import GiB, Limits
 
 JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
@@ -76,7 +76,7 @@ class Campaign:
     @classmethod
     def resume(cls, run_dir: Path, console: Console | None = None) -> Campaign:
         paths = RunDir(run_dir)
-        return cls(run_dir, paths.load_config(), console)
+        return cls(run_dir, CampaignConfig.load(paths), console)
 
     def persist(self) -> None:
         with self._state_lock:
@@ -151,7 +151,7 @@ class Campaign:
             extra += ("--transfer-data", str(self.paths.transfer_data))
         self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
                                       self.paths.lab_log, extra_args=extra).start()
-        (self.paths.root / LAB_URL_FILE).write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
+        self.paths.lab_url_file.write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
         self.console.print(f"dashboard (live while the campaign runs): {self.lab_process.url}/dashboard/")
         return self.lab_process.url
 
@@ -261,7 +261,7 @@ class Campaign:
         """Stop the lab this campaign started, and remove its lab.url so the dashboard reopens the DB itself."""
         if self.lab_process is not None:
             self.lab_process.stop()
-            (self.paths.root / LAB_URL_FILE).unlink(missing_ok=True)
+            self.paths.lab_url_file.unlink(missing_ok=True)
 
     def _restore_statuses(self) -> None:
         """Every researcher's saved status as it is, so a later persist() writes it back unchanged."""

@@ -1,27 +1,12 @@
-"""The run directory: a frozen config, secrets (0600), and small JSON state written atomically."""
+"""The campaign's settings: CampaignConfig, saved once in the run directory (autow2s.rundir) and reused on --resume."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from autow2s.errors import AutoW2SError
-
-
-def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
-    """Write-then-rename, so a kill mid-write leaves the old file, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+from autow2s.rundir.layout import RunDir
 
 
 @dataclass(frozen=True)
@@ -67,6 +52,11 @@ class CampaignConfig:
         data["transfer_tasks"] = tuple(data.get("transfer_tasks", ()))
         return cls(**data)
 
+    @classmethod
+    def load(cls, paths: RunDir) -> CampaignConfig:
+        """The config a run directory was created with (campaign.json)."""
+        return cls.from_json(paths.config_json())
+
 
 def parse_researchers(spec: str) -> tuple[tuple[str, int], ...]:
     """'search:4', 'claude:9', 'search:2,openai:1', 'agent-sdk:2' -> ((kind, count), ...)."""
@@ -88,67 +78,3 @@ def parse_researchers(spec: str) -> tuple[tuple[str, int], ...]:
             raise AutoW2SError(f"--researchers: count {n} must be between 1 and 64")
         out.append((kind, n))
     return tuple(out)
-
-
-@dataclass
-class RunState:
-    """Mutable progress of a campaign, flushed after every change that matters for resume."""
-
-    phase: str = "starting"  # starting | researching | verifying | done
-    elapsed_s: float = 0.0
-    researchers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The vanilla baseline's verified runs (task -> id), so a resume never repeats them.
-    baseline_verify_ids: dict[str, int] = field(default_factory=dict)
-    baseline_snapshot: str | None = None
-    transfer_ids: dict[str, int] = field(default_factory=dict)  # "<snapshot>:<task>" -> transfer run id
-
-    @classmethod
-    def load(cls, path: Path) -> RunState:
-        if not path.exists():
-            return cls()
-        data = json.loads(path.read_text())
-        researchers = dict(data["researchers"])
-        researchers.pop("baseline-vanilla", None)  # run directories before 0.2 kept the baseline here
-        return cls(phase=data["phase"], elapsed_s=data["elapsed_s"], researchers=researchers,
-                   baseline_verify_ids=dict(data.get("baseline_verify_ids") or {}),
-                   baseline_snapshot=data.get("baseline_snapshot"), transfer_ids=dict(data.get("transfer_ids") or {}))
-
-    def save(self, path: Path) -> None:
-        write_json_atomic(path, asdict(self))
-
-
-class RunDir:
-    """Paths of one campaign's run directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    config = property(lambda self: self.root / "campaign.json")
-    secrets = property(lambda self: self.root / "secrets.json")
-    state = property(lambda self: self.root / "state.json")
-    prices = property(lambda self: self.root / "prices.json")
-    data = property(lambda self: self.root / "data")
-    transfer_data = property(lambda self: self.root / "transfer-data")  # the lab's only; hidden from researchers
-    task_view = property(lambda self: self.root / "task-view")  # /task in the sandbox when there are several
-    lab_state = property(lambda self: self.root / "lab-state")
-    lab_log = property(lambda self: self.root / "lab.log")
-    jobs = property(lambda self: self.root / "jobs")
-    spend = property(lambda self: self.root / "spend.jsonl")
-    leaderboard = property(lambda self: self.root / "leaderboard.json")
-
-    def workspace(self, name: str) -> Path:
-        return self.root / "workspaces" / name
-
-    def researcher_dir(self, name: str) -> Path:
-        return self.root / "researchers" / name
-
-    def load_config(self) -> CampaignConfig:
-        if not self.config.exists():
-            raise AutoW2SError(f"{self.root}: no campaign.json; is this a run directory of `autow2s run`?")
-        return CampaignConfig.from_json(json.loads(self.config.read_text()))
-
-    def load_secrets(self) -> dict[str, Any]:
-        return json.loads(self.secrets.read_text()) if self.secrets.exists() else {}
-
-    def save_secrets(self, secrets: dict[str, Any]) -> None:
-        write_json_atomic(self.secrets, secrets, mode=0o600)

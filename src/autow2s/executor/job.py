@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from autow2s.executor.base import JobResult, JobSpec, JobStatus
+from autow2s.rundir.layout import JOB_REPORT_FILE
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.runner import SandboxResult, Sink, run_sandboxed
 from autow2s.sandbox.warm import WarmPool, WarmSandboxError
@@ -104,5 +105,5 @@ def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: boo
         stdout_path=stdout_path, stderr_path=stderr_path, stdout_tail=_tail(stdout_path),
         stderr_tail=_tail(stderr_path), output_files=outputs, wall_seconds=sandbox.wall_seconds,
         cpu_seconds=sandbox.cpu_seconds, peak_memory_bytes=sandbox.peak_memory_bytes)
-    (job_dir / "report.json").write_text(json.dumps(sandbox.to_json() | {"status": status.value}, indent=2) + "\n")
+    (job_dir / JOB_REPORT_FILE).write_text(json.dumps(sandbox.to_json() | {"status": status.value}, indent=2) + "\n")
     return result

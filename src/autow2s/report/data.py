@@ -1,7 +1,8 @@
 """Everything a report shows, read from a run directory: the lab's SQLite file and the campaign's JSON.
 
-No server is needed (the lab may be long gone): the DB is opened read-only and the same queries
-as the live dashboard are used, so the report and the dashboard agree.
+No server is needed (the lab may be long gone): the DB is opened read-only and read only through
+the dashboard's queries (lab/web/queries.py), and the run directory through autow2s.rundir, so the
+report and the dashboard agree.
 """
 
 from __future__ import annotations
@@ -10,15 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from autow2s.errors import AutoW2SError
-from autow2s.lab.leaderboard import supervised
-from autow2s.lab.models import Baseline, Evaluation, TransferRun, VerifyRun
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER, supervised
 from autow2s.lab.web import queries
 from autow2s.lab.web.queries import Point
-from autow2s.lab.web.rundir import CampaignView, JobKills, load_campaign
+from autow2s.rundir import JobKills, RunDir, RunView, read_run_view
 
 
 @dataclass
@@ -49,7 +49,7 @@ class TaskReport:
 @dataclass
 class ReportData:
     run_dir: Path
-    campaign: CampaignView | None
+    campaign: RunView | None
     names: dict[int, str]
     main: TaskReport | None
     transfer: dict[str, Any] | None = None  # lab/transfer.py's transfer_table, when the lab made transfer runs
@@ -68,7 +68,7 @@ def methods_table(rows: list[dict[str, Any]]) -> list[MethodRow]:
         key = row["method"]
         entry = MethodRow(row["method"], row["researcher"], row["snapshot_id"], row["verify_id"], row["dev_pgr"],
                           row["holdout_pgr"], row["holdout_ci"], 1,
-                          baseline=row["researcher"] == queries.BASELINE_RESEARCHER)
+                          baseline=row["researcher"] == BASELINE_RESEARCHER)
         if key in best:  # rows arrive best holdout first, so the first one seen stays
             best[key].n_runs += 1
         else:
@@ -81,7 +81,7 @@ def _task_names(declared: tuple[str, ...], known: set[str]) -> list[str]:
     return [name if name in known else Path(name).name for name in declared]
 
 
-def read_transfer(run_dir: Path, session: Session, campaign: CampaignView | None) -> dict[str, Any] | None:
+def read_transfer(run_dir: Path, session: Session, campaign: RunView | None) -> dict[str, Any] | None:
     """The lab's transfer table (lab/transfer.py): each verified snapshot's research PGR beside its PGR, run
     unchanged, on every transfer task; None when the lab made no transfer run.
 
@@ -89,14 +89,14 @@ def read_transfer(run_dir: Path, session: Session, campaign: CampaignView | None
     (all of them when it is gone). Transfer tasks: campaign.json's `transfer_tasks` and every task with a
     transfer run (`autow2s transfer --tasks` may have added some).
     """
-    ran = set(session.execute(select(TransferRun.task).distinct()).scalars())
+    ran = set(queries.transfer_task_names(session, ()))
     if not ran:
         return None
-    verified = set(session.execute(select(VerifyRun.task).where(VerifyRun.status == "done").distinct()).scalars())
+    verified = queries.verified_tasks(session)
     if campaign is not None and campaign.tasks:
         research = _task_names(campaign.tasks, verified)
     else:
-        data_dir = run_dir / "data"
+        data_dir = RunDir(run_dir).data
         in_data = {task for task in verified if (data_dir / task).is_dir()}
         research = sorted(in_data or verified)
     declared = _task_names(campaign.transfer_tasks, ran) if campaign is not None else []
@@ -106,19 +106,16 @@ def read_transfer(run_dir: Path, session: Session, campaign: CampaignView | None
 
 def _task_report(session: Session, task: str, names: dict[int, str]) -> TaskReport:
     board = queries.leaderboard(session, task, names)
-    baseline = session.execute(select(Baseline.weak_dev_acc, Baseline.ceiling_dev_acc).where(Baseline.task == task)
-                               .order_by(Baseline.created_at.desc()).limit(1)).first()
+    weak_dev_acc, ceiling_dev_acc = queries.baseline_dev_accs(session, task)
     return TaskReport(task=task, leaderboard=board, methods=methods_table([row for row in board if supervised(row)]),
                       points=queries.evaluation_points(session, task), verified=queries.verified_points(session, task),
                       vanilla=queries.vanilla_run(session, task, names),
-                      weak_dev_acc=baseline[0] if baseline else None, ceiling_dev_acc=baseline[1] if baseline else None)
+                      weak_dev_acc=weak_dev_acc, ceiling_dev_acc=ceiling_dev_acc)
 
 
-def _main_task(session: Session, campaign: CampaignView | None) -> str | None:
+def _main_task(session: Session, campaign: RunView | None) -> str | None:
     """The campaign's task as the lab names it (--task may have been a directory), else the busiest one."""
-    busy = session.execute(select(Evaluation.task, func.count()).group_by(Evaluation.task)
-                           .order_by(func.count().desc())).all()
-    known = [task for task, _ in busy] + list(session.execute(select(VerifyRun.task).distinct()).scalars())
+    known = queries.tasks_by_activity(session)
     if campaign is not None and campaign.task:
         for candidate in (campaign.task, Path(campaign.task).name):
             if candidate in known:
@@ -127,11 +124,11 @@ def _main_task(session: Session, campaign: CampaignView | None) -> str | None:
 
 
 def collect(run_dir: Path) -> ReportData:
-    db = run_dir / "lab-state" / "lab.sqlite"
+    db = RunDir(run_dir).lab_db
     if not db.is_file():
         raise AutoW2SError(f"{run_dir}: no lab database at {db}; pass the run directory `autow2s run` wrote "
                            "(it holds campaign.json and lab-state/)")
-    campaign = load_campaign(run_dir)
+    campaign = read_run_view(run_dir)
     engine = create_engine(f"sqlite:///file:{db}?mode=ro&uri=true")
     try:
         with Session(engine) as session:

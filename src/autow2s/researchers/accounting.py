@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autow2s.errors import AutoW2SError
+from autow2s.rundir.spend import SpendRecord, append_spend, read_spend
 
 DEFAULT_CLAUDE_MODEL = "claude-opus-5-5"  # the current Opus (claude-opus-5 is legacy per Anthropic's model docs)
 
@@ -89,16 +89,10 @@ class Ledger:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        if self.journal is not None and self.journal.exists():
-            for line in self.journal.read_text().splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line torn by a kill mid-write
-                self.spent[entry["researcher"]] = self.spent.get(entry["researcher"], 0.0) + entry["dollars"]
-                self.usage.setdefault(entry["researcher"], Usage()).add(Usage(**entry["usage"]))
+        if self.journal is not None:
+            for record in read_spend(self.journal):
+                self.spent[record.researcher] = self.spent.get(record.researcher, 0.0) + record.dollars
+                self.usage.setdefault(record.researcher, Usage()).add(Usage(**record.usage))
 
     def price(self, model: str) -> Price:
         return self.prices.get(model) or self.prices.get("*") or DEFAULT_PRICES["*"]
@@ -119,9 +113,5 @@ class Ledger:
             self.spent[researcher] = self.spent.get(researcher, 0.0) + dollars
             self.usage.setdefault(researcher, Usage()).add(usage)
             if self.journal is not None:
-                with self.journal.open("a") as handle:
-                    handle.write(json.dumps({"researcher": researcher, "model": model, "dollars": dollars,
-                                             "usage": asdict(usage)}) + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                append_spend(self.journal, SpendRecord(researcher, model, dollars, asdict(usage)))
         return dollars

@@ -23,6 +23,7 @@ from typing import Any
 import typer
 
 from autow2s.errors import AutoW2SError
+from autow2s.rundir.layout import RunDir
 
 SERVER_NAME = "autow2s"
 SETUP_TIMEOUT_S = 600.0  # a tool call waits this long for the lab; the lab's own readiness wait is 240 s
@@ -121,12 +122,11 @@ class ResearcherTools:
 
         from autow2s.campaign.runner import Campaign
         from autow2s.executor import LocalExecutor
-        from autow2s.lab.web.launch import _running_lab
 
         campaign = Campaign.resume(self.run_dir, Console(stderr=True))
         campaign._prepare_data()
         secrets = campaign.paths.load_secrets()
-        lab_url = _running_lab(self.run_dir)  # the campaign is running: use its lab
+        lab_url = campaign.paths.running_lab()  # the campaign is running: use its lab
         started_lab = lab_url is None
         if started_lab:
             lab_url = campaign._start_lab(secrets)
@@ -179,7 +179,7 @@ def mcp_command(
         raise typer.Exit(code=2)
     try:
         tools = ResearcherTools(run_dir, researcher)
-        if not (run_dir / "campaign.json").is_file():
+        if not RunDir(run_dir).is_campaign():
             raise AutoW2SError(f"{run_dir}: no campaign.json; point at a run directory of `autow2s run`")
     except AutoW2SError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from autow2s.lab.leaderboard import BASELINE_RESEARCHER, leaderboard_rows
 from autow2s.lab.models import (
     AuditEntry,
+    Baseline,
     Comment,
     Evaluation,
     Finding,
@@ -241,6 +242,26 @@ def counts(session: Session) -> dict[str, int]:
     return {name: int(session.execute(select(func.count()).select_from(model)).scalar() or 0)
             for name, model in (("evaluations", Evaluation), ("findings", Finding), ("snapshots", Snapshot),
                                 ("verified", VerifyRun))}
+
+
+def tasks_by_activity(session: Session) -> list[str]:
+    """Tasks with evaluations, busiest first, then those with only verified runs: the task a report opens on."""
+    busy = session.execute(select(Evaluation.task, func.count()).group_by(Evaluation.task)
+                           .order_by(func.count().desc())).all()
+    known = [str(task) for task, _ in busy]
+    return known + sorted(set(session.execute(select(VerifyRun.task).distinct()).scalars()) - set(known))
+
+
+def verified_tasks(session: Session) -> set[str]:
+    """Tasks with at least one finished verified run."""
+    return set(session.execute(select(VerifyRun.task).where(VerifyRun.status == "done").distinct()).scalars())
+
+
+def baseline_dev_accs(session: Session, task: str) -> tuple[float | None, float | None]:
+    """The latest fixed baselines of a task: (weak dev accuracy, ceiling dev accuracy), or Nones before any."""
+    row = session.execute(select(Baseline.weak_dev_acc, Baseline.ceiling_dev_acc).where(Baseline.task == task)
+                          .order_by(Baseline.created_at.desc()).limit(1)).first()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def transfer_task_names(session: Session, served: Iterable[str]) -> list[str]:

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from autow2s.lab.models import Evaluation, Finding
 from autow2s.lab.web import guard
 from autow2s.lab.web.queries import counts
-from autow2s.lab.web.rundir import CampaignView, JobKills, find_run_dir, load_campaign
+from autow2s.rundir import JobKills, RunView, find_run_dir, read_run_view
 
 HERE = Path(__file__).parent
 STATIC = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
@@ -101,13 +101,13 @@ def static_bytes(name: str) -> bytes:
     return (HERE / "static" / name).read_bytes()
 
 
-def campaign_of(request: Request) -> CampaignView | None:
+def campaign_of(request: Request) -> RunView | None:
     lab = request.app.state.lab
     root = find_run_dir(lab.settings.resolved_state_dir)
-    return None if root is None else load_campaign(root)
+    return None if root is None else read_run_view(root)
 
 
-def _refresh(request: Request, campaign: CampaignView | None, last_activity: float | None) -> int:
+def _refresh(request: Request, campaign: RunView | None, last_activity: float | None) -> int:
     asked = request.query_params.get("refresh")
     if asked is not None and asked.isdigit():
         return min(int(asked), 3600)
@@ -117,7 +117,7 @@ def _refresh(request: Request, campaign: CampaignView | None, last_activity: flo
     return REFRESH_S if live else 0
 
 
-def default_task(request: Request, campaign: CampaignView | None, asked: str | None) -> str | None:
+def default_task(request: Request, campaign: RunView | None, asked: str | None) -> str | None:
     tasks = sorted(request.app.state.lab.tasks)
     if asked in tasks:
         return asked
