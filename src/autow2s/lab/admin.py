@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from autow2s.lab.auth import Principal, admin, any_principal, hash_token, new_token
-from autow2s.lab.budgets import Override
+from autow2s.lab.budgets import KINDS, Override
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import AuditEntry, BudgetOverride, Evaluation, Researcher
 
@@ -91,8 +91,6 @@ async def create_researcher(body: ResearcherCreate, request: Request,
     except IntegrityError:
         raise APIError(409, f"name: a researcher named {body.name!r} exists; choose another name", field="name",
                        outcome="conflict") from None
-    if evaluate_limit is not None:
-        lab.budgets.set_override(researcher_id, "*", "evaluate", evaluate_limit)
     lab.tokens.add(researcher_id, body.name, digest)
     return {"id": researcher_id, "name": body.name, "token": token}
 
@@ -115,7 +113,6 @@ async def set_budget(body: BudgetSet, request: Request, principal: Principal = D
         lab.task(body.task)
     limit = Override(body.total, body.rate_per_minute)
     await lab.writer.run(lambda conn: _set_budget(conn, body.researcher_id, body.task, body.kind, limit))
-    lab.budgets.set_override(body.researcher_id, body.task, body.kind, limit)
     return body.model_dump()
 
 
@@ -135,15 +132,13 @@ def tasks(request: Request, principal: Principal = Depends(any_principal)) -> li
 def me(request: Request, principal: Principal = Depends(any_principal)) -> dict[str, Any]:
     """Who the token belongs to, and the budget left on every task."""
     lab = request.app.state.lab
-    budgets = {}
-    if not principal.is_admin:
-        for name in lab.tasks:
-            budgets[name] = {}
-            for kind in ("evaluate", "verify"):
-                limit = lab.budgets.limit(principal.researcher_id, name, kind)
-                standing = lab.budgets.peek(principal.researcher_id, name, kind)
-                budgets[name][kind] = {"total": limit.total, "rate_per_minute": limit.rate_per_minute,
-                                       "total_left": standing.total_left, "rate_left": standing.rate_left}
+    budgets: dict[str, dict[str, dict[str, int]]] = {}
+    if principal.researcher_id is not None:
+        now = time.time()
+        with lab.engine.connect() as conn:
+            for name in lab.tasks:
+                budgets[name] = {kind: lab.budgets.summary(conn, principal.researcher_id, name, kind, now)
+                                 for kind in KINDS}
     return {"researcher_id": principal.researcher_id, "name": principal.name, "budgets": budgets}
 
 

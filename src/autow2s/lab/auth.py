@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,15 @@ class Principal:
 
 
 class TokenBook:
-    """token digest -> researcher, kept in memory so authentication costs no query."""
+    """token digest -> researcher: the researchers table, with the researchers already seen kept in memory.
 
-    def __init__(self, admin_token: str) -> None:
+    A token another lab worker created is found in the database on its first use, so a researcher
+    registered through one worker can call any other at once.
+    """
+
+    def __init__(self, admin_token: str, find: Callable[[str], Principal | None]) -> None:
         self._admin_digest = hash_token(admin_token)
+        self._find = find  # digest -> the researcher, from the database
         self._by_digest: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
@@ -65,11 +71,14 @@ class TokenBook:
         digest = hash_token(token)
         if hmac.compare_digest(digest, self._admin_digest):
             return Principal(None, "admin")
-        return self._by_digest.get(digest)
-
-    def names(self) -> dict[int, str]:
         with self._lock:
-            return {p.researcher_id: p.name for p in self._by_digest.values() if p.researcher_id is not None}
+            known = self._by_digest.get(digest)
+        if known is not None:
+            return known
+        found = self._find(digest)
+        if found is not None and found.researcher_id is not None:
+            self.add(found.researcher_id, found.name, digest)
+        return found
 
 
 def _principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:

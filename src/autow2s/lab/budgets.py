@@ -1,25 +1,22 @@
 """Per-researcher, per-task budgets: a total and a rate (a sliding one-minute window).
 
-The book lives in memory for speed (an evaluation costs no budget query) and is rebuilt from
-the audit table at startup, where every charged request has its row. That is why the lab runs
-as one server process per database.
+The database is the book: a request is charged by its audit row (`audit.charged`), and the
+check and the charge happen in one write transaction that holds the researcher's lock
+(`lock_researcher`). So any number of lab workers, on one host or several, enforce exactly what
+one does: no memory of spending lives in a process.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from autow2s.lab.models import AuditEntry, BudgetOverride
+from autow2s.lab.models import AuditEntry, BudgetOverride, Researcher
 
 WINDOW_S = 60.0
 KINDS = ("evaluate", "verify")
-Key = tuple[int, str, str]  # researcher id, task, kind
 
 
 @dataclass(frozen=True)
@@ -46,71 +43,65 @@ class Standing:
     resets_at: float | None = None  # when the next request would be allowed; None: never
     reason: str = ""
 
+    def charged(self) -> Standing:
+        """The standing once this request's audit row is written."""
+        return Standing(True, self.total_left - 1, max(0, self.rate_left - 1))
+
+
+def lock_researcher(conn: Connection, researcher_id: int) -> None:
+    """Serialise one researcher's check-then-charge across every worker of the lab.
+
+    PostgreSQL: a row lock on the researcher, held to the end of the transaction (other
+    researchers are not blocked). SQLite: the lab's write transactions begin IMMEDIATE (lab/db.py),
+    so the database's one write lock already serialises them, and FOR UPDATE is not emitted.
+    """
+    conn.execute(select(Researcher.id).where(Researcher.id == researcher_id).with_for_update())
+
 
 class BudgetBook:
-    def __init__(self, default_limit: Callable[[str, str], Limit]) -> None:
-        self._default_limit = default_limit  # (task, kind) -> Limit
-        self._overrides: dict[Key, Override] = {}
-        self._used: dict[Key, int] = defaultdict(int)
-        self._recent: dict[Key, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    def __init__(self, default_limit: Callable[[str, str], Limit]) -> None:  # (task, kind) -> Limit
+        self._default_limit = default_limit
 
-    def load(self, conn: Connection, now: float | None = None) -> None:
-        """Rebuild totals and the current rate window from the audit table."""
-        now = time.time() if now is None else now
-        for row in conn.execute(select(BudgetOverride)):
-            self._overrides[(row.researcher_id, row.task, row.kind)] = Override(row.total, row.rate_per_minute)
-        counts = conn.execute(select(AuditEntry.researcher_id, AuditEntry.task, AuditEntry.charged, func.count())
-                              .where(AuditEntry.charged.is_not(None))
-                              .group_by(AuditEntry.researcher_id, AuditEntry.task, AuditEntry.charged))
-        for researcher_id, task, kind, count in counts:
-            self._used[(researcher_id, task, kind)] = int(count)
-        recent = conn.execute(select(AuditEntry.researcher_id, AuditEntry.task, AuditEntry.charged, AuditEntry.created_at)
-                              .where(AuditEntry.charged.is_not(None), AuditEntry.created_at > now - WINDOW_S)
-                              .order_by(AuditEntry.created_at))
-        for researcher_id, task, kind, created_at in recent:
-            self._recent[(researcher_id, task, kind)].append(float(created_at))
-
-    def set_override(self, researcher_id: int, task: str, kind: str, override: Override) -> None:
-        with self._lock:
-            self._overrides[(researcher_id, task, kind)] = override
-
-    def limit(self, researcher_id: int, task: str, kind: str) -> Limit:
+    def limit(self, conn: Connection, researcher_id: int, task: str, kind: str) -> Limit:
         """The task's override, then the researcher's all-task override, then the default; field by field."""
         limit = self._default_limit(task, kind)
         total, rate = limit.total, limit.rate_per_minute
-        for override in (self._overrides.get((researcher_id, "*", kind)), self._overrides.get((researcher_id, task, kind))):
+        rows = {row.task: row for row in conn.execute(
+            select(BudgetOverride).where(BudgetOverride.researcher_id == researcher_id, BudgetOverride.kind == kind,
+                                         BudgetOverride.task.in_(("*", task))))}
+        for override in (rows.get("*"), rows.get(task)):
             if override is not None:
                 total = total if override.total is None else override.total
                 rate = rate if override.rate_per_minute is None else override.rate_per_minute
         return Limit(total, rate)
 
-    def _standing(self, key: Key, now: float, *, charge: bool) -> Standing:
-        limit = self.limit(*key)
-        recent = self._recent[key]
-        while recent and recent[0] <= now - WINDOW_S:
-            recent.popleft()
-        used = self._used[key]
+    def standing(self, conn: Connection, researcher_id: int, task: str, kind: str, now: float) -> Standing:
+        """Whether one more request may be charged now, from the audit rows alone.
+
+        To charge, call this inside a write transaction after lock_researcher and write the request's
+        audit row (charged=kind) in the same transaction.
+        """
+        limit = self.limit(conn, researcher_id, task, kind)
+        mine = (AuditEntry.researcher_id == researcher_id) & (AuditEntry.task == task) & (AuditEntry.charged == kind)
+        used = int(conn.execute(select(func.count()).select_from(AuditEntry).where(mine)).scalar() or 0)
+        recent, oldest = conn.execute(select(func.count(), func.min(AuditEntry.created_at))
+                                      .where(mine, AuditEntry.created_at > now - WINDOW_S)).one()
+        recent = int(recent or 0)
+        rate_left = max(0, limit.rate_per_minute - recent)
         if used >= limit.total:
-            return Standing(False, 0, max(0, limit.rate_per_minute - len(recent)), None,
-                            f"the total budget of {limit.total} {key[2]} requests on task {key[1]!r} is spent; "
+            return Standing(False, 0, rate_left, None,
+                            f"the total budget of {limit.total} {kind} requests on task {task!r} is spent; "
                             "it does not reset by itself: ask the lab admin to raise it")
-        if len(recent) >= limit.rate_per_minute:
-            resets_at = recent[0] + WINDOW_S
+        if recent >= limit.rate_per_minute:
+            resets_at = float(oldest) + WINDOW_S
             return Standing(False, limit.total - used, 0, resets_at,
-                            f"rate limit: at most {limit.rate_per_minute} {key[2]} requests per minute on task "
-                            f"{key[1]!r}; retry after {max(0.0, resets_at - now):.1f}s")
-        if charge:
-            self._used[key] = used + 1
-            recent.append(now)
-            used += 1
-        return Standing(True, limit.total - used, max(0, limit.rate_per_minute - len(recent)))
+                            f"rate limit: at most {limit.rate_per_minute} {kind} requests per minute on task "
+                            f"{task!r}; retry after {max(0.0, resets_at - now):.1f}s")
+        return Standing(True, limit.total - used, rate_left)
 
-    def try_charge(self, researcher_id: int, task: str, kind: str, now: float | None = None) -> Standing:
-        """Charge one request if both the total and the rate allow it; otherwise say why not."""
-        with self._lock:
-            return self._standing((researcher_id, task, kind), time.time() if now is None else now, charge=True)
-
-    def peek(self, researcher_id: int, task: str, kind: str, now: float | None = None) -> Standing:
-        with self._lock:
-            return self._standing((researcher_id, task, kind), time.time() if now is None else now, charge=False)
+    def summary(self, conn: Connection, researcher_id: int, task: str, kind: str, now: float) -> dict[str, int]:
+        """The limit and what is left of it, for status pages (read-only: nothing is charged)."""
+        limit = self.limit(conn, researcher_id, task, kind)
+        standing = self.standing(conn, researcher_id, task, kind, now)
+        return {"total": limit.total, "rate_per_minute": limit.rate_per_minute, "total_left": standing.total_left,
+                "rate_left": standing.rate_left}

@@ -6,21 +6,20 @@ Built by create_app's lifespan; routes reach it as request.app.state.lab.
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from autow2s.errors import AutoW2SError
-from autow2s.lab.auth import TokenBook
+from autow2s.lab.auth import Principal, TokenBook
 from autow2s.lab.budgets import BudgetBook, Limit
 from autow2s.lab.db import Writer, make_engine
 from autow2s.lab.errors import APIError
-from autow2s.lab.models import Evaluation, Researcher, Snapshot
+from autow2s.lab.models import Researcher, Snapshot
 from autow2s.lab.probing import ProbeDetector
 from autow2s.lab.schema import ensure_schema
 from autow2s.lab.search import make_search
@@ -40,8 +39,10 @@ class Lab:
     def __init__(self, settings: LabSettings, *, runner: VerifyRunner | None = None) -> None:
         self.settings = settings
         self.engine = make_engine(settings.resolved_db_url, synchronous=settings.sqlite_synchronous)
-        self.writer = Writer(self.engine)
-        self.tokens = TokenBook(settings.admin_token)
+        self.write_engine = (make_engine(settings.resolved_db_url, synchronous=settings.sqlite_synchronous,
+                                         immediate=True) if self.engine.dialect.name == "sqlite" else self.engine)
+        self.writer = Writer(self.write_engine)
+        self.tokens = TokenBook(settings.admin_token, self._find_researcher)
         self.tasks: dict[str, LabTask] = {}  # research tasks: what researchers see
         self.transfer_tasks: dict[str, LabTask] = {}  # held out: the admin's only (lab/transfer.py)
         self.budgets = BudgetBook(self.default_limit)
@@ -52,9 +53,8 @@ class Lab:
             degenerate_resolution=settings.degenerate_resolution, noise_seed=settings.noise_seed)
         self.search = make_search(self.engine)
         self.snapshots = SnapshotStore(settings.snapshot_repo, settings)
-        self.snapshot_owner: dict[str, int] = {}
+        self._snapshot_owners: dict[str, int] = {}  # a cache: snapshots are never deleted or reassigned
         self.verifier = VerifyService(self, runner or self._sandboxed_runner(), workers=settings.verify_workers)
-        self._evaluation_ids = itertools.count(1)
         self.started_at = time.time()
 
     def _sandboxed_runner(self) -> SandboxedRunner:
@@ -96,28 +96,38 @@ class Lab:
         self.verifier.stop()
         self.writer.stop()
         self.engine.dispose()
+        self.write_engine.dispose()
 
     def _restore(self, conn: Connection) -> None:
-        """Everything kept in memory is rebuilt from the DB, so a restart resumes exactly."""
+        """Researchers and snapshot owners are cached from the DB; everything else is read where it is used,
+        so a restarted worker, or one of several, decides exactly as the others do."""
         for row in conn.execute(select(Researcher)):
             self.tokens.add(row.id, row.name, row.token_hash)
-        self.budgets.load(conn)
-        rows = conn.execute(select(Evaluation.researcher_id, Evaluation.task, Evaluation.id, Evaluation.pred_bits,
-                                   Evaluation.reported_accuracy).order_by(Evaluation.id))
-        for researcher_id, task, evaluation_id, bits, reported in rows:
-            self.probes.restore((researcher_id, task), bits, evaluation_id, reported)
         for snapshot_id, researcher_id in conn.execute(select(Snapshot.id, Snapshot.researcher_id)):
-            self.snapshot_owner[snapshot_id] = researcher_id
-        last = conn.execute(select(func.max(Evaluation.id))).scalar()
-        self._evaluation_ids = itertools.count((last or 0) + 1)
+            self._snapshot_owners[snapshot_id] = researcher_id
+
+    def _find_researcher(self, digest: str) -> Principal | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Researcher.id, Researcher.name).where(Researcher.token_hash == digest)).first()
+        return None if row is None else Principal(int(row.id), str(row.name))
 
     # lookups used by routes
     def session(self) -> Session:
         """A read session (ORM objects); writes go through self.writer."""
         return Session(self.engine)
 
-    def next_evaluation_id(self) -> int:
-        return next(self._evaluation_ids)
+    def snapshot_owner(self, snapshot_id: str) -> int | None:
+        """The researcher who uploaded a snapshot (through any worker), or None if there is no such snapshot."""
+        owner = self._snapshot_owners.get(snapshot_id)
+        if owner is None:
+            with self.engine.connect() as conn:
+                owner = conn.execute(select(Snapshot.researcher_id).where(Snapshot.id == snapshot_id)).scalar()
+            if owner is not None:
+                self._snapshot_owners[snapshot_id] = int(owner)
+        return owner
+
+    def record_snapshot_owner(self, snapshot_id: str, researcher_id: int) -> None:
+        self._snapshot_owners[snapshot_id] = researcher_id
 
     def task(self, name: str, *, field: str = "task") -> LabTask:
         task = self.tasks.get(name)
@@ -137,7 +147,8 @@ class Lab:
         return Limit(total, s.budget_rate_per_minute)
 
     def researcher_names(self) -> dict[int, str]:
-        return self.tokens.names()
+        with self.engine.connect() as conn:
+            return {int(rid): str(name) for rid, name in conn.execute(select(Researcher.id, Researcher.name))}
 
     def summary(self) -> dict[str, Any]:
         return {"tasks": sorted(self.tasks), "uptime_s": round(time.time() - self.started_at, 1),

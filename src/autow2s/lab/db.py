@@ -4,6 +4,10 @@ Why one writer: SQLite serialises writers anyway, and a commit with synchronous=
 fsync (milliseconds). Queued jobs are committed together in one transaction, and each caller
 is answered only after that commit, so an acknowledged write survives kill -9 while 32
 concurrent clients share each fsync.
+
+Several lab processes (`serve --workers N`, or labs on several hosts sharing PostgreSQL) each
+have their own writer. Their check-then-write jobs stay atomic through the database: row locks
+on PostgreSQL (lab/budgets.py lock_researcher), BEGIN IMMEDIATE on SQLite (make_engine).
 """
 
 from __future__ import annotations
@@ -27,11 +31,16 @@ Settle = Callable[[bool, Any], None]
 MAX_BATCH = 256
 
 
-def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
-    """An engine with WAL and the chosen fsync level on SQLite; other databases as given."""
+def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False) -> Engine:
+    """An engine with WAL and the chosen fsync level on SQLite; other databases as given.
+
+    immediate (SQLite only): every transaction begins IMMEDIATE, taking the database's write lock
+    before its first read. The writer uses it, so a check-then-write (a budget, a queue claim) is
+    atomic across lab processes sharing the file; readers keep the default, lock-free BEGIN.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8,
@@ -48,6 +57,13 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if immediate:
+            dbapi_connection.isolation_level = None  # the driver's own BEGIN off: ours below replaces it
+
+    if immediate:
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -21,8 +21,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from sqlalchemy import Connection, select
 
-Key = tuple[int, str]  # researcher id, task
+from autow2s.lab.models import Evaluation
 
 
 @dataclass(frozen=True)
@@ -42,29 +43,35 @@ class Verdict:
         return flags
 
 
-class _History:
-    """A researcher's earlier submissions on one task as packed bit rows, compared with XOR + popcount."""
+class History:
+    """A researcher's accepted submissions on one task, as packed bit rows compared with XOR + popcount.
 
-    def __init__(self, n_bytes: int) -> None:
-        self.rows = np.zeros((16, n_bytes), dtype=np.uint8)
-        self.count = 0
-        self.evaluation_ids: list[int] = []
-        self.reported: list[float] = []
+    Read from the evaluations table inside the scoring transaction (History.load), so every lab
+    worker judges a submission against the same history.
+    """
+
+    def __init__(self, rows: np.ndarray, evaluation_ids: list[int], reported: list[float]) -> None:
+        self.rows = rows
+        self.evaluation_ids = evaluation_ids
+        self.reported = reported
+
+    @classmethod
+    def load(cls, conn: Connection, researcher_id: int, task: str, n_bytes: int) -> History:
+        found = conn.execute(select(Evaluation.id, Evaluation.pred_bits, Evaluation.reported_accuracy)
+                             .where(Evaluation.researcher_id == researcher_id, Evaluation.task == task)
+                             .order_by(Evaluation.id)).all()
+        rows = np.zeros((len(found), n_bytes), dtype=np.uint8)
+        for index, (_, bits, _) in enumerate(found):
+            rows[index] = np.frombuffer(bits, dtype=np.uint8)
+        return cls(rows, [int(r[0]) for r in found], [float(r[2]) for r in found])
 
     def nearest(self, packed: np.ndarray) -> tuple[int, int]:
-        if self.count == 0:
+        """(index, number of differing items) of the closest earlier submission; (-1, huge) if none."""
+        if not self.evaluation_ids:
             return -1, 1 << 30
-        distances = np.bitwise_count(np.bitwise_xor(self.rows[: self.count], packed)).sum(axis=1, dtype=np.int64)
+        distances = np.bitwise_count(np.bitwise_xor(self.rows, packed)).sum(axis=1, dtype=np.int64)
         index = int(distances.argmin())
         return index, int(distances[index])
-
-    def add(self, packed: np.ndarray, evaluation_id: int, reported: float) -> None:
-        if self.count == len(self.rows):
-            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
-        self.rows[self.count] = packed
-        self.count += 1
-        self.evaluation_ids.append(evaluation_id)
-        self.reported.append(reported)
 
 
 class ProbeDetector:
@@ -77,46 +84,33 @@ class ProbeDetector:
         self.resolution = resolution
         self.degenerate_fraction = degenerate_fraction
         self.degenerate_resolution = degenerate_resolution
-        self._histories: dict[Key, _History] = {}
         self._rng = np.random.default_rng(secrets.randbits(128) if noise_seed is None else noise_seed)
-        self._lock = threading.Lock()
+        self._rng_lock = threading.Lock()
 
     def min_changed(self, n_test: int) -> int:
         return max(self.near_duplicate_min_items, math.ceil(self.near_duplicate_fraction * n_test))
 
-    def check_and_record(self, key: Key, bits: np.ndarray, evaluation_id: int, exact_dev_accuracy: float,
-                         n_dev: int) -> tuple[Verdict, float]:
-        """Judge a submission; if it is accepted, record it and return its reported accuracy.
+    def judge(self, history: History, bits: np.ndarray, exact_dev_accuracy: float, n_dev: int) -> tuple[Verdict, float]:
+        """Judge a submission against the history; if it is accepted, its coarsened accuracy.
 
-        Checking and recording happen under one lock, so two concurrent copies of a submission
-        cannot both pass.
+        The caller holds the researcher's lock (lab/budgets.py), so two concurrent copies of a
+        submission cannot both pass, whichever workers they reach.
         """
-        packed = np.packbits(bits)
         degenerate = self.is_degenerate(bits)
-        with self._lock:
-            history = self._histories.get(key)
-            if history is None:
-                history = self._histories[key] = _History(len(packed))
-            index, distance = history.nearest(packed)
-            if distance < self.min_changed(len(bits)):
-                return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate), float("nan")
-            reported = self.coarsen(exact_dev_accuracy, n_dev, degenerate)
-            history.add(packed, evaluation_id, reported)
-            return Verdict(None, min(distance, len(bits)), None, degenerate), reported
+        index, distance = history.nearest(np.packbits(bits))
+        if distance < self.min_changed(len(bits)):
+            return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate), float("nan")
+        return Verdict(None, min(distance, len(bits)), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
 
-    def identical(self, key: Key, bits: np.ndarray) -> tuple[int, float] | None:
+    @staticmethod
+    def identical(history: History, bits: np.ndarray) -> tuple[int, float] | None:
         """(evaluation id, reported accuracy) of an earlier accepted submission with exactly these
         predicted classes, if there is one: it is answered from that evaluation, so resubmitting
         (a deterministic method on several seeds) costs nothing and reveals nothing new."""
-        packed = np.packbits(bits)
-        with self._lock:
-            history = self._histories.get(key)
-            if history is None or history.rows.shape[1] != len(packed):
-                return None
-            index, distance = history.nearest(packed)
-            if distance != 0:
-                return None
-            return history.evaluation_ids[index], history.reported[index]
+        index, distance = history.nearest(np.packbits(bits))
+        if distance != 0:
+            return None
+        return history.evaluation_ids[index], history.reported[index]
 
     def is_degenerate(self, bits: np.ndarray) -> bool:
         positive = float(bits.mean())
@@ -125,18 +119,10 @@ class ProbeDetector:
     def coarsen(self, exact_accuracy: float, n_dev: int, degenerate: bool) -> float:
         """Noise of `noise_se` standard errors (the worst-case one, so it says nothing about the
         accuracy itself), then rounding; degenerate submissions get the coarse grid."""
-        noisy = exact_accuracy + float(self._rng.normal()) * self.noise_se * 0.5 / math.sqrt(max(n_dev, 1))
+        with self._rng_lock:
+            draw = float(self._rng.normal())
+        noisy = exact_accuracy + draw * self.noise_se * 0.5 / math.sqrt(max(n_dev, 1))
         step = self.degenerate_resolution if degenerate else self.resolution
         if step > 0:
             noisy = round(noisy / step) * step
         return round(min(1.0, max(0.0, noisy)), 6)
-
-    def restore(self, key: Key, packed: bytes, evaluation_id: int, reported: float) -> None:
-        """Reload one earlier submission at startup."""
-        row = np.frombuffer(packed, dtype=np.uint8)
-        with self._lock:
-            history = self._histories.get(key)
-            if history is None:
-                history = self._histories[key] = _History(len(row))
-            history.add(row, evaluation_id, reported)
-

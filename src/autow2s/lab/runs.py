@@ -8,19 +8,19 @@ same snapshot twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, insert, select
 
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, any_principal, researcher
+from autow2s.lab.budgets import lock_researcher
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import leaderboard_rows, supervisor_fields
 from autow2s.lab.models import AuditEntry, VerifyRun
@@ -85,68 +85,62 @@ def _out(run: VerifyRun, names: dict[int, str]) -> dict[str, Any]:
             "finished_at": run.finished_at, **supervisor_fields(run)}
 
 
-def _request_lock(app: FastAPI) -> asyncio.Lock:
-    """One lock around check-then-queue, so two concurrent requests cannot queue the same snapshot twice."""
-    lock = getattr(app.state, "verify_request_lock", None)
-    if lock is None:
-        lock = app.state.verify_request_lock = asyncio.Lock()
-    return lock
-
-
 @router.post("/api/v1/verify", status_code=202, response_model=VerifyOut,
              responses={200: {"description": "this snapshot is already queued, running or verified: that run"}})
 async def request_verify(body: VerifyRequest, request: Request, response: Response,
                          principal: Principal = Depends(researcher)) -> dict[str, Any]:
     """Queue a verified run of your snapshot on seeds the lab chooses; poll GET /api/v1/verify/{id}."""
-    async with _request_lock(request.app):
-        return await _request_verify(body, request, response, principal)
-
-
-async def _request_verify(body: VerifyRequest, request: Request, response: Response,
-                          principal: Principal) -> dict[str, Any]:
     lab = request.app.state.lab
     state = request.scope.setdefault("state", {})
     task = lab.task(body.task)
     state["task"] = task.name
-    owner = lab.snapshot_owner.get(body.snapshot_id)
+    owner = lab.snapshot_owner(body.snapshot_id)
     if owner is None:
         raise APIError(404, f"snapshot_id: no snapshot {body.snapshot_id}; upload it with POST /api/v1/snapshots",
                        field="snapshot_id", outcome="not_found")
     if owner != principal.researcher_id:
         raise APIError(403, "snapshot_id: you can verify only your own snapshots", field="snapshot_id",
                        outcome="forbidden")
-    with lab.session() as conn:
-        existing = conn.execute(select(VerifyRun).where(
-            VerifyRun.researcher_id == principal.researcher_id, VerifyRun.snapshot_id == body.snapshot_id,
-            VerifyRun.task == task.name, VerifyRun.status.in_(("queued", "running", "done")))
-            .order_by(VerifyRun.id).limit(1)).scalar_one_or_none()
-        if existing is not None:
-            response.status_code = 200
-            return _out(existing, lab.researcher_names()) | {
-                "note": f"snapshot {body.snapshot_id[:10]} already has verified run {existing.id} on {task.name} "
-                        f"({existing.status}); this is that run, and nothing was charged"}
-    now = time.time()
-    standing = lab.budgets.try_charge(principal.researcher_id, task.name, "verify", now)
-    if not standing.allowed:
-        headers = {} if standing.resets_at is None else {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
-        raise APIError(429, standing.reason, outcome="over_budget", headers=headers, budget_left=standing.total_left)
     rng = secrets.SystemRandom()
     seeds = sorted(rng.sample(range(1, SEED_RANGE), lab.settings.verify_seed_count))
-    row = {"researcher_id": principal.researcher_id, "snapshot_id": body.snapshot_id, "task": task.name,
-           "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}
+    now = time.time()
 
-    def job(conn: Connection) -> int:
-        run_id = int(conn.execute(insert(VerifyRun), row).inserted_primary_key[0])
+    def job(conn: Connection) -> tuple[int, bool] | APIError:
+        """Check-then-queue under the researcher's lock: on any worker, a snapshot is queued once and charged once."""
+        lock_researcher(conn, principal.researcher_id)
+        existing = conn.execute(select(VerifyRun.id).where(
+            VerifyRun.researcher_id == principal.researcher_id, VerifyRun.snapshot_id == body.snapshot_id,
+            VerifyRun.task == task.name, VerifyRun.status.in_(("queued", "running", "done")))
+            .order_by(VerifyRun.id).limit(1)).scalar()
+        if existing is not None:
+            return int(existing), False
+        standing = lab.budgets.standing(conn, principal.researcher_id, task.name, "verify", now)
+        if not standing.allowed:
+            headers = {} if standing.resets_at is None else {
+                "Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
+            return APIError(429, standing.reason, outcome="over_budget", headers=headers,
+                            budget_left=standing.total_left)
+        run_id = int(conn.execute(insert(VerifyRun), {
+            "researcher_id": principal.researcher_id, "snapshot_id": body.snapshot_id, "task": task.name,
+            "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}).inserted_primary_key[0])
         conn.execute(insert(AuditEntry), audit_row(request.scope, 202, outcome="accepted", charged="verify",
                                                    detail=f"verify run {run_id}"))
-        return run_id
+        return run_id, True
 
-    run_id = await lab.writer.run(job)
-    state["audited"] = True
-    lab.verifier.submit(run_id)
+    outcome = await lab.writer.run(job)
+    if isinstance(outcome, APIError):
+        raise outcome
+    run_id, queued = outcome
     with lab.session() as conn:
         run = conn.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
-        return _out(run, lab.researcher_names())
+        out = _out(run, lab.researcher_names())
+    if not queued:
+        response.status_code = 200
+        return out | {"note": f"snapshot {body.snapshot_id[:10]} already has verified run {run_id} on {task.name} "
+                              f"({run.status}); this is that run, and nothing was charged"}
+    state["audited"] = True
+    lab.verifier.wake()
+    return out
 
 
 @router.get("/api/v1/verify/{verify_id}", response_model=VerifyOut)

@@ -1,7 +1,8 @@
 """Scoring endpoints: the v1 evaluation and the anchor-compatible one, both on dev only.
 
-A submission is validated, charged to the budget, judged by the probing detector, scored on the
-preloaded label arrays, and stored with its audit row in one transaction before the answer
+A submission is validated and scored on the preloaded label arrays; then, in one transaction
+under the researcher's lock, it is checked against the researcher's history and budget, judged
+by the probing detector, and stored with its audit row (which is the charge) before the answer
 leaves. Holdout correctness is stored and never returned; nothing per item ever is.
 
 A submission whose predicted classes are identical to one of the same researcher's earlier
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,8 +25,10 @@ from sqlalchemy import Connection, insert
 
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, researcher
+from autow2s.lab.budgets import Standing, lock_researcher
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import AuditEntry, Evaluation
+from autow2s.lab.probing import History
 from autow2s.testbed.metrics import gap_message, pgr
 
 router = APIRouter(tags=["scoring"])
@@ -97,6 +101,79 @@ def _iso(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
+def _retry_headers(standing: Standing, now: float) -> dict[str, Any]:
+    if standing.resets_at is None:
+        return {"headers": {}, "resets_at": None, "retry_after_s": None}
+    return {"headers": {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))},
+            "resets_at": _iso(standing.resets_at), "retry_after_s": round(standing.resets_at - now, 1)}
+
+
+@dataclass(frozen=True)
+class _Submission:
+    researcher_id: int
+    task: Any  # LabTask
+    bits: np.ndarray
+    dev_correct: int
+    holdout_correct: int
+    snapshot_id: str | None
+    endpoint: str
+    now: float
+
+
+def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection) -> Scored | APIError:
+    """Check and charge in one transaction under the researcher's lock: repeat, budget, probe, record.
+
+    Runs on the writer; everything it reads (the history, the spending) and writes (the evaluation,
+    the audit row that is the charge) is in the database, so every lab worker decides the same way.
+    """
+    task, rid = sub.task, sub.researcher_id
+    lock_researcher(conn, rid)
+    history = History.load(conn, rid, task.name, (task.n_test + 7) // 8)
+    baselines = task.baselines
+    repeat = lab.probes.identical(history, sub.bits)
+    if repeat is not None:  # the earlier evaluation's answer, uncharged: nothing in it is new to the researcher
+        earlier_id, reported = repeat
+        standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
+        conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="identical_repeat", evaluation_id=earlier_id,
+                                                   detail=f"identical to evaluation {earlier_id}; answered from it, "
+                                                          "not charged"))
+        flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
+        return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
+                      task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
+                      baselines.ceiling_dev_acc, identical_to=earlier_id)
+    standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
+    if not standing.allowed:  # not charged: the middleware audits the 429
+        retry = _retry_headers(standing, sub.now)
+        return APIError(429, standing.reason, field=None, outcome="over_budget", headers=retry["headers"],
+                        resets_at=retry["resets_at"], retry_after_s=retry["retry_after_s"],
+                        budget_left=standing.total_left)
+    after = standing.charged()
+    verdict, reported = lab.probes.judge(history, sub.bits, sub.dev_correct / task.n_dev, task.n_dev)
+    if verdict.near_duplicate_of is not None:
+        minimum = lab.probes.min_changed(task.n_test)
+        message = (f"predictions: this submission differs from your evaluation {verdict.near_duplicate_of} in only "
+                   f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
+                   "an earlier one (that is how labels are probed). It was charged and flagged; submit a genuinely "
+                   "different method's predictions")
+        conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe", charged="evaluate",
+                                                   flags="near_duplicate", detail=message[:500]))
+        return APIError(409, message, field="predictions", outcome="refused_probe",
+                        earlier_evaluation_id=verdict.near_duplicate_of, earlier_dev_accuracy=verdict.earlier_reported,
+                        items_changed=verdict.distance, min_items_changed=minimum, budget_left=after.total_left)
+    reported_pgr = pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported)
+    flags = ",".join(verdict.flags)
+    evaluation_id = int(conn.execute(insert(Evaluation), {
+        "researcher_id": rid, "task": task.name, "snapshot_id": sub.snapshot_id, "endpoint": sub.endpoint,
+        "created_at": sub.now, "n_dev": task.n_dev, "dev_correct": sub.dev_correct,
+        "holdout_correct": sub.holdout_correct, "n_holdout": len(task.holdout_idx), "reported_accuracy": reported,
+        "reported_pgr": reported_pgr, "flags": flags, "pred_bits": np.packbits(sub.bits).tobytes()})
+        .inserted_primary_key[0])
+    conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="accepted", charged="evaluate",
+                                               evaluation_id=evaluation_id, flags=flags))
+    return Scored(evaluation_id, task.name, reported, reported_pgr, task.n_dev, after.total_left, after.rate_left,
+                  verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
+
+
 async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],
                            snapshot_id: str | None, endpoint: str, *, task_field: str = "task") -> Scored:
     lab = request.app.state.lab
@@ -106,75 +183,21 @@ async def score_submission(request: Request, principal: Principal, task_name: st
     if len(predictions) != task.n_test:
         raise APIError(422, f"predictions: expected {task.n_test} values (one per test item of task {task.name!r}, "
                        f"in test.jsonl order), got {len(predictions)}", field="predictions")
-    if snapshot_id is not None and snapshot_id not in lab.snapshot_owner:
+    if snapshot_id is not None and lab.snapshot_owner(snapshot_id) is None:
         raise APIError(404, f"snapshot_id: no snapshot {snapshot_id}; upload it with POST /api/v1/snapshots first",
                        field="snapshot_id", outcome="not_found")
-    researcher_id = principal.researcher_id
-    now = time.time()
+    assert principal.researcher_id is not None
     bits = np.asarray(predictions, dtype=np.float64) >= 0.5
-    repeat = lab.probes.identical((researcher_id, task.name), bits)
-    if repeat is not None:
-        return await _answer_repeat(request, lab, task, researcher_id, bits, repeat, now)
-    standing = lab.budgets.try_charge(researcher_id, task.name, "evaluate", now)
-    if not standing.allowed:
-        headers = {} if standing.resets_at is None else {"Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
-        raise APIError(429, standing.reason, field=None, outcome="over_budget", headers=headers,
-                       resets_at=None if standing.resets_at is None else _iso(standing.resets_at),
-                       retry_after_s=None if standing.resets_at is None else round(standing.resets_at - now, 1),
-                       budget_left=standing.total_left)
     dev_correct, holdout_correct = task.correct(bits)
-    evaluation_id = lab.next_evaluation_id()
-    verdict, reported = lab.probes.check_and_record((researcher_id, task.name), bits, evaluation_id,
-                                                    dev_correct / task.n_dev, task.n_dev)
-    baselines = task.baselines
-    if verdict.near_duplicate_of is not None:
-        minimum = lab.probes.min_changed(task.n_test)
-        message = (f"predictions: this submission differs from your evaluation {verdict.near_duplicate_of} in only "
-                   f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
-                   "an earlier one (that is how labels are probed). It was charged and flagged; submit a genuinely "
-                   "different method's predictions")
-        row = audit_row(request.scope, 409, outcome="refused_probe", charged="evaluate", flags="near_duplicate",
-                        detail=message[:500])
-        await lab.writer.run(lambda conn: conn.execute(insert(AuditEntry), row))
-        state["audited"] = True
-        raise APIError(409, message, field="predictions", outcome="refused_probe",
-                       earlier_evaluation_id=verdict.near_duplicate_of, earlier_dev_accuracy=verdict.earlier_reported,
-                       items_changed=verdict.distance, min_items_changed=minimum, budget_left=standing.total_left)
-    reported_pgr = pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported)
-    flags = ",".join(verdict.flags)
-    evaluation = {"id": evaluation_id, "researcher_id": researcher_id, "task": task.name, "snapshot_id": snapshot_id,
-                  "endpoint": endpoint, "created_at": now, "n_dev": task.n_dev, "dev_correct": dev_correct,
-                  "holdout_correct": holdout_correct, "n_holdout": len(task.holdout_idx),
-                  "reported_accuracy": reported, "reported_pgr": reported_pgr, "flags": flags,
-                  "pred_bits": np.packbits(bits).tobytes()}
-    audit = audit_row(request.scope, 200, outcome="accepted", charged="evaluate", evaluation_id=evaluation_id,
-                      flags=flags)
-
-    def job(conn: Connection) -> None:
-        conn.execute(insert(Evaluation), evaluation)
-        conn.execute(insert(AuditEntry), audit)
-
-    await lab.writer.run(job)
+    submission = _Submission(principal.researcher_id, task, bits, dev_correct, holdout_correct, snapshot_id, endpoint,
+                             time.time())
+    outcome = await lab.writer.run(partial(_decide, lab, request.scope, submission))
+    if isinstance(outcome, APIError):
+        if outcome.status_code == 409:
+            state["audited"] = True  # its audit row, the charge, is committed with the decision
+        raise outcome
     state["audited"] = True
-    return Scored(evaluation_id, task.name, reported, reported_pgr, task.n_dev, standing.total_left,
-                  standing.rate_left, verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
-
-
-async def _answer_repeat(request: Request, lab: Any, task: Any, researcher_id: int, bits: np.ndarray,
-                         repeat: tuple[int, float], now: float) -> Scored:
-    """The earlier evaluation's answer, uncharged. Everything in it the researcher was already told
-    (the same coarsened accuracy; flags recomputed from its own predictions); budgets are peeked."""
-    earlier_id, reported = repeat
-    standing = lab.budgets.peek(researcher_id, task.name, "evaluate", now)
-    flags = ["degenerate"] if lab.probes.is_degenerate(bits) else []
-    row = audit_row(request.scope, 200, outcome="identical_repeat", evaluation_id=earlier_id,  # no new flag
-                    detail=f"identical to evaluation {earlier_id}; answered from it, not charged")
-    await lab.writer.run(lambda conn: conn.execute(insert(AuditEntry), row))
-    request.scope.setdefault("state", {})["audited"] = True
-    baselines = task.baselines
-    return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
-                  task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
-                  baselines.ceiling_dev_acc, identical_to=earlier_id)
+    return outcome
 
 
 def _note(scored: Scored) -> str:

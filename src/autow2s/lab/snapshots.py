@@ -71,7 +71,7 @@ async def upload_snapshot(
     data = await request.body()
     if not data:
         raise APIError(422, "body: empty; send the method directory as a tarball (tar czf - -C DIR .)", field="body")
-    if parent_id is not None and parent_id not in lab.snapshot_owner:
+    if parent_id is not None and lab.snapshot_owner(parent_id) is None:
         raise APIError(404, f"parent_id: no snapshot {parent_id}", field="parent_id", outcome="not_found")
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in message):
         raise APIError(422, "message: control characters (other than newline and tab) are not allowed",
@@ -88,13 +88,13 @@ async def upload_snapshot(
                        field="body", outcome="bad_snapshot") from None
     row = {"id": commit, "researcher_id": principal.researcher_id, "parent_id": parent_id, "name": name,
            "message": message, "size_bytes": len(data), "created_at": time.time()}
-    if commit not in lab.snapshot_owner:  # the same tree, parent, author and second give the same commit
+    if lab.snapshot_owner(commit) is None:  # the same tree, parent, author and second give the same commit
         try:
             await lab.writer.run(lambda conn: conn.execute(insert(Snapshot), row))
         except Exception:
             with lab.session() as conn:
                 _get(conn, commit)  # a concurrent identical upload won the insert: that is fine
-        lab.snapshot_owner[commit] = principal.researcher_id
+        lab.record_snapshot_owner(commit, principal.researcher_id)
     with lab.session() as conn:
         return _info(_get(conn, commit), lab.researcher_names())
 

@@ -9,6 +9,7 @@ so the endpoint cannot be used to discover held-out ones.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,10 +26,10 @@ PENDING = ("queued", "running")
 
 
 def _budget(lab: Any, researcher_id: int, task: str, kind: str) -> dict[str, Any]:
-    limit = lab.budgets.limit(researcher_id, task, kind)
-    standing = lab.budgets.peek(researcher_id, task, kind)
-    return {"total": limit.total, "left": standing.total_left, "rate_per_minute": limit.rate_per_minute,
-            "rate_left": standing.rate_left}
+    with lab.engine.connect() as conn:
+        summary = lab.budgets.summary(conn, researcher_id, task, kind, time.time())
+    return {"total": summary["total"], "left": summary["total_left"], "rate_per_minute": summary["rate_per_minute"],
+            "rate_left": summary["rate_left"]}
 
 
 def _run(run: VerifyRun) -> dict[str, Any]:

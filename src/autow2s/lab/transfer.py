@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, admin
@@ -64,7 +65,7 @@ async def request_transfer(body: TransferRequest, request: Request,
         served = ", ".join(sorted(lab.transfer_tasks)) or "none (start the lab with --transfer-data DIR)"
         raise APIError(404, f"task: {body.task!r} is not a transfer task of this lab; transfer tasks: {served}",
                        field="task", outcome="unknown_task")
-    if body.snapshot_id not in lab.snapshot_owner:
+    if lab.snapshot_owner(body.snapshot_id) is None:
         raise APIError(404, f"snapshot_id: no snapshot {body.snapshot_id}", field="snapshot_id", outcome="not_found")
     with lab.session() as conn:
         existing = conn.execute(select(TransferRun).where(TransferRun.snapshot_id == body.snapshot_id,
@@ -74,8 +75,13 @@ async def request_transfer(body: TransferRequest, request: Request,
     seeds = sorted(secrets.SystemRandom().sample(range(1, SEED_RANGE), lab.settings.verify_seed_count))
     row = {"snapshot_id": body.snapshot_id, "task": body.task, "seeds": json.dumps(seeds), "status": "queued",
            "error": "", "created_at": time.time()}
-    run_id = await lab.writer.run(lambda conn: int(conn.execute(insert(TransferRun), row).inserted_primary_key[0]))
-    lab.verifier.submit_transfer(run_id)
+    try:
+        run_id = await lab.writer.run(lambda conn: int(conn.execute(insert(TransferRun), row).inserted_primary_key[0]))
+    except IntegrityError:  # another lab worker queued the same pair a moment ago: that run is the answer
+        with lab.session() as conn:
+            return _out(conn.execute(select(TransferRun).where(TransferRun.snapshot_id == body.snapshot_id,
+                                                               TransferRun.task == body.task)).scalar_one())
+    lab.verifier.wake()
     with lab.session() as conn:
         return _out(conn.execute(select(TransferRun).where(TransferRun.id == run_id)).scalar_one())
 
@@ -100,7 +106,7 @@ def transfer_overview(request: Request, principal: Principal = Depends(admin)) -
 
 
 def run_transfer(lab: Lab, run_id: int) -> None:
-    """Execute one queued transfer run in the lab's verify worker (the sandboxed runner)."""
+    """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
     from autow2s.lab.verify import verified_metrics
 
     def set_values(**values: Any) -> None:
@@ -114,7 +120,6 @@ def run_transfer(lab: Lab, run_id: int) -> None:
         set_values(status="failed", error=f"transfer task {run.task!r} is no longer served by this lab",
                    finished_at=time.time())
         return
-    set_values(status="running")
     try:
         with tempfile.TemporaryDirectory(prefix="autow2s-transfer-") as tmp:
             snapshot_dir = lab.snapshots.checkout(run.snapshot_id, Path(tmp))

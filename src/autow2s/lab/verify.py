@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
+import os
+import secrets
+import socket
 import tempfile
 import threading
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from autow2s.lab.models import VerifyRun
 from autow2s.lab.tasks import LabTask
@@ -171,59 +173,159 @@ def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout
             "null_ci_low": low, "null_ci_high": null["holdout_ci_high"]}
 
 
+STALE_AFTER_S = 90.0  # a running run whose worker has not beaten for this long is taken over
+HEARTBEAT_S = 15.0
+POLL_S = 2.0  # how often an idle worker looks for runs queued through another worker
+PENDING = ("queued", "running")
+
+
+def worker_identity() -> str:
+    """host:pid:nonce, written into the runs a worker claims (the nonce tells a reused pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _dead_on_this_host(claimed_by: str | None) -> bool:
+    """True when the claim names a process on this host that no longer exists (a worker killed mid-run)."""
+    if not claimed_by:
+        return True
+    host, _, rest = claimed_by.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class VerifyService:
+    """Runs verified and transfer runs queued in the database, on `workers` threads of this lab process.
+
+    The queue is the database: a run is claimed by a conditional update (status queued -> running,
+    claimed_by this worker; on PostgreSQL the candidate row is picked with FOR UPDATE SKIP LOCKED), so
+    any number of lab processes on any number of hosts share it and each run executes once. A running
+    run's worker beats every HEARTBEAT_S; a run whose worker died (a dead pid on this host, or no beat
+    for STALE_AFTER_S) is taken over by another worker, or by this one after a restart.
+    """
+
     def __init__(self, lab: Lab, runner: VerifyRunner, *, workers: int = 1) -> None:
         self.lab = lab
         self.runner = runner
         self.workers = workers
-        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()  # ("verify" | "transfer", run id)
+        self.identity = worker_identity()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        from autow2s.lab.models import TransferRun
-
-        with self.lab.engine.connect() as conn:
-            pending = [("verify", run_id) for run_id in conn.execute(
-                select(VerifyRun.id).where(VerifyRun.status.in_(("queued", "running"))).order_by(VerifyRun.id)).scalars()]
-            pending += [("transfer", run_id) for run_id in conn.execute(
-                select(TransferRun.id).where(TransferRun.status.in_(("queued", "running"))).order_by(TransferRun.id))
-                .scalars()]
-        for item in pending:  # runs interrupted by a restart start again
-            self._queue.put(item)
         for index in range(self.workers):
             thread = threading.Thread(target=self._loop, name=f"lab-verify-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
+        self._stopping.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
 
-    def submit(self, run_id: int) -> None:
-        self._queue.put(("verify", run_id))
+    def wake(self) -> None:
+        """A run was queued through this worker: look now rather than at the next poll."""
+        self._wake.set()
 
-    def submit_transfer(self, run_id: int) -> None:
-        self._queue.put(("transfer", run_id))
+    # -- the queue in the database ---------------------------------------------------------------
+    def _tables(self) -> tuple[tuple[str, Any], ...]:
+        from autow2s.lab.models import TransferRun
+
+        return (("verify", VerifyRun), ("transfer", TransferRun))
+
+    def _abandoned(self, claimed_by: str | None, heartbeat_at: float | None, now: float) -> bool:
+        if claimed_by == self.identity:
+            return False  # one of this worker's own threads is running it
+        return _dead_on_this_host(claimed_by) or heartbeat_at is None or heartbeat_at < now - STALE_AFTER_S
+
+    def _anything_to_claim(self) -> bool:
+        """A read-only look first, so an idle lab does not open write transactions every poll."""
+        now = time.time()
+        with self.lab.engine.connect() as conn:
+            for _, table in self._tables():
+                for status, claimed_by, heartbeat_at in conn.execute(
+                        select(table.status, table.claimed_by, table.heartbeat_at).where(table.status.in_(PENDING))):
+                    if status == "queued" or self._abandoned(claimed_by, heartbeat_at, now):
+                        return True
+        return False
+
+    def _claim(self, conn: Connection) -> tuple[str, int] | None:
+        """Take the oldest queued run, else an abandoned running one; None when there is neither."""
+        now = time.time()
+        claim = {"status": "running", "claimed_by": self.identity, "heartbeat_at": now}
+        for kind, table in self._tables():
+            run_id = conn.execute(select(table.id).where(table.status == "queued").order_by(table.id).limit(1)
+                                  .with_for_update(skip_locked=True)).scalar()
+            if run_id is not None and conn.execute(update(table).where(table.id == run_id, table.status == "queued")
+                                                   .values(**claim)).rowcount == 1:
+                return kind, int(run_id)
+        for kind, table in self._tables():
+            running = conn.execute(select(table.id, table.claimed_by, table.heartbeat_at)
+                                   .where(table.status == "running").order_by(table.id)).all()
+            for run_id, claimed_by, heartbeat_at in running:
+                if not self._abandoned(claimed_by, heartbeat_at, now):
+                    continue
+                same_claim = table.claimed_by.is_(None) if claimed_by is None else table.claimed_by == claimed_by
+                if conn.execute(update(table).where(table.id == run_id, table.status == "running", same_claim)
+                                .values(**claim)).rowcount == 1:
+                    log.info("%s run %d: taking it over from %s (its worker is gone)", kind, run_id,
+                             claimed_by or "a worker of an earlier lab")
+                    return kind, int(run_id)
+        return None
+
+    def _beat(self, kind: str, run_id: int, done: threading.Event) -> None:
+        table = dict(self._tables())[kind]
+        while not done.wait(HEARTBEAT_S):
+            try:
+                self.lab.writer.run_sync(lambda conn: conn.execute(
+                    update(table).where(table.id == run_id, table.claimed_by == self.identity)
+                    .values(heartbeat_at=time.time())))
+            except Exception:  # noqa: BLE001 - a missed beat is survivable; the run goes on
+                log.exception("%s run %d: heartbeat failed", kind, run_id)
 
     def _loop(self) -> None:
         from autow2s.lab.transfer import run_transfer
 
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            kind, run_id = item
-            if kind == "transfer":
-                run_transfer(self.lab, run_id)  # records its own failures
-                continue
+        while not self._stopping.is_set():
+            claimed = None
             try:
-                self._run(run_id)
-            except Exception as exc:  # the method's failure is the run's result, not the server's
-                message = f"{type(exc).__name__}: {exc}".splitlines()[0][:1000] if str(exc) else type(exc).__name__
-                log.info("verify run %d failed: %s", run_id, message)
-                self._set(run_id, status="failed", error=message, finished_at=time.time())
+                if self._anything_to_claim():
+                    claimed = self.lab.writer.run_sync(self._claim)
+            except Exception:  # noqa: BLE001 - the database may be restarting; try again at the next poll
+                log.exception("could not claim a run from the queue")
+            if claimed is None:
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+                continue
+            kind, run_id = claimed
+            done = threading.Event()
+            beat = threading.Thread(target=self._beat, args=(kind, run_id, done), name=f"lab-beat-{run_id}",
+                                    daemon=True)
+            beat.start()
+            try:
+                if kind == "transfer":
+                    run_transfer(self.lab, run_id)  # records its own failures
+                else:
+                    self._run_verify(run_id)
+            finally:
+                done.set()
+
+    def _run_verify(self, run_id: int) -> None:
+        try:
+            self._run(run_id)
+        except Exception as exc:  # the method's failure is the run's result, not the server's
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:1000] if str(exc) else type(exc).__name__
+            log.info("verify run %d failed: %s", run_id, message)
+            self._set(run_id, status="failed", error=message, finished_at=time.time())
 
     def _set(self, run_id: int, **values: Any) -> None:
         self.lab.writer.run_sync(lambda conn: conn.execute(update(VerifyRun).where(VerifyRun.id == run_id)
@@ -256,7 +358,6 @@ class VerifyService:
         if task is None:
             raise ValueError(f"task {run.task!r} is no longer served by this lab")
         seeds = json.loads(run.seeds)
-        self._set(run_id, status="running")
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="autow2s-verify-") as tmp:
             snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
