@@ -139,3 +139,27 @@ def test_resume_refuses_a_flag_it_would_ignore(tmp_path: Path) -> None:
                            "--budget cannot be changed on resume")
     _assert_one_line_error(autow2s("run", "--resume", str(tmp_path), "--unsafe-no-sandbox"),
                            "--unsafe-no-sandbox cannot be changed on resume")
+
+
+def test_run_takes_its_defaults_from_the_campaign_config() -> None:
+    """Campaign settings are declared once (CampaignConfig): every `run` option that sets a config field
+    defaults to that field's value, so the CLI and a programmatic campaign cannot drift apart."""
+    import dataclasses
+
+    import typer.main
+
+    from autow2s.campaign.state import CampaignConfig, parse_researchers
+    from autow2s.cli import app
+    from autow2s.testbed.tasks.suites import expand_tasks
+
+    defaults = CampaignConfig()
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = {param.name: param.default for param in command.params}
+    spelled_for_the_cli = {"researchers", "dependence_check", "transfer_tasks"}  # checked below / resolved at run
+    same_name = {f.name for f in dataclasses.fields(CampaignConfig)} & set(options) - spelled_for_the_cli
+    assert len(same_name) >= 12
+    assert {name: options[name] for name in same_name} == {name: getattr(defaults, name) for name in same_name}
+    assert (options["budget"], options["lab"]) == (defaults.budget_s, defaults.lab_url)
+    assert parse_researchers(options["researchers"]) == defaults.researchers
+    assert expand_tasks(options["task"]) == defaults.tasks
+    assert (options["dependence_check"] == "on") == defaults.dependence_check

@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from autow2s.campaign.state import CampaignConfig, format_researchers
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.seeds import DEFAULT_SEEDS
+from autow2s.testbed.tasks.suites import DEFAULT_RESEARCH_SUITE, DEFAULT_TRANSFER_SUITE
 
 if TYPE_CHECKING:  # the experiment module imports torch: `autow2s --help` must not
     from autow2s.testbed.experiment import ExperimentResult, ExperimentSettings
@@ -22,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="autow2s: automated research on weak-to-strong supervision.")
 console = Console()
 err_console = Console(stderr=True)
+CAMPAIGN = CampaignConfig()  # the campaign's defaults, declared once there; `run` reads its option defaults here
 
 SeedsOption = typer.Option(",".join(map(str, DEFAULT_SEEDS)), "--seeds", help="comma-separated training seeds")
 InstanceSeedOption = typer.Option(
@@ -276,45 +279,48 @@ def _refuse_options_with_resume(ctx: typer.Context) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
-    researchers: str = typer.Option("search:4", "--researchers", help="kinds and counts: search:4, claude:9, "
+    researchers: str = typer.Option(format_researchers(CAMPAIGN.researchers), "--researchers",
+                                    help="kinds and counts: search:4, claude:9, "
                                     "openai:2, random:1, replay:1, or a mix like search:2,claude:2"),
-    task: str = typer.Option("default-research", "--task",
+    task: str = typer.Option(DEFAULT_RESEARCH_SUITE, "--task",
                              help="research tasks: a task, a comma list, a suite (`autow2s tasks` lists them) or a "
                                   "task directory. Researchers see these"),
     transfer_tasks: str = typer.Option(
         "auto", "--transfer-tasks", help="held-out tasks the best methods are run on, unchanged, at the end: a list "
-        "or a suite; researchers never see them. auto: default-transfer without the research tasks' families; "
+        f"or a suite; researchers never see them. auto: {DEFAULT_TRANSFER_SUITE} without the research tasks' families; "
         "none: skip transfer"),
-    budget: float = typer.Option(180.0, "--budget", min=5.0, help="wall-clock seconds of research"),
-    max_dollars: float | None = typer.Option(None, "--max-dollars", help="campaign-wide LLM spend cap"),
-    researcher_dollars: float | None = typer.Option(None, "--researcher-dollars", help="per-researcher cap"),
-    eval_budget: int | None = typer.Option(None, "--eval-budget", help="evaluations per researcher per task"),
-    eval_rate: int = typer.Option(120, "--eval-rate", help="evaluations per researcher per minute"),
-    verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per minute"),
-    provider_retry_s: float = typer.Option(600.0, "--provider-retry-s", min=0.0,
+    budget: float = typer.Option(CAMPAIGN.budget_s, "--budget", min=5.0, help="wall-clock seconds of research"),
+    max_dollars: float | None = typer.Option(CAMPAIGN.max_dollars, "--max-dollars", help="campaign-wide LLM spend cap"),
+    researcher_dollars: float | None = typer.Option(CAMPAIGN.researcher_dollars, "--researcher-dollars",
+                                                    help="per-researcher cap"),
+    eval_budget: int | None = typer.Option(CAMPAIGN.eval_budget, "--eval-budget", help="evaluations per researcher per task"),
+    eval_rate: int = typer.Option(CAMPAIGN.eval_rate, "--eval-rate", help="evaluations per researcher per minute"),
+    verify_rate: int = typer.Option(CAMPAIGN.verify_rate, "--verify-rate", min=1,
+                                    help="verify requests per researcher per minute"),
+    provider_retry_s: float = typer.Option(CAMPAIGN.provider_retry_s, "--provider-retry-s", min=0.0,
                                            help="seconds an LLM researcher retries 429/5xx/529/timeouts (exponential "
                                                 "back-off, retry-after honoured) before pausing"),
-    idle: str = typer.Option("sleep", "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
+    idle: str = typer.Option(CAMPAIGN.idle, "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
                              "30 s to 10 min, woken by new findings or leaderboard changes) or stop"),
-    lab: str | None = typer.Option(None, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
-    executor: str = typer.Option("local", "--executor", help="local or ray"),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="a Ray cluster (default: local ray.init)"),
+    lab: str | None = typer.Option(CAMPAIGN.lab_url, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
+    executor: str = typer.Option(CAMPAIGN.executor, "--executor", help="local or ray"),
+    ray_address: str | None = typer.Option(CAMPAIGN.ray_address, "--ray-address", help="a Ray cluster (default: local ray.init)"),
     directions: Path | None = typer.Option(None, "--directions", help="JSON list of starting directions"),
     prices: Path | None = typer.Option(None, "--prices", help="JSON price table, $/Mtok per model"),
-    model: str | None = typer.Option(None, "--model", help="LLM model name (claude default: current Opus)"),
-    base_url: str | None = typer.Option(None, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
+    model: str | None = typer.Option(CAMPAIGN.model, "--model", help="LLM model name (claude default: current Opus)"),
+    base_url: str | None = typer.Option(CAMPAIGN.base_url, "--base-url", help="LLM endpoint (OpenAI-compatible or Anthropic)"),
     replay: Path | None = typer.Option(None, "--replay", help="transcript.jsonl for replay researchers"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(CAMPAIGN.seed, "--seed"),
     instance_seed: int | None = InstanceSeedOption,
     allow_computable_labels: bool = typer.Option(
-        False, "--allow-computable-labels",
+        CAMPAIGN.allow_computable_labels, "--allow-computable-labels",
         help="research on a task whose labels a method can compute from its inputs (arith-verify, code-verify)"),
-    dependence_check: str = typer.Option("on", "--dependence-check",
+    dependence_check: str = typer.Option("on" if CAMPAIGN.dependence_check else "off", "--dependence-check",
                                          help="on: repeat each verified run with a null supervisor; off: skip"),
-    verify_top_k: int = typer.Option(3, "--verify-top-k", min=1),
+    verify_top_k: int = typer.Option(CAMPAIGN.verify_top_k, "--verify-top-k", min=1),
     out: Path | None = typer.Option(None, "--out", help="run directory (default: runs/run-<time>)"),
     resume: Path | None = typer.Option(None, "--resume", help="continue the campaign in this run directory"),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+    unsafe_no_sandbox: bool = typer.Option(CAMPAIGN.unsafe_no_sandbox, "--unsafe-no-sandbox",
                                            help="run researchers' code without bubblewrap (prints a warning per job)"),
 ) -> None:
     """Run a campaign of automated researchers; resumable after a crash with --resume RUN_DIR."""
@@ -326,7 +332,7 @@ def run(
         import time as _time
 
         from autow2s.campaign.runner import Campaign
-        from autow2s.campaign.state import CampaignConfig, parse_researchers
+        from autow2s.campaign.state import parse_researchers
         from autow2s.testbed.tasks.suites import expand_tasks
 
         if resume is not None:
@@ -377,7 +383,7 @@ def _transfer_tasks(spec: str, research: tuple[str, ...], *, shared_lab: bool) -
         if shared_lab:
             return ()
         seen = {family(task) for task in research}
-        return tuple(task for task in SUITES["default-transfer"].tasks if family(task) not in seen)
+        return tuple(task for task in SUITES[DEFAULT_TRANSFER_SUITE].tasks if family(task) not in seen)
     return expand_tasks(spec, option="--transfer-tasks", allow_none=True)
 
 

@@ -7,13 +7,17 @@ from typing import Any
 
 from autow2s.errors import AutoW2SError
 from autow2s.rundir.layout import RunDir
+from autow2s.testbed.tasks.suites import DEFAULT_RESEARCH_SUITE, SUITES
 
 
 @dataclass(frozen=True)
 class CampaignConfig:
-    """What `autow2s run` was asked to do; saved once and reused as-is on --resume."""
+    """What `autow2s run` was asked to do; saved once and reused as-is on --resume.
 
-    tasks: tuple[str, ...] = ("synth-linear",)  # research tasks: what the researchers see and optimise
+    The one place the campaign's defaults live: `autow2s run` reads its option defaults from here.
+    """
+
+    tasks: tuple[str, ...] = SUITES[DEFAULT_RESEARCH_SUITE].tasks  # research tasks: what researchers optimise
     transfer_tasks: tuple[str, ...] = ()  # held out: only the final step runs methods on them
     researchers: tuple[tuple[str, int], ...] = (("search", 4),)
     budget_s: float = 180.0
@@ -56,6 +60,11 @@ class CampaignConfig:
     def load(cls, paths: RunDir) -> CampaignConfig:
         """The config a run directory was created with (campaign.json)."""
         return cls.from_json(paths.config_json())
+
+
+def format_researchers(researchers: tuple[tuple[str, int], ...]) -> str:
+    """((kind, count), ...) -> 'search:2,claude:1', the form --researchers takes."""
+    return ",".join(f"{kind}:{count}" for kind, count in researchers)
 
 
 def parse_researchers(spec: str) -> tuple[tuple[str, int], ...]:

@@ -40,10 +40,13 @@ FAMILIES: dict[str, str] = {
     "fever-claims": "fact verification",
 }
 
+DEFAULT_RESEARCH_SUITE = "default-research"  # what `autow2s run` researches on when --task is not given
+DEFAULT_TRANSFER_SUITE = "default-transfer"  # what --transfer-tasks auto draws from
+
 SUITES: dict[str, Suite] = {suite.name: suite for suite in (
-    Suite("default-research", ("synth-linear", "rt-sentiment"),
+    Suite(DEFAULT_RESEARCH_SUITE, ("synth-linear", "rt-sentiment"),
           "what `autow2s run` researches on by default: a synthetic task and a real one"),
-    Suite("default-transfer", ("synth-pairwise", "synth-nonlinear", "tweet-neutral"),
+    Suite(DEFAULT_TRANSFER_SUITE, ("synth-pairwise", "synth-nonlinear", "tweet-neutral"),
           "held out by default: families the default research suite does not contain, one of them real"),
     Suite("synthetic", ("synth-linear", "synth-nonlinear", "synth-pairwise"),
           "the three synthetic presets: seconds to prepare, no download"),
