@@ -27,8 +27,6 @@ import pytest
 from lab_helpers import READY_TIMEOUT_S, free_port
 from pg_helpers import PG_URL_ENV, fresh_databases, pg_server, postgres_installed  # noqa: F401 - pg_server: a fixture
 
-pytestmark = pytest.mark.slow
-
 DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
 STEP = re.compile(r"<!-- deploy-step: ([a-z-]+) -->\n```bash\n(.*?)```", re.S)
 ORDER = ["settings", "database", "admin-token", "prepare", "serve", "firewall", "campaign", "resume", "leaderboard",
@@ -146,6 +144,7 @@ def lab_ids(run: Path) -> tuple[str, dict[str, str]]:
     return kept["lab_campaign_id"], kept["researchers"]
 
 
+@pytest.mark.slow
 def test_deploy_md_one_lab_two_campaigns_and_a_resume(tmp_path: Path, deploy_db: str) -> None:
     started = time.monotonic()
     steps = doc_steps()
@@ -234,3 +233,34 @@ def _rows_of(campaign_id: str, board: list[dict[str, Any]]) -> list[dict[str, An
 
 def _one_line(command: str) -> str:
     return " ".join(command.replace("\\\n", " ").split())
+
+
+def test_lab_names_are_stable_per_campaign_and_plain_on_an_own_lab_or_an_older_run(tmp_path: Path) -> None:
+    from autow2s.campaign.shared_lab import lab_names, secrets_to_save
+
+    kept: dict[str, Any] = {"admin_token": "admin-x"}
+    names = lab_names(True, tmp_path / "my run", kept)
+    assert names.lab("search-1").startswith("my-run-") and names.lab("search-1").endswith(".search-1")
+    assert lab_names(True, tmp_path / "my run", kept) == names  # a resume reads the same id back
+    assert names.local(names.lab("baseline-vanilla")) == "baseline-vanilla"
+    assert names.local("other-run-0a1b2c.search-1") is None
+    assert "admin_token" not in secrets_to_save(True, kept) and "admin_token" in secrets_to_save(False, kept)
+    assert lab_names(False, tmp_path, {}).lab("search-1") == "search-1"  # the campaign's own lab
+    older = {"researchers": {"search-1": "aw2s_x"}}  # joined a shared lab before names had ids
+    assert lab_names(True, tmp_path, older).lab("search-2") == "search-2"
+
+
+def test_a_campaign_reads_only_its_own_rows_of_a_shared_lab_under_its_own_names() -> None:
+    from autow2s.campaign.shared_lab import own_overview
+
+    def row(researcher: str, snapshot: str) -> dict[str, Any]:
+        return {"researcher": researcher, "snapshot_id": snapshot, "is_vanilla": researcher == "baseline-vanilla"}
+
+    overview = {"rows": [row("a-1.search-1", "s1"), row("b-2.search-1", "s2"), row("b-2.baseline-vanilla", "v2"),
+                         row("a-1.baseline-vanilla", "v1")], "vanilla": None}
+    kept = {"lab_campaign_id": "a-1", "researchers": {"search-1": "t1", "baseline-vanilla": "t2"}}
+    mine = own_overview(overview, True, kept)
+    assert [(r["researcher"], r["snapshot_id"], r["is_vanilla"]) for r in mine["rows"]] == [
+        ("search-1", "s1", False), ("baseline-vanilla", "v1", True)]
+    assert mine["vanilla"]["snapshot_id"] == "v1"
+    assert own_overview(overview, False, kept) is overview  # the campaign's own lab: every row is its own
