@@ -12,8 +12,11 @@ from autow2s.lab.audit import AuditMiddleware
 from autow2s.lab.auth import PathTokenMiddleware
 from autow2s.lab.core import Lab
 from autow2s.lab.errors import BodyLimitMiddleware, install_error_handlers
-from autow2s.lab.settings import LabSettings
+from autow2s.lab.settings import LabSettings, admin_token_from_env, settings_from_json
 from autow2s.lab.verify import VerifyRunner
+
+SETTINGS_ENV = "AUTOW2S_LAB_SETTINGS"  # how `serve --workers N` hands its settings to each worker
+LOG_LEVEL_ENV = "AUTOW2S_LAB_LOG_LEVEL"
 
 DESCRIPTION = """The autow2s lab: scoring on dev with budgets and an audit log, verified runs on holdout,
 a forum, and method snapshots. Every call except /api/v1/health carries `Authorization: Bearer <token>`;
@@ -43,3 +46,17 @@ def create_app(settings: LabSettings, *, runner: VerifyRunner | None = None) -> 
     app.add_middleware(AuditMiddleware)
     app.add_middleware(PathTokenMiddleware)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker of `serve --workers N` (uvicorn imports it in each worker process).
+
+    The parent has already prepared the database (schema, baselines), so each worker only loads.
+    """
+    import os
+
+    from autow2s.lab.cli import configure_logging
+
+    admin_token = admin_token_from_env()
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"), (admin_token,))
+    return create_app(settings_from_json(os.environ[SETTINGS_ENV], admin_token))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -42,7 +42,10 @@ def serve(
                                               "labels) and flag methods that do not need it; off: skip, and the "
                                               "leaderboard says 'not checked'"),
     verify_workers: int = typer.Option(1, "--verify-workers", min=1, max=64,
-                                       help="verified runs executed at once (each is a sandboxed job)"),
+                                       help="verified runs executed at once per lab process (each is a sandboxed job)"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="lab processes serving the port; budgets, rate limits, the probing history and "
+                                     "the verify queue live in the DB, so N processes enforce what one does"),
     log_level: str = typer.Option("info", "--log-level"),
     http: str = typer.Option("auto", "--http", help="auto (httptools when installed), h11 or httptools"),
     loop: str = typer.Option("auto", "--loop", help="auto (uvloop when installed), asyncio or uvloop"),
@@ -67,7 +70,7 @@ def serve(
                            unsafe_no_sandbox=unsafe_no_sandbox, dependence_check=dependence_check == "on",
                            verify_workers=verify_workers, verify_rate_per_minute=verify_rate)
     try:
-        run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop)
+        run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop, workers=workers)
     except AutoW2SError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -102,17 +105,36 @@ def check_schema(settings: LabSettings) -> None:
 
 
 def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = "info", http: str = "auto",
-               loop: str = "auto") -> None:
-    """One process, one event loop: budgets and the probing history live in it (see docs/lab.md)."""
+               loop: str = "auto", workers: int = 1) -> None:
+    """Serve the lab: one process, or `workers` processes sharing the port and the database.
+
+    With several, the parent prepares the DB first (schema check, baselines), so the workers only
+    load; each worker then keeps nothing that matters in memory (see docs/lab.md, "Several workers").
+    """
+    import os
+
     import uvicorn
 
-    from autow2s.lab.app import create_app
+    from autow2s.lab.app import LOG_LEVEL_ENV, SETTINGS_ENV, create_app
+    from autow2s.lab.core import Lab
+    from autow2s.lab.settings import settings_to_json
 
     configure_logging(log_level, (settings.admin_token,))
     check_schema(settings)  # before uvicorn: inside its lifespan an AutoW2SError would be a traceback and exit 3
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level.lower(), access_log=True,
-                timeout_graceful_shutdown=5, backlog=2048, http=http, loop=loop, workers=1)
+    common: dict[str, Any] = {"host": host, "port": port, "log_config": None, "log_level": log_level.lower(), "access_log": True,
+              "timeout_graceful_shutdown": 5, "backlog": 2048, "http": http, "loop": loop}
+    if workers == 1:
+        uvicorn.run(create_app(settings), workers=1, **common)
+        return
+    lab = Lab(settings)
+    try:
+        lab.prepare()
+    finally:
+        lab.engine.dispose()
+        lab.write_engine.dispose()
+    os.environ[SETTINGS_ENV] = settings_to_json(settings)
+    os.environ[LOG_LEVEL_ENV] = log_level
+    uvicorn.run("autow2s.lab.app:app_from_environment", factory=True, workers=workers, **common)
 
 
 lab_app = typer.Typer(help="Look after a lab's database (see docs/lab.md).", no_args_is_help=True)

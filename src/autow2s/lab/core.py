@@ -68,7 +68,8 @@ class Lab:
         return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox)
 
     # lifecycle
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """The schema, the snapshot repository, and each task with its baselines (computed once, kept in the DB)."""
         ensure_schema(self.engine)
         self.search.setup()
         self.snapshots.init()
@@ -81,6 +82,9 @@ class Lab:
             if clash:
                 raise AutoW2SError(f"--transfer-data: {', '.join(clash)} is also a research task in --data; a "
                                    "transfer task must be held out")
+
+    def start(self) -> None:
+        self.prepare()
         with self.engine.connect() as conn:
             self._restore(conn)
         self.writer.start()

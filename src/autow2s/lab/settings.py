@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 ADMIN_TOKEN_ENV = "AUTOW2S_ADMIN_TOKEN"
 
@@ -58,6 +60,23 @@ class LabSettings:
     @property
     def snapshot_repo(self) -> Path:
         return self.resolved_state_dir / "snapshots.git"
+
+
+def settings_to_json(settings: LabSettings) -> str:
+    """Every setting but the admin token (which stays in the environment), for the workers of `serve --workers N`."""
+    data = {key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(settings).items() if key != "admin_token"}
+    return json.dumps(data)
+
+
+def settings_from_json(text: str, admin_token: str) -> LabSettings:
+    data: dict[str, Any] = json.loads(text)
+    paths = {"data_dir", "transfer_dir", "state_dir"}
+    known = {f.name for f in fields(LabSettings)}
+    values: dict[str, Any] = {key: (Path(value) if key in paths and value is not None else value)
+                              for key, value in data.items() if key in known}
+    values["baseline_seeds"] = tuple(values.get("baseline_seeds", LabSettings.baseline_seeds))
+    return LabSettings(admin_token=admin_token, **values)
 
 
 def admin_token_from_env() -> str:

@@ -1,0 +1,177 @@
+"""A lab served by several processes (`serve --workers 2`) on PostgreSQL enforces exactly what one does.
+
+Budgets, rate limits, the probing history and the verify queue live in the database, so 32
+concurrent clients spread over two workers get exactly their budget, every request has exactly
+one audit row, a verified run is queued once and executed once, and killing one worker with
+kill -9 loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from lab_helpers import LabServer, prepare_tasks, start_lab
+from pg_helpers import fresh_databases, pg_server  # noqa: F401 - pg_server is a fixture
+from test_lab_snapshots import make_tarball, upload
+
+CLIENTS = 32
+N_TEST = 400
+METHOD = b'''def run(ctx):
+    student = ctx.strong_model()
+    student.fit(ctx.inputs("train_unlabel"), ctx.weak_soft_labels("train_unlabel"))
+    return student.predict_proba(ctx.inputs("test"))
+'''
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, pg_server: str):  # noqa: F811 - the fixture
+    root = tmp_path_factory.mktemp("workers")
+    data = prepare_tasks(root / "data", {"mini": N_TEST}, cache_dir=root / "data" / ".cache")
+    with fresh_databases(pg_server) as make_db, \
+            start_lab(data, root / "state", db_url=make_db(),
+                      extra_args=["--workers", "2", "--budget-rate", "100000", "--verify-rate", "1000",
+                                  "--dependence-check", "off", "--unsafe-no-sandbox"]) as server:
+        assert len(worker_pids(server)) == 2, server.log_tail()
+        yield server
+
+
+def worker_pids(server: LabServer) -> list[int]:
+    """The uvicorn worker processes under the server (children that are not multiprocessing helpers)."""
+    assert server.process is not None
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    pids = []
+    for pid in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            pids.append(pid)
+    return pids
+
+
+def spend(server: LabServer, tokens: list[str], attempts: int, *, seed: int) -> list[tuple[str, int, dict[str, Any]]]:
+    """`attempts` distinct random submissions from CLIENTS threads, tokens taken in turn: (token, status, body)."""
+    rng = np.random.default_rng(seed)
+    bodies = [rng.random(N_TEST).round(3).tolist() for _ in range(attempts)]
+    clients = {token: httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+               for token in tokens}
+
+    def one(index: int) -> tuple[str, int, dict[str, Any]]:
+        token = tokens[index % len(tokens)]
+        try:
+            response = clients[token].post("/api/v1/evaluate", json={"task": "mini", "predictions": bodies[index]})
+        except httpx.TransportError as exc:  # a worker killed mid-request: not acknowledged
+            return token, 0, {"error": type(exc).__name__}
+        return token, response.status_code, response.json()
+
+    try:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            return list(pool.map(one, range(attempts)))
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def audit_check(server: LabServer, researcher_id: int, results: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """One audit row per answered request, none lost or doubled; accepted ones point at their evaluation."""
+    answered = [r for r in results if r[1] != 0]
+    rows = server.db_rows(f"SELECT status, evaluation_id, charged FROM audit WHERE researcher_id = {researcher_id} "
+                          "AND path = '/api/v1/evaluate'")
+    assert Counter(status for status, _, _ in rows) == Counter(status for _, status, _ in answered)
+    accepted_ids = [body["evaluation_id"] for _, status, body in answered if status == 200]
+    audited_ids = [evaluation_id for status, evaluation_id, _ in rows if status == 200]
+    assert len(set(accepted_ids)) == len(accepted_ids)  # no evaluation id handed out twice
+    assert sorted(audited_ids) == sorted(accepted_ids)
+    stored = {row[0] for row in server.db_rows(f"SELECT id FROM evaluations WHERE researcher_id = {researcher_id}")}
+    assert stored == set(accepted_ids)
+
+
+def test_two_workers_score_exactly_the_budget_and_audit_every_request(lab: LabServer) -> None:
+    budget = 40
+    token = lab.create_researcher("spender", budget_total=budget)
+    results = spend(lab, [token], 120, seed=1)
+    statuses = Counter(status for _, status, _ in results)
+    assert statuses[200] == budget, statuses
+    assert statuses[429] == 120 - budget, statuses
+    assert {body["budget_left"] for _, status, body in results if status == 429} == {0}
+    audit_check(lab, lab.researcher_id("spender"), results)
+
+
+def test_two_researchers_spending_together_get_their_own_budgets_and_no_more(lab: LabServer) -> None:
+    budgets = {"ann": 15, "bob": 25}
+    tokens = {name: lab.create_researcher(name, budget_total=total) for name, total in budgets.items()}
+    results = spend(lab, list(tokens.values()), 100, seed=2)
+    for name, token in tokens.items():
+        accepted = sum(1 for t, status, _ in results if t == token and status == 200)
+        assert accepted == budgets[name]
+        audit_check(lab, lab.researcher_id(name), [r for r in results if r[0] == token])
+
+
+def test_the_rate_limit_holds_across_workers(lab: LabServer) -> None:
+    token = lab.create_researcher("hasty", budget_total=500)
+    rid = lab.researcher_id("hasty")
+    response = lab.admin().put("/api/v1/budgets", json={"researcher_id": rid, "task": "mini", "kind": "evaluate",
+                                                         "rate_per_minute": 12})
+    assert response.status_code == 200, response.text
+    results = spend(lab, [token], 64, seed=3)
+    statuses = Counter(status for _, status, _ in results)
+    assert statuses[200] == 12, statuses
+    assert all("rate limit" in body["error"] for _, status, body in results if status == 429)
+    audit_check(lab, rid, results)
+
+
+def test_a_snapshot_asked_for_on_both_workers_is_queued_charged_and_run_once(lab: LabServer) -> None:
+    token = lab.create_researcher("verifier")
+    client = lab.client(token)
+    snapshot = upload(client, make_tarball([("student/method.py", None, METHOD)]), name="student").json()["snapshot_id"]
+    clients = [httpx.Client(base_url=lab.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+               for _ in range(CLIENTS)]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = list(pool.map(lambda c: c.post("/api/v1/verify", json={"snapshot_id": snapshot, "task": "mini"}),
+                                clients))
+    for c in clients:
+        c.close()
+    assert Counter(a.status_code for a in answers) == Counter({202: 1, 200: CLIENTS - 1})
+    assert len({a.json()["verify_id"] for a in answers}) == 1
+    run_id = answers[0].json()["verify_id"]
+    deadline = time.monotonic() + 240
+    while (run := client.get(f"/api/v1/verify/{run_id}").json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.5)
+    assert run["status"] == "done", run
+    rid = lab.researcher_id("verifier")
+    assert lab.db_rows(f"SELECT count(*) FROM audit WHERE researcher_id = {rid} AND charged = 'verify'") == [(1,)]
+    [(claimed_by,)] = lab.db_rows(f"SELECT claimed_by FROM verify_runs WHERE id = {run_id}")
+    assert claimed_by and claimed_by.split(":")[1].isdigit()
+
+
+def test_kill_9_one_worker_mid_load_the_other_goes_on_and_nothing_acknowledged_is_lost(lab: LabServer) -> None:
+    budget = 400
+    token = lab.create_researcher("survivor", budget_total=budget)
+    victim = worker_pids(lab)[0]
+    killer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
+    killer.start()
+    results = spend(lab, [token], 300, seed=4)
+    killer.join()
+    statuses = Counter(status for _, status, _ in results)
+    assert statuses[200] >= 150, statuses  # the surviving worker went on serving
+    assert set(statuses) <= {200, 0}, statuses  # lost connections only: no 5xx from the survivor
+    audit_check(lab, lab.researcher_id("survivor"), results)
+    after = spend(lab, [token], 20, seed=5)  # served afterwards, by the survivor and uvicorn's replacement
+    assert Counter(status for _, status, _ in after) == Counter({200: 20})
+    deadline = time.monotonic() + 60
+    while len(worker_pids(lab)) < 2 or victim in worker_pids(lab):
+        assert time.monotonic() < deadline, "uvicorn did not replace the killed worker"
+        time.sleep(0.5)
