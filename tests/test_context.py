@@ -141,3 +141,17 @@ def _assert_no_label_reachable_public(ctx: MethodContext) -> int:
             assert obj.labels is None
         stack.extend(_children(obj))
     return len(seen)
+
+
+def test_time_left_is_the_sooner_of_the_methods_budget_and_the_jobs_wall_limit(tmp_path: Path, monkeypatch) -> None:
+    from autow2s.testbed.job_clock import JOB_DEADLINE_ENV, deadline_env
+
+    task = small_task()
+    teacher = weak_teacher(task, 1, ArtifactCache(tmp_path))
+    monkeypatch.delenv(JOB_DEADLINE_ENV, raising=False)
+    ctx = build_context(task, teacher, 1, ExperimentSettings(time_budget_s=600.0))
+    assert 590 < ctx.time_left() <= 600  # outside a sandboxed job: the method's own budget
+    monkeypatch.setenv(JOB_DEADLINE_ENV, deadline_env(300.0)[JOB_DEADLINE_ENV])
+    assert 290 < ctx.time_left() <= 300  # a research job is killed at 300 s: that is what is left
+    short = build_context(task, teacher, 1, ExperimentSettings(time_budget_s=60.0))
+    assert short.time_left() <= 60

@@ -364,3 +364,19 @@ def test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox(tmp_path: Path) -
         ran, out, _ = _run(pool, config, ["python", "/workspace/read.py"])
         assert ran.ok and "SECRET-v2" not in out, out
         assert pool.started == 2
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_ctx_time_left_counts_down_to_the_jobs_wall_limit(tmp_path: Path, warm: bool) -> None:
+    """A method paces itself by ctx.time_left(): inside a job it must see the sandbox's wall limit (here
+    45 s), not the method's own 600 s budget."""
+    from sandbox_helpers import run_python
+
+    config = SandboxConfig(workspace=make_workspace(tmp_path), limits=Limits(wall_seconds=45))
+    ran = run_python(config, """
+        from autow2s.testbed.job_clock import job_seconds_left
+        print("LEFT", job_seconds_left())
+    """, warm=warm)
+    assert ran.result.ok, (ran.result, ran.stderr)
+    left = float(ran.stdout.split("LEFT")[1])
+    assert 30 < left <= 45

@@ -28,9 +28,8 @@ from autow2s.researchers.directions import assign_directions, load_directions
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.researchers.toolbox import ToolBox
 from autow2s.rundir.layout import RunDir, RunState, write_json_atomic
-from autow2s.sandbox.limits import GiB, Limits
+from autow2s.sandbox.limits import RESEARCH_JOB_LIMITS
 
-JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
 JOIN_GRACE_S = 15.0  # after the deadline, running experiments get this long to finish
 JOIN_AFTER_CANCEL_S = 60.0
 
@@ -297,7 +296,7 @@ class Campaign:
         return ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
                        lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
                        notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + tuple(others),
-                       limits=JOB_LIMITS, error_log=researcher_dir / "errors.log", **options)
+                       limits=RESEARCH_JOB_LIMITS, error_log=researcher_dir / "errors.log", **options)
 
     def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:
         directions = assign_directions(sum(n for _, n in self.config.researchers),

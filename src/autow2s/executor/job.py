@@ -14,10 +14,9 @@ from pathlib import Path
 from autow2s.executor.base import JobResult, JobSpec, JobStatus
 from autow2s.rundir.layout import JOB_REPORT_FILE
 from autow2s.sandbox.config import SandboxConfig
-from autow2s.sandbox.runner import SandboxResult, Sink, run_sandboxed
+from autow2s.sandbox.runner import run_sandboxed
 from autow2s.sandbox.warm import WarmPool, WarmSandboxError
-
-TAIL_BYTES = 4096
+from autow2s.sandbox.watch import SandboxResult, Sink, output_tail
 
 
 def _snapshot(workspace: Path) -> dict[str, tuple[int, int]]:
@@ -38,15 +37,6 @@ def _snapshot(workspace: Path) -> dict[str, tuple[int, int]]:
             if stat.S_ISREG(info.st_mode):
                 found[path] = (info.st_mtime_ns, info.st_size)
     return found
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _run(spec: JobSpec, config: SandboxConfig, warm_pool: WarmPool | None, cancel: threading.Event | None,
@@ -90,7 +80,7 @@ def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: boo
             err.flush()
             return JobResult(job_id=job_id, status=JobStatus.FAILED, exit_code=None,
                              error=f"could not start: {exc}", stdout_path=stdout_path, stderr_path=stderr_path,
-                             stderr_tail=_tail(stderr_path))
+                             stderr_tail=output_tail(stderr_path))
     after = _snapshot(workspace)
     outputs = tuple(sorted(Path(p) for p, stamp in after.items() if before.get(p) != stamp))
     if sandbox.cancelled:
@@ -102,8 +92,8 @@ def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: boo
     result = JobResult(
         job_id=job_id, status=status, exit_code=sandbox.exit_code, limit_hit=sandbox.limit_hit,
         error=None if status is JobStatus.SUCCEEDED else sandbox.message,
-        stdout_path=stdout_path, stderr_path=stderr_path, stdout_tail=_tail(stdout_path),
-        stderr_tail=_tail(stderr_path), output_files=outputs, wall_seconds=sandbox.wall_seconds,
+        stdout_path=stdout_path, stderr_path=stderr_path, stdout_tail=output_tail(stdout_path),
+        stderr_tail=output_tail(stderr_path), output_files=outputs, wall_seconds=sandbox.wall_seconds,
         cpu_seconds=sandbox.cpu_seconds, peak_memory_bytes=sandbox.peak_memory_bytes)
     (job_dir / JOB_REPORT_FILE).write_text(json.dumps(sandbox.to_json() | {"status": status.value}, indent=2) + "\n")
     return result

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from autow2s.executor.base import Executor, JobError, JobHandle, JobResult, JobSpec, JobStatus
-from autow2s.executor.job import _tail, run_job
+from autow2s.executor.job import run_job
 from autow2s.executor.local import new_job_id
 from autow2s.sandbox.bwrap import require_sandbox
+from autow2s.sandbox.watch import output_tail
 
 
 def _run_on_worker(spec: JobSpec, job_id: str, log_dir: str, unsafe_no_sandbox: bool) -> JobResult:
@@ -82,7 +83,7 @@ class RayExecutor(Executor):
         job_dir = self.log_dir / handle.job_id
         return JobResult(job_id=handle.job_id, status=status, exit_code=None, error=error,
                          stdout_path=job_dir / "stdout.log", stderr_path=job_dir / "stderr.log",
-                         stdout_tail=_tail(job_dir / "stdout.log"), stderr_tail=_tail(job_dir / "stderr.log"))
+                         stdout_tail=output_tail(job_dir / "stdout.log"), stderr_tail=output_tail(job_dir / "stderr.log"))
 
     def result(self, handle: JobHandle, timeout: float | None = None) -> JobResult:
         if handle.job_id in self._results:

@@ -72,6 +72,13 @@ class Limits:
         return value.get(name, name)
 
 
+# The limits of the two kinds of job the lab and the campaign run, declared here once. A researcher's
+# experiment (campaign/runner.py) and one seed of a verified or transfer run (lab/verify.py, which scales
+# the wall time by the number of seeds). Inside a job, ctx.time_left() counts down to its wall limit.
+RESEARCH_JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
+VERIFY_JOB_LIMITS = Limits(wall_seconds=600, memory_bytes=4 * GiB)
+
+
 def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str, int]:
     """The kernel rlimits the launcher sets: per-process backstops to the monitor's job-wide limits.
 

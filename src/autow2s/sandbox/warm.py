@@ -29,17 +29,18 @@ from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, 
 from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
-from autow2s.sandbox.runner import (
+from autow2s.sandbox.watch import (
+    OutputBudget,
+    Pump,
     SandboxResult,
     Sink,
-    _Budget,
-    _give_workspace_to,
-    _Pump,
     finish_result,
+    give_workspace_to,
     start_pumps,
     watch_job,
     with_cgroup_memory,
 )
+from autow2s.testbed.job_clock import deadline_env
 
 START_TIMEOUT_SECONDS = 180.0  # the worker imports torch once; a loaded machine can take a while
 EXIT_REPORT_TIMEOUT_SECONDS = 10.0
@@ -109,7 +110,7 @@ class WarmSandbox:
         self._worker_pid: int | None = None
         self._spawned = threading.Event()
         self._spawn_error: BaseException | None = None
-        self._log_pump: _Pump | None = None
+        self._log_pump: Pump | None = None
         self._memory: MemoryCgroup | None = None
         self._close_lock = threading.Lock()
         # bwrap's die-with-parent follows the thread that started it: this one lives as long as the sandbox.
@@ -147,7 +148,7 @@ class WarmSandbox:
         fds = [lifeline_read, worker_end.fileno()]
         try:
             if running_as_root():
-                _give_workspace_to(Path(self.config.workspace).resolve(), self.config.job_uid())
+                give_workspace_to(Path(self.config.workspace).resolve(), self.config.job_uid())
             plan = build_plan(launch, [sys.executable, "-P", "-m", "autow2s.sandbox.zygote", str(worker_end.fileno())],
                               lifeline_read)
             argv, data_fds = with_data_fds(plan)
@@ -161,7 +162,7 @@ class WarmSandbox:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, env={}, pass_fds=fds, start_new_session=True)
             assert self._proc.stdout is not None
-            self._log_pump = _Pump(os.dup(self._proc.stdout.fileno()), self._append_log, _Budget(WORKER_LOG_BYTES))
+            self._log_pump = Pump(os.dup(self._proc.stdout.fileno()), self._append_log, OutputBudget(WORKER_LOG_BYTES))
             self._proc.stdout.close()
             self._log_pump.start()
         except BaseException:
@@ -286,16 +287,17 @@ class WarmSandbox:
         expanded = config.expand(list(command))
         workspace = Path(config.workspace).resolve()
         if running_as_root():
-            _give_workspace_to(workspace, config.job_uid())
+            give_workspace_to(workspace, config.job_uid())
         disk_base = directory_bytes(workspace) if limits.disk_bytes is not None else 0
-        budget = _Budget(limits.output_bytes)
-        pumps: list[_Pump] = []
+        budget = OutputBudget(limits.output_bytes)
+        pumps: list[Pump] = []
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
             try:
                 pumps = start_pumps(out_read, err_read, stdout, stderr, budget)
-                request = json.dumps({"argv": expanded, "cpu_seconds": limits.cpu_seconds}).encode()
+                request = json.dumps({"argv": expanded, "cpu_seconds": limits.cpu_seconds,
+                                      "env": deadline_env(limits.wall_seconds)}).encode()
                 socket.send_fds(self._control, [request], [out_write, err_write])
             finally:
                 for fd in (out_read, out_write, err_read, err_write):
@@ -317,7 +319,7 @@ class WarmSandbox:
             self._abandon(pumps)
             raise
 
-    def _abandon(self, pumps: list[_Pump]) -> None:
+    def _abandon(self, pumps: list[Pump]) -> None:
         """Something went wrong around a job: kill it, close the sandbox, collect the output."""
         try:
             if self._proc is not None:
@@ -327,7 +329,7 @@ class WarmSandbox:
             for pump in pumps:
                 pump.join(timeout=10)
 
-    def _supervise(self, expanded: list[str], workspace: Path, disk_base: int, budget: _Budget, pumps: list[_Pump],
+    def _supervise(self, expanded: list[str], workspace: Path, disk_base: int, budget: OutputBudget, pumps: list[Pump],
                    start: float, cancel: threading.Event | None, stderr: Sink | None) -> SandboxResult:
         assert self._proc is not None
         limits = self.config.limits

@@ -3,7 +3,7 @@ fresh child for every job.
 
 Runs as `python -m autow2s.sandbox.zygote FD` inside bubblewrap, where FD is one end of a unix
 SEQPACKET socket whose other end the host's `WarmSandbox` holds. Per job the host sends
-{"argv": [...], "cpu_seconds": N | null} with the job's stdout and stderr pipes attached; the
+{"argv": [...], "cpu_seconds": N | null, "env": {...}} with the job's stdout and stderr pipes attached; the
 worker forks, answers {"started": PID}, waits, cleans up, and answers {"exit": CODE, "cpu": S,
 "left": [what it could not clean up]}; when something is left it exits, and the host starts anew.
 
@@ -163,7 +163,8 @@ def _exit_like_python(code: int) -> None:
     os._exit(code)
 
 
-def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cpu_seconds: float | None) -> int:
+def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cpu_seconds: float | None,
+           env: dict[str, str]) -> int:
     """The forked job: set it up like a fresh process, run it, and return its exit code."""
     control.close()
     os.dup2(out_fd, 1)
@@ -181,6 +182,7 @@ def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cp
             resource.setrlimit(resource.RLIMIT_CPU, (limit, limit))
         os.environ.clear()
         os.environ.update(_START_ENVIRON)
+        os.environ.update(env)  # this job's own entries (its deadline, for ctx.time_left())
         os.chdir(os.environ.get("AUTOW2S_WORKSPACE", "/workspace"))
         _reseed()
         return _run_in_child(argv)
@@ -347,7 +349,8 @@ def serve(control: socket.socket) -> None:
         request = json.loads(data)
         pid = os.fork()
         if pid == 0:
-            _exit_like_python(_child(control, list(request["argv"]), fds[0], fds[1], request.get("cpu_seconds")))
+            _exit_like_python(_child(control, list(request["argv"]), fds[0], fds[1], request.get("cpu_seconds"),
+                                       {str(k): str(v) for k, v in (request.get("env") or {}).items()}))
         for fd in fds:
             os.close(fd)
         _send(control, {"started": pid})

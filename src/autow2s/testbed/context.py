@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from autow2s.errors import AutoW2SError
+from autow2s.testbed.job_clock import job_seconds_left
 from autow2s.testbed.models.base import Student
 
 PUBLIC_SPLITS: tuple[str, ...] = ("train_unlabel", "test")
@@ -107,4 +108,7 @@ class MethodContext:
         self.metrics.append(dict(metrics))
 
     def time_left(self) -> float:
-        return self.time_budget_s - (time.monotonic() - self._started)
+        """Seconds left: the method's own budget, or less when the sandbox will kill the job sooner."""
+        own = self.time_budget_s - (time.monotonic() - self._started)
+        job = job_seconds_left()
+        return own if job is None else min(own, job)
