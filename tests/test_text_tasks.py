@@ -41,10 +41,28 @@ def test_text_tasks_are_registered():
     assert {"arith-verify", "code-verify"} <= set(TASKS)
 
 
-def test_code_execution_tells_pass_fail_and_timeout(cache_dir):
+@pytest.mark.parametrize("isolation", ["sandbox", "subprocess"])
+def test_code_execution_tells_pass_fail_and_timeout(cache_dir, monkeypatch, isolation):
+    """Both runners agree; the sandboxed one is the sandbox layer's, injected (as the CLI does), and used."""
+    import json
+
+    from autow2s.sandbox import SandboxUnavailableError, require_sandbox
+    from autow2s.sandbox.code_runner import install
+    from autow2s.testbed.tasks.text import code_exec
+
+    if isolation == "sandbox":
+        try:
+            require_sandbox()
+        except SandboxUnavailableError as exc:
+            pytest.skip(f"no sandbox here: {exc}")
+    monkeypatch.setattr(code_exec, "_isolated_runner", None)
+    install()
+    monkeypatch.setenv(code_exec.EXEC_ENV, isolation)
     outcomes = execute_all(["assert 1 + 1 == 2\n", "assert 1 + 1 == 3\n", "while True:\n    pass\n"], timeout_s=1.5)
     assert outcomes == ["passed", "failed", "timeout"]
-    assert list((cache_dir / "code-exec").rglob("*.json")), "outcomes must be cached"
+    cached = list((cache_dir / "code-exec").rglob("*.json"))
+    assert cached, "outcomes must be cached"
+    assert {json.loads(path.read_text())["runner"] for path in cached} == {isolation}
 
 
 def test_code_verify_labels_come_from_execution_and_timeouts_are_dropped(cache_dir, monkeypatch):

@@ -39,7 +39,13 @@ def _fail(message: str) -> None:
 
 
 def _guarded(fn: Callable[[], None]) -> None:
-    """Run a command body; user errors become one line on stderr and exit code 2."""
+    """Run a command body; user errors become one line on stderr and exit code 2.
+
+    Also the composition root: code-verify's program runner is the sandbox's (the testbed cannot import it).
+    """
+    from autow2s.sandbox.code_runner import install
+
+    install()
     try:
         fn()
     except AutoW2SError as exc:

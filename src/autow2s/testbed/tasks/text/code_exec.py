@@ -1,10 +1,10 @@
 """Run one candidate program against its tests, isolated, and say whether it passed.
 
-This is the only place where code-verify executes code. It uses autow2s.sandbox (bubblewrap:
-no network, read-only system, time/memory/process limits) when a sandbox can be made here, and
-otherwise a plain subprocess with rlimits and a timeout (AUTOW2S_CODE_EXEC=subprocess forces
-that; =sandbox refuses to fall back). Outcomes are cached by a hash of the program, so a task is
-executed once per machine.
+This is the only place where code-verify executes code. It uses the isolated runner the layer
+above injects (autow2s.sandbox.code_runner: bubblewrap, no network, read-only system,
+time/memory/process limits; the CLI installs it) when one can be made here, and otherwise a plain
+subprocess with rlimits and a timeout (AUTOW2S_CODE_EXEC=subprocess forces that; =sandbox refuses
+to fall back). Outcomes are cached by a hash of the program, so a task is executed once per machine.
 """
 
 from __future__ import annotations
@@ -31,25 +31,15 @@ MEMORY_BYTES = 512 * 1024 * 1024
 OUTCOME_VERSION = 1
 
 
-def _sandbox_runner() -> Callable[[Path, float], Outcome] | None:
-    """A runner over autow2s.sandbox, or None when no sandbox can be made on this machine."""
-    try:
-        from autow2s.sandbox import Limits, MiB, SandboxConfig, require_sandbox, run_sandboxed
-        require_sandbox()
-    except Exception:  # not built, bubblewrap missing, or no user namespaces
-        return None
+ProgramRunner = Callable[[Path, float], Outcome]  # (workspace holding check.py, timeout) -> outcome
+_isolated_runner: Callable[[], ProgramRunner | None] | None = None
 
-    def run(workspace: Path, timeout_s: float) -> Outcome:
-        limits = Limits(wall_seconds=timeout_s, memory_bytes=MEMORY_BYTES, max_processes=16,
-                        output_bytes=MiB, disk_bytes=16 * MiB)
-        result = run_sandboxed(SandboxConfig(workspace=workspace, limits=limits),
-                               [sys.executable, "-I", "{workspace}/check.py"], stdout=lambda _: None,
-                               stderr=lambda _: None)
-        if result.limit_hit == "wall_time":
-            return "timeout"
-        return "passed" if result.ok else "failed"
 
-    return run
+def use_isolated_runner(factory: Callable[[], ProgramRunner | None]) -> None:
+    """Inject the sandboxed runner (a factory that answers None where no sandbox can be made): the testbed
+    is the bottom layer and never imports the sandbox itself."""
+    global _isolated_runner
+    _isolated_runner = factory
 
 
 def _limit_child() -> None:  # runs in the child between fork and exec
@@ -70,21 +60,22 @@ def _subprocess_run(workspace: Path, timeout_s: float) -> Outcome:
     return "passed" if done.returncode == 0 else "failed"
 
 
-def choose_runner() -> tuple[str, Callable[[Path, float], Outcome]]:
+def choose_runner() -> tuple[str, ProgramRunner]:
     mode = os.environ.get(EXEC_ENV, "auto")
     if mode not in ("auto", "sandbox", "subprocess"):
         raise AutoW2SError(f"{EXEC_ENV} must be auto, sandbox or subprocess, got {mode!r}")
     if mode != "subprocess":
-        runner = _sandbox_runner()
+        runner = _isolated_runner() if _isolated_runner is not None else None
         if runner is not None:
             return "sandbox", runner
         if mode == "sandbox":
-            raise AutoW2SError(f"{EXEC_ENV}=sandbox but no bubblewrap sandbox can be made here; "
-                               "install bubblewrap or unset it to fall back to a limited subprocess")
+            raise AutoW2SError(f"{EXEC_ENV}=sandbox but no bubblewrap sandbox can be made here (or none was "
+                               "installed: autow2s.sandbox.code_runner.install); install bubblewrap or unset it "
+                               "to fall back to a limited subprocess")
     return "subprocess", _subprocess_run
 
 
-def run_program(program: str, timeout_s: float, runner: Callable[[Path, float], Outcome]) -> Outcome:
+def run_program(program: str, timeout_s: float, runner: ProgramRunner) -> Outcome:
     """Execute `program` (solution + tests + check call) once in a fresh workspace."""
     workspace = Path(tempfile.mkdtemp(prefix="autow2s-code-"))
     try:
