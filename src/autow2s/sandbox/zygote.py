@@ -82,11 +82,11 @@ def _is_this_python(program: str) -> bool:
 def _run_in_child(argv: list[str]) -> int:
     """Run one job's argv in this (forked) process and return its exit code."""
     if argv and argv[0] in ("autow2s", str(Path(sys.executable).parent / "autow2s")):
-        from autow2s.cli import app
-
+        # `python -m autow2s`, as the console script would run it: the program, not a module this worker
+        # depends on (the CLI is preloaded above, so this costs nothing).
         sys.argv = ["autow2s", *argv[1:]]
         sys.path.insert(0, str(Path(sys.executable).parent))  # as the console script has it
-        return _guarded(lambda: app(args=argv[1:], prog_name="autow2s"))
+        return _guarded(lambda: runpy.run_module("autow2s", run_name="__main__", alter_sys=True))
     if len(argv) >= 2 and _is_this_python(argv[0]) and not argv[1].startswith("-"):
         script = os.path.abspath(argv[1])
         if not os.path.isfile(script):
