@@ -28,8 +28,9 @@ endef
 system-deps-run:
 	$(call need_debs,bwrap:bubblewrap)
 
+# postgresql puts no command on PATH: its pair names initdb by a glob, which `command -v` expands.
 system-deps-test:
-	$(call need_debs,bwrap:bubblewrap chromium:chromium)
+	$(call need_debs,bwrap:bubblewrap chromium:chromium /usr/lib/postgresql/*/bin/initdb:postgresql)
 
 run: $(STAMP) system-deps-run
 	$(VENV)/bin/autow2s run

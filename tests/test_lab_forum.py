@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
+from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    with start_lab(lab_data, tmp_path_factory.mktemp("forum-state")) as server:
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory, lab_db):
+    with start_lab(lab_data, tmp_path_factory.mktemp("forum-state"), db_url=lab_db()) as server:
         yield server
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
+from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 
 ATTACK = Path(__file__).resolve().parents[1] / "scripts" / "flip_attack.py"
 UNDEFENDED = ["--score-noise-se", "0", "--score-resolution", "0", "--near-duplicate-fraction", "0",
@@ -18,10 +19,10 @@ UNDEFENDED = ["--score-noise-se", "0", "--score-resolution", "0", "--near-duplic
 
 
 @pytest.fixture()
-def lab(lab_data: Path, tmp_path: Path):
+def lab(lab_data: Path, tmp_path: Path, lab_db):
     """A fresh lab per test with the default budgets and detector; only the noise is seeded, so each
     attack sees the same answers whichever xdist worker runs it and whatever ran before."""
-    with start_lab(lab_data, tmp_path / "state", extra_args=["--noise-seed", "7"]) as server:
+    with start_lab(lab_data, tmp_path / "state", extra_args=["--noise-seed", "7"], db_url=lab_db()) as server:
         yield server
 
 
@@ -48,6 +49,8 @@ def attack(server, token: str, strategy: str, out: Path, lab_data: Path) -> tupl
     return report, right / len(on_dev)
 
 
+# The attacks are SQLite only: hundreds of evaluations each, whose DB side the near-duplicate test covers.
+@pytest.mark.parametrize("lab_db", ["sqlite"], indirect=True)
 def test_flip_attack_within_the_default_budget_recovers_at_most_60_percent(lab, lab_data: Path, tmp_path: Path) -> None:
     token = attacker(lab, "mallory-flip")
     report, accuracy = attack(lab, token, "flip", tmp_path / "flip.json", lab_data)
@@ -61,6 +64,7 @@ def test_flip_attack_within_the_default_budget_recovers_at_most_60_percent(lab, 
     assert audit[-1]["status"] == 429
 
 
+@pytest.mark.parametrize("lab_db", ["sqlite"], indirect=True)
 def test_boosting_attack_within_the_default_budget_recovers_at_most_60_percent(lab, lab_data: Path,
                                                                                 tmp_path: Path) -> None:
     report, accuracy = attack(lab, attacker(lab, "mallory-boost"), "boost", tmp_path / "boost.json", lab_data)

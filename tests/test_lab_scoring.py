@@ -13,6 +13,7 @@ from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.tasks.loader import load_task_dir
 from autow2s.testbed.teachers import ceiling_probs
 from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
+from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 
 V1_KEYS = {"evaluation_id", "task", "dev_accuracy", "dev_pgr", "n_scored", "budget_left", "rate_left", "flags", "note",
            "identical_to_evaluation"}
@@ -21,8 +22,9 @@ ANCHOR_KEYS = {"transfer_acc", "pgr", "correct", "total", "fixed_weak_acc", "fix
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    with start_lab(lab_data, tmp_path_factory.mktemp("scoring-state"), extra_args=["--budget-rate", "1000"]) as server:
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory, lab_db):
+    with start_lab(lab_data, tmp_path_factory.mktemp("scoring-state"), extra_args=["--budget-rate", "1000"],
+                   db_url=lab_db()) as server:
         yield server
 
 
@@ -143,6 +145,8 @@ def test_budget_total_and_rate_refuse_with_429_and_every_request_is_audited(lab)
 
 
 def test_budgets_survive_a_restart(lab_data: Path, tmp_path: Path) -> None:
+    # SQLite only: two lab starts (~25 s) for what the module's lab already shows on PostgreSQL (budgets
+    # and probing history are rows in the DB); surviving the process is the PostgreSQL server's job.
     with start_lab(lab_data, tmp_path / "state") as server:
         token = server.create_researcher("persistent", budget_total=3)
         client = server.client(token)

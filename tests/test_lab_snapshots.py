@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
+from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 
 METHOD = b'"""Vanilla, as a snapshot."""\n\ndef run(ctx):\n    return ctx.weak_soft_labels("test")\n'
 
@@ -31,8 +32,8 @@ def make_tarball(members: list[tuple[str, bytes | None, bytes]], *, mode: str = 
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    with start_lab(lab_data, tmp_path_factory.mktemp("snapshot-state")) as server:
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory, lab_db):
+    with start_lab(lab_data, tmp_path_factory.mktemp("snapshot-state"), db_url=lab_db()) as server:
         yield server
 
 

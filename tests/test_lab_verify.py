@@ -12,6 +12,7 @@ from autow2s.testbed.methods.registry import load_method
 from autow2s.testbed.metrics import pgr
 from autow2s.testbed.public_run import predict_public
 from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
+from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 from test_lab_snapshots import make_tarball, upload
 
 STUDENT = b'''"""A strong student on the weak soft labels."""
@@ -25,8 +26,8 @@ BROKEN = b'def run(ctx):\n    raise RuntimeError("this method is broken on purpo
 
 
 @pytest.fixture(scope="module")
-def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    with start_lab(lab_data, tmp_path_factory.mktemp("verify-state")) as server:
+def lab(lab_data: Path, tmp_path_factory: pytest.TempPathFactory, lab_db):
+    with start_lab(lab_data, tmp_path_factory.mktemp("verify-state"), db_url=lab_db()) as server:
         yield server
 
 
@@ -126,6 +127,7 @@ def _snoop_method(targets: list[Path]) -> bytes:
             "    raise RuntimeError('nothing to see')\n").encode()
 
 
+@pytest.mark.parametrize("lab_db", ["sqlite"], indirect=True)  # about the sandbox; the target is the SQLite file
 def test_verified_runs_are_sandboxed_away_from_the_labs_files(lab, lab_data: Path) -> None:
     client = lab.client(lab.create_researcher("snoop"))
     targets = [lab_data / "mini" / "lab" / "test.jsonl", lab_data / "mini" / "lab", lab.state_dir / "lab.sqlite"]
