@@ -73,7 +73,7 @@ def _ray_worker_of(token: str) -> int:
     return pid
 
 
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(400)
 def test_ray_cluster_runs_sandboxed_jobs(ray_cluster: str, prepared: Prepared, tmp_path: Path) -> None:
     from autow2s.executor.ray_executor import RayExecutor
 
@@ -123,6 +123,39 @@ def test_ray_cluster_runs_sandboxed_jobs(ray_cluster: str, prepared: Prepared, t
         assert wait_until(lambda: not _sleeping(token), timeout=10)
     finally:
         executor.shutdown()
+    _lab_verifies_on_the_cluster(ray_cluster, tmp_path)
+
+
+def _lab_verifies_on_the_cluster(address: str, tmp_path: Path) -> None:
+    """`serve --executor ray --ray-address`: a verified run's job runs in a Ray worker of the cluster."""
+    from lab_helpers import prepare_tasks, start_lab
+    from test_lab_snapshots import make_tarball, upload
+
+    token = f"0.0000{time.monotonic_ns() % 10**6}{os.getpid()}5"  # `sleep 3 TOKEN`: 3 s, findable by its TOKEN
+    method = ("import subprocess\n\ndef run(ctx):\n"
+              f"    subprocess.run(['sleep', '3', '{token}'])\n"
+              "    student = ctx.strong_model()\n"
+              "    student.fit(ctx.inputs('train_unlabel'), ctx.weak_soft_labels('train_unlabel'))\n"
+              "    return student.predict_proba(ctx.inputs('test'))\n").encode()
+    data = prepare_tasks(tmp_path / "data", {"mini": 400})
+    args = ["--executor", "ray", "--ray-address", address, "--job-dir", str(tmp_path / "jobs"),
+            "--dependence-check", "off"]
+    with start_lab(data, tmp_path / "state", extra_args=args) as lab:
+        client = lab.client(lab.create_researcher("on-ray"))
+        snapshot = upload(client, make_tarball([("m/method.py", None, method)]), name="m").json()["snapshot_id"]
+        run_id = client.post("/api/v1/verify", json={"snapshot_id": snapshot, "task": "mini"}).json()["verify_id"]
+        assert wait_until(lambda: bool(_sleeping(token)), timeout=120), lab.log_tail()
+        ancestry = []
+        pid = _sleeping(token)[0]
+        while pid > 1:
+            ancestry.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+            pid = _parent(pid)
+        assert any(cmd.startswith(b"ray::") for cmd in ancestry), f"the job did not run in a Ray worker: {ancestry}"
+        assert lab.process is not None and not any(b"serve" in cmd for cmd in ancestry)  # not under the lab
+        assert wait_until(lambda: client.get(f"/api/v1/verify/{run_id}").json()["status"] in ("done", "failed"),
+                          timeout=120, interval=0.5)
+        run = client.get(f"/api/v1/verify/{run_id}").json()
+        assert run["status"] == "done", run
 
 
 @pytest.mark.timeout(120)

@@ -43,6 +43,14 @@ def serve(
                                               "leaderboard says 'not checked'"),
     verify_workers: int = typer.Option(1, "--verify-workers", min=1, max=64,
                                        help="verified runs executed at once per lab process (each is a sandboxed job)"),
+    executor: str = typer.Option("local", "--executor",
+                                 help="where verified runs execute: local (sandboxed jobs on this host) or ray"),
+    ray_address: str | None = typer.Option(None, "--ray-address",
+                                           help="with --executor ray: the cluster (e.g. 10.0.0.5:6379; default: a "
+                                                "private local Ray)"),
+    job_dir: Path | None = typer.Option(None, "--job-dir",
+                                        help="verified runs' workspaces and logs (default: a temporary folder); "
+                                             "with --executor ray, storage every node mounts at the same path"),
     workers: int = typer.Option(1, "--workers", min=1, max=64,
                                 help="lab processes serving the port; budgets, rate limits, the probing history and "
                                      "the verify queue live in the DB, so N processes enforce what one does"),
@@ -62,13 +70,17 @@ def serve(
     if dependence_check not in ("on", "off"):
         typer.echo(f"error: --dependence-check must be on or off, got {dependence_check!r}", err=True)
         raise typer.Exit(code=2)
+    if executor not in ("local", "ray"):
+        typer.echo(f"error: --executor must be local or ray, got {executor!r}", err=True)
+        raise typer.Exit(code=2)
     settings = LabSettings(data_dir=data, admin_token=admin_token, state_dir=state, db_url=db, transfer_dir=transfer_data,
                            budget_total=budget_total, budget_rate_per_minute=budget_rate,
                            sqlite_synchronous=sqlite_synchronous, score_noise_se=score_noise_se,
                            score_resolution=score_resolution, near_duplicate_fraction=near_duplicate_fraction,
                            near_duplicate_min_items=near_duplicate_min_items, noise_seed=noise_seed,
                            unsafe_no_sandbox=unsafe_no_sandbox, dependence_check=dependence_check == "on",
-                           verify_workers=verify_workers, verify_rate_per_minute=verify_rate)
+                           verify_workers=verify_workers, verify_rate_per_minute=verify_rate, executor=executor,
+                           ray_address=ray_address, job_dir=job_dir)
     try:
         run_server(settings, host=host, port=port, log_level=log_level, http=http, loop=loop, workers=workers)
     except AutoW2SError as exc:

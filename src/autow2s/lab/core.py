@@ -9,7 +9,7 @@ import gc
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,9 @@ from autow2s.lab.snapshot_store import SnapshotStore
 from autow2s.lab.tasks import LabTask, load_tasks
 from autow2s.lab.verify import SandboxedRunner, VerifyRunner, VerifyService
 from autow2s.testbed.cache import ArtifactCache
+
+if TYPE_CHECKING:
+    from autow2s.executor import Executor
 
 log = logging.getLogger("autow2s.lab")
 DEFAULT_TOTAL_CAP = 300
@@ -65,7 +68,19 @@ class Lab:
             hidden += [task_dir / part for part in ("lab", "null") if (task_dir / part).is_dir()]
         if settings.transfer_dir is not None:  # a method being verified must not find the held-out tasks
             hidden.append(Path(settings.transfer_dir))
-        return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox)
+        return SandboxedRunner(hidden, unsafe_no_sandbox=settings.unsafe_no_sandbox, executor=self._job_executor,
+                               job_dir=settings.job_dir)
+
+    def _job_executor(self, log_dir: Path) -> Executor:
+        """Where verified and transfer runs execute: this host, or the Ray cluster given to serve."""
+        from autow2s.executor import LocalExecutor
+
+        settings = self.settings
+        if settings.executor == "ray":
+            from autow2s.executor.ray_executor import RayExecutor
+
+            return RayExecutor(log_dir, address=settings.ray_address, unsafe_no_sandbox=settings.unsafe_no_sandbox)
+        return LocalExecutor(log_dir, unsafe_no_sandbox=settings.unsafe_no_sandbox)
 
     # lifecycle
     def prepare(self) -> None:
@@ -98,6 +113,8 @@ class Lab:
 
     def stop(self) -> None:
         self.verifier.stop()
+        if isinstance(self.verifier.runner, SandboxedRunner):
+            self.verifier.runner.shutdown()
         self.writer.stop()
         self.engine.dispose()
         self.write_engine.dispose()

@@ -40,6 +40,9 @@ class LabSettings:
     verify_workers: int = 1
     dependence_check: bool = True  # repeat each verified run with a null supervisor (docs/lab.md)
     unsafe_no_sandbox: bool = False  # verify snapshots without bubblewrap (warns on every job)
+    executor: str = "local"  # where verified runs execute: local (this host) or ray (a cluster)
+    ray_address: str | None = None  # with executor ray: the cluster (None: a private local Ray)
+    job_dir: Path | None = None  # verified runs' workspaces and logs (None: a temporary folder); shared storage for ray
     # Limits.
     max_json_bytes: int = 8 * 1024 * 1024
     max_snapshot_bytes: int = 2 * 1024 * 1024
@@ -71,7 +74,7 @@ def settings_to_json(settings: LabSettings) -> str:
 
 def settings_from_json(text: str, admin_token: str) -> LabSettings:
     data: dict[str, Any] = json.loads(text)
-    paths = {"data_dir", "transfer_dir", "state_dir"}
+    paths = {"data_dir", "transfer_dir", "state_dir", "job_dir"}
     known = {f.name for f in fields(LabSettings)}
     values: dict[str, Any] = {key: (Path(value) if key in paths and value is not None else value)
                               for key, value in data.items() if key in known}

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +26,7 @@ from autow2s.lab.tasks import LabTask
 from autow2s.testbed.metrics import bootstrap_pgr_ci, pgr
 
 if TYPE_CHECKING:
+    from autow2s.executor import Executor
     from autow2s.lab.core import Lab
 
 log = logging.getLogger("autow2s.lab")
@@ -49,43 +50,80 @@ class InProcessRunner:
 
 
 class SandboxedRunner:
-    """Each seed is a sandboxed `autow2s predict` job: a snapshot's code never runs in the server.
+    """Each verified run is one sandboxed `autow2s predict` job, all seeds in it, through an executor.
 
-    The job sees the snapshot (its workspace) and the public task view; the lab's data and state
-    directories are masked even where they lie under something the sandbox binds.
+    A snapshot's code never runs in the server. The job sees the snapshot (its workspace) and the
+    public task view; the lab's data and state directories are masked even where they lie under
+    something the sandbox binds. The executor decides where the job runs: LocalExecutor on the lab's
+    host, RayExecutor on a cluster (`serve --executor ray`; then job_dir must be on storage every node
+    mounts at the same path).
     """
 
-    def __init__(self, hidden: Sequence[Path], *, limits: Any = None, unsafe_no_sandbox: bool = False) -> None:
+    def __init__(self, hidden: Sequence[Path], *, limits: Any = None, unsafe_no_sandbox: bool = False,
+                 executor: Callable[[Path], Executor] | None = None, job_dir: Path | None = None) -> None:
         from autow2s.sandbox import GiB, Limits
 
         self.hidden = tuple(Path(p) for p in hidden)
         self.limits = limits or Limits(wall_seconds=600, memory_bytes=4 * GiB)
         self.unsafe_no_sandbox = unsafe_no_sandbox
+        self._make_executor = executor or self._local_executor
+        self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
+        self.job_dir = Path(job_dir) if job_dir is not None else None
+        self._temporary_job_dir = job_dir is None
+
+    def _local_executor(self, log_dir: Path) -> Executor:
+        from autow2s.executor import LocalExecutor
+
+        return LocalExecutor(log_dir, unsafe_no_sandbox=self.unsafe_no_sandbox)
+
+    def executor(self) -> Executor:
+        """Made on first use, so a process that only prepares the lab (serve --workers N) never starts Ray."""
+        with self._executor_lock:
+            if self._executor is None:
+                if self.job_dir is None:
+                    self.job_dir = Path(tempfile.mkdtemp(prefix="autow2s-verify-jobs-"))
+                self.job_dir.mkdir(parents=True, exist_ok=True)
+                os.chmod(self.job_dir, 0o755)  # jobs run as their own uid and must reach their task view
+                self._executor = self._make_executor(self.job_dir / "logs")
+            return self._executor
+
+    def shutdown(self) -> None:
+        import shutil
+
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown()
+                self._executor = None
+            if self._temporary_job_dir and self.job_dir is not None:
+                shutil.rmtree(self.job_dir, ignore_errors=True)
+                self.job_dir = None
 
     def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
-        """All seeds in one sandboxed job (torch starts once), its wall limit scaled by the number of seeds."""
-        import os
+        """All seeds in one job (torch starts once), its wall limit scaled by the number of seeds."""
         import shutil
         from dataclasses import replace
 
-        from autow2s.sandbox import SandboxConfig, run_sandboxed
+        from autow2s.executor import JobSpec
 
-        with tempfile.TemporaryDirectory(prefix="autow2s-verify-job-") as tmp, \
-                tempfile.TemporaryDirectory(prefix="autow2s-verify-view-") as view_tmp:
+        executor = self.executor()
+        assert self.job_dir is not None
+        with tempfile.TemporaryDirectory(prefix="job-", dir=self.job_dir) as tmp, \
+                tempfile.TemporaryDirectory(prefix="view-", dir=self.job_dir) as view_tmp:
             workspace = Path(tmp)
             shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
             task_data = neutral_copy(public_dir, Path(view_tmp))
-            limits = replace(self.limits, wall_seconds=self.limits.wall_seconds * len(seeds))
-            config = SandboxConfig(workspace=workspace, task_data=task_data, limits=limits,
-                                   hidden=self.hidden, unsafe_no_sandbox=self.unsafe_no_sandbox)
-            errors: list[bytes] = []
-            argv = ["autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
+            argv = ("autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
                     *[arg for seed in seeds for arg in ("--seed", str(seed))],
-                    "--out", "{workspace}/predictions-{seed}.json"]
-            result = run_sandboxed(config, argv, stdout=lambda data: None, stderr=errors.append)
+                    "--out", "{workspace}/predictions-{seed}.json")
+            spec = JobSpec(command=argv, workspace=workspace, task_data=task_data, hidden=self.hidden,
+                           limits=replace(self.limits, wall_seconds=self.limits.wall_seconds * len(seeds)),
+                           name="verify")
+            result = executor.result(executor.submit(spec))
             if not result.ok:
-                tail = b"".join(errors).decode(errors="replace").strip().splitlines()[-3:]
-                raise RuntimeError(f"seeds {', '.join(map(str, seeds))}: {result.message}: {' | '.join(tail)}"[:1000])
+                tail = result.stderr_tail.strip().splitlines()[-3:]
+                reason = result.error or f"exit code {result.exit_code}"
+                raise RuntimeError(f"seeds {', '.join(map(str, seeds))}: {reason}: {' | '.join(tail)}"[:1000])
             predictions = []
             for seed in seeds:
                 fd = os.open(workspace / f"predictions-{seed}.json", os.O_RDONLY | os.O_NOFOLLOW)
