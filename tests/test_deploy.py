@@ -30,7 +30,7 @@ from pg_helpers import PG_URL_ENV, fresh_databases, pg_server, postgres_installe
 DOC = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
 STEP = re.compile(r"<!-- deploy-step: ([a-z-]+) -->\n```bash\n(.*?)```", re.S)
 ORDER = ["settings", "database", "admin-token", "prepare", "serve", "firewall", "campaign", "resume", "leaderboard",
-         "backup", "upgrade", "ray-cluster", "ray-campaign"]
+         "backup", "upgrade", "ray-cluster", "ray-campaign", "ray-lab"]
 NOT_RUN = {
     "settings": "the test sets the same variables to loopback values (settings() below)",
     "database": "needs sudo; the test makes a fresh database on its own PostgreSQL (tests/pg_helpers.py)",
@@ -38,6 +38,7 @@ NOT_RUN = {
     "backup": "names the doc's database; the test's has a random name",
     "ray-cluster": "a Ray cluster costs more than this test may; tests/test_executor_ray.py runs one",
     "ray-campaign": "checked to be the campaign step plus --executor ray --ray-address",
+    "ray-lab": "checked to be the serve step plus --executor ray --ray-address --job-dir",
 }
 CAMPAIGN_TIMEOUT_S = 400.0
 
@@ -56,7 +57,8 @@ def settings(tmp: Path, lab_db: str) -> dict[str, str]:
             "LAB_STATE": str(tmp / "lab-state"), "TOKEN_FILE": str(tmp / "etc" / "admin-token"),
             "TASK": "synth-linear", "INSTANCE_SEED": str(secrets.randbelow(2**31)), "RESEARCHERS": "search:1",
             "BUDGET": "15", "LAB_OPTIONS": "--verify-workers 2 --dependence-check off",
-            "RUN": str(tmp / "campaign-a"), "RAY_ADDRESS": "127.0.0.1:1"}
+            "RUN": str(tmp / "campaign-a"), "RAY_ADDRESS": "127.0.0.1:1",
+            "JOB_DIR": str(tmp / "verify-jobs")}
 
 
 def _lab_db(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
@@ -155,9 +157,13 @@ def test_deploy_md_one_lab_two_campaigns_and_a_resume(tmp_path: Path, deploy_db:
     assert used <= documented | {"AUTOW2S_ADMIN_TOKEN"}, f"undocumented variables: {used - documented}"
     assert _one_line(steps["ray-campaign"]) == _one_line(steps["campaign"]) + \
         ' --executor ray --ray-address "$RAY_ADDRESS"'
-    run_help = subprocess.run([sys.executable, "-m", "autow2s", "run", "--help"], capture_output=True, text=True,
-                              env=shell_env({})).stdout
-    assert "--executor" in run_help and "--ray-address" in run_help
+    assert _one_line(steps["ray-lab"]) == _one_line(steps["serve"]) + \
+        ' --executor ray --ray-address "$RAY_ADDRESS" --job-dir "$JOB_DIR"'
+    for command, flags in (("run", ("--executor", "--ray-address")), ("serve", ("--executor", "--ray-address",
+                                                                               "--job-dir"))):
+        shown = subprocess.run([sys.executable, "-m", "autow2s", command, "--help"], capture_output=True, text=True,
+                               env=shell_env({})).stdout
+        assert all(flag in shown for flag in flags), (command, shown)
 
     env = shell_env(values)
     run_step(steps["admin-token"], env)
