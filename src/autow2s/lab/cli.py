@@ -9,46 +9,54 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-if TYPE_CHECKING:  # the settings module pulls in pydantic; `autow2s --help` must stay light
+from autow2s.lab.settings import setting_defaults  # stdlib only: `autow2s --help` stays light
+
+if TYPE_CHECKING:
     from autow2s.lab.settings import LabSettings
+
+D = setting_defaults()  # every default below comes from LabSettings
 
 
 def serve(
     data: Path = typer.Option(..., "--data", help="the folder `autow2s prepare` wrote (one subfolder per task)"),
     transfer_data: Path | None = typer.Option(
-        None, "--transfer-data", help="held-out transfer tasks (prepared like --data): only the admin can run "
-        "snapshots on them (POST /api/v1/admin/transfer); researchers cannot see, name or count them"),
+        D["transfer_dir"], "--transfer-data", help="held-out transfer tasks (prepared like --data): only the admin can "
+        "run snapshots on them (POST /api/v1/admin/transfer); researchers cannot see, name or count them"),
     port: int = typer.Option(8600, "--port", min=0, max=65535),
     host: str = typer.Option("127.0.0.1", "--host", help="bind address; loopback unless you mean to share the lab"),
-    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
-    state: Path | None = typer.Option(None, "--state", help="state folder: DB and snapshot repo "
+    db: str | None = typer.Option(D["db_url"], "--db", help="SQLAlchemy URL (default: SQLite in the state folder)"),
+    state: Path | None = typer.Option(D["state_dir"], "--state", help="state folder: DB and snapshot repo "
                                          "(default: DATA/.lab-state)"),
-    budget_total: int | None = typer.Option(None, "--budget-total", min=0,
-                                               help="evaluations per researcher per task (default: 7.5% of dev, 20 to 300)"),
-    budget_rate: int = typer.Option(30, "--budget-rate", min=1, help="evaluations per researcher per task per minute"),
-    verify_rate: int = typer.Option(5, "--verify-rate", min=1, help="verify requests per researcher per task per minute"),
-    sqlite_synchronous: str = typer.Option("FULL", "--sqlite-synchronous", help="FULL (default) or NORMAL"),
-    score_noise_se: float = typer.Option(1.5, "--score-noise-se", min=0.0,
+    budget_total: int | None = typer.Option(
+        D["budget_total"], "--budget-total", min=0,
+        help="evaluations per researcher per task (default: 7.5% of dev, 20 to 300)"),
+    budget_rate: int = typer.Option(D["budget_rate_per_minute"], "--budget-rate", min=1,
+                                    help="evaluations per researcher per task per minute"),
+    verify_rate: int = typer.Option(D["verify_rate_per_minute"], "--verify-rate", min=1,
+                                    help="verify requests per researcher per task per minute"),
+    sqlite_synchronous: str = typer.Option(D["sqlite_synchronous"], "--sqlite-synchronous", help="FULL or NORMAL"),
+    score_noise_se: float = typer.Option(D["score_noise_se"], "--score-noise-se", min=0.0,
                                          help="noise on reported dev accuracy, in standard errors (0: none)"),
-    score_resolution: float = typer.Option(0.005, "--score-resolution", min=0.0, help="rounding of dev accuracy"),
-    near_duplicate_fraction: float = typer.Option(0.01, "--near-duplicate-fraction", min=0.0, max=1.0,
-                                                  help="refuse submissions this close to an earlier one"),
-    near_duplicate_min_items: int = typer.Option(8, "--near-duplicate-min-items", min=0),
-    noise_seed: int | None = typer.Option(None, "--noise-seed", hidden=True, help="tests only"),
-    unsafe_no_sandbox: bool = typer.Option(False, "--unsafe-no-sandbox",
+    score_resolution: float = typer.Option(D["score_resolution"], "--score-resolution", min=0.0,
+                                           help="rounding of dev accuracy"),
+    near_duplicate_fraction: float = typer.Option(D["near_duplicate_fraction"], "--near-duplicate-fraction", min=0.0,
+                                                  max=1.0, help="refuse submissions this close to an earlier one"),
+    near_duplicate_min_items: int = typer.Option(D["near_duplicate_min_items"], "--near-duplicate-min-items", min=0),
+    noise_seed: int | None = typer.Option(D["noise_seed"], "--noise-seed", hidden=True, help="tests only"),
+    unsafe_no_sandbox: bool = typer.Option(D["unsafe_no_sandbox"], "--unsafe-no-sandbox",
                                            help="verify snapshots without bubblewrap (warns on every job)"),
-    dependence_check: str = typer.Option("on", "--dependence-check",
+    dependence_check: str = typer.Option("on" if D["dependence_check"] else "off", "--dependence-check",
                                          help="on: repeat every verified run with a null supervisor (permuted weak "
                                               "labels) and flag methods that do not need it; off: skip, and the "
                                               "leaderboard says 'not checked'"),
-    verify_workers: int = typer.Option(1, "--verify-workers", min=1, max=64,
+    verify_workers: int = typer.Option(D["verify_workers"], "--verify-workers", min=1, max=64,
                                        help="verified runs executed at once per lab process (each is a sandboxed job)"),
-    executor: str = typer.Option("local", "--executor",
+    executor: str = typer.Option(D["executor"], "--executor",
                                  help="where verified runs execute: local (sandboxed jobs on this host) or ray"),
-    ray_address: str | None = typer.Option(None, "--ray-address",
+    ray_address: str | None = typer.Option(D["ray_address"], "--ray-address",
                                            help="with --executor ray: the cluster (e.g. 10.0.0.5:6379; default: a "
                                                 "private local Ray)"),
-    job_dir: Path | None = typer.Option(None, "--job-dir",
+    job_dir: Path | None = typer.Option(D["job_dir"], "--job-dir",
                                         help="verified runs' workspaces and logs (default: a temporary folder); "
                                              "with --executor ray, storage every node mounts at the same path"),
     workers: int = typer.Option(1, "--workers", min=1, max=64,

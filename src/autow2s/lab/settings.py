@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,11 @@ class LabSettings:
     @property
     def snapshot_repo(self) -> Path:
         return self.resolved_state_dir / "snapshots.git"
+
+
+def setting_defaults() -> dict[str, Any]:
+    """LabSettings' defaults by field: `autow2s serve` takes its option defaults from here, so each is written once."""
+    return {field.name: field.default for field in fields(LabSettings) if field.default is not MISSING}
 
 
 def settings_to_json(settings: LabSettings) -> str:
