@@ -170,7 +170,11 @@ def test_upgrade_keeps_every_row_and_serve_waits_for_it(engine: Engine, db_url: 
     fill(engine, rows)
     assert dump(engine, rows) == rows
     state = tmp_path / "state"
-    serve_args = ["serve", "--data", str(lab_data), "--state", str(state), "--port", str(free_port()), "--db", db_url]
+    data = tmp_path / "data"  # only `mini`: the lab below computes no baselines it does not need
+    data.mkdir()
+    (data / "mini").symlink_to(lab_data / "mini")
+    (data / ".cache").symlink_to(lab_data / ".cache")
+    serve_args = ["serve", "--data", str(data), "--state", str(state), "--port", str(free_port()), "--db", db_url]
 
     # The new code refuses the old schema before it computes anything, and says what to run.
     refused = subprocess.run([sys.executable, "-m", "autow2s.cli", *serve_args], capture_output=True, text=True,
@@ -207,7 +211,7 @@ def test_upgrade_keeps_every_row_and_serve_waits_for_it(engine: Engine, db_url: 
     assert again.returncode == 0 and "already at schema revision" in again.stdout
 
     # The upgraded DB serves: the first release's researcher signs in and finds the old findings.
-    with start_lab(lab_data, state, db_url=db_url) as server:
+    with start_lab(data, state, db_url=db_url) as server:
         found = server.client(TOKEN).get("/api/v1/findings", params={"q": "bootstrapping"})
         assert found.status_code == 200, found.text
         assert [finding["title"] for finding in found.json()] == ["Bootstrapping the student helps"]
