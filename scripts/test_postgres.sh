@@ -7,7 +7,7 @@
 # .ci/run exports the printed URL as AUTOW2S_TEST_PG_URL so every pytest worker shares one cluster;
 # tests/pg_helpers.py starts one the same way when that variable is unset. PostgreSQL refuses to run
 # as root, so as root the cluster runs as the `postgres` user (Debian's package creates it) or `nobody`.
-# Durability is off (fsync, synchronous_commit): the cluster dies with the test run.
+# Durability is off (fsync, synchronous_commit) unless AUTOW2S_PG_DURABLE=1: the cluster dies with the test run.
 set -euo pipefail
 usage="usage: $0 start|stop DIR"
 action=${1:?$usage}
@@ -28,6 +28,10 @@ as_user() {
     if [ "$(id -u)" = 0 ]; then runuser -u "$user" -- "$@"; else "$@"; fi
 }
 
+# AUTOW2S_PG_DURABLE=1 keeps PostgreSQL's default durability (benchmarks/lab_server.py compares it with SQLite FULL).
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${AUTOW2S_PG_DURABLE:-}" = 1 ] && durability=""
+
 case "$action" in
 start)
     mkdir -p "$dir"
@@ -39,7 +43,7 @@ start)
         port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         if as_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start -o \
             "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null; then
+             $durability" >/dev/null; then
             url="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
             echo "$url" >"$dir/url"
             echo "$url"

@@ -35,7 +35,7 @@ METHOD = b'''def run(ctx):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, pg_server: str):  # noqa: F811 - the fixture
+def lab(tmp_path_factory: pytest.TempPathFactory, pg_server: str):
     root = tmp_path_factory.mktemp("workers")
     data = prepare_tasks(root / "data", {"mini": N_TEST}, cache_dir=root / "data" / ".cache")
     with fresh_databases(pg_server) as make_db, \
