@@ -235,14 +235,17 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
     from autow2s.researchers.chat import AnthropicChat, OpenAIChat
     from autow2s.researchers.llm_policy import LLMPolicy
 
-    provider = {"provider_retry_s": provider_retry_s, "error_log": researcher_dir / "errors.log",
-                "on_wait": provider_wait_hook(status) if status is not None else None}
+    error_log = researcher_dir / "errors.log"
+    on_wait = provider_wait_hook(status) if status is not None else None
+    chat: AnthropicChat | OpenAIChat
     if kind == "claude":
-        chat = AnthropicChat(model or DEFAULT_CLAUDE_MODEL, base_url=base_url, **provider)
+        chat = AnthropicChat(model or DEFAULT_CLAUDE_MODEL, base_url=base_url, provider_retry_s=provider_retry_s,
+                             error_log=error_log, on_wait=on_wait)
     else:
         if not model:
             raise AutoW2SError("openai researchers need --model NAME (and --base-url for a local server)")
-        chat = OpenAIChat(model, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"), **provider)
+        chat = OpenAIChat(model, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"),
+                          provider_retry_s=provider_retry_s, error_log=error_log, on_wait=on_wait)
     policy = LLMPolicy(chat=chat, ledger=ledger)
     return lambda iteration: policy.run_iteration(toolbox, direction, iteration,
                                                   researcher_dir / "transcript.jsonl")

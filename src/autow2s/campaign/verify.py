@@ -187,7 +187,9 @@ def board_from_lab(campaign: Campaign, admin: LabClient) -> dict[str, Any]:
 
 def board_from(overview: dict[str, Any], detail: dict[str, dict[str, dict[str, Any]]], tasks: list[str],
                transfer_tasks: list[str]) -> dict[str, Any]:
-    rows, supervisor_free, vanilla = [], [], {}
+    rows: list[dict[str, Any]] = []
+    supervisor_free: list[dict[str, Any]] = []
+    vanilla: dict[str, Any] = {}
     for row in overview["rows"]:
         per_task = {task: detail[task][row["snapshot_id"]] for task in tasks if row["snapshot_id"] in detail[task]}
         if len(per_task) < len(tasks):

@@ -18,16 +18,16 @@ def leaderboard_rows(session: Session, task: str, names: dict[int, str], limit: 
 
     GET /api/v1/leaderboard, the dashboard and the static report all read these rows.
     """
-    runs = session.execute(select(VerifyRun, Snapshot.name).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
-                           .where(VerifyRun.task == task, VerifyRun.status == "done")).all()
+    runs = list(session.execute(select(VerifyRun, Snapshot.name).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
+                           .where(VerifyRun.task == task, VerifyRun.status == "done")).tuples())
     best_seen = dict(session.execute(select(Evaluation.researcher_id, func.max(Evaluation.reported_pgr))
                                      .where(Evaluation.task == task).group_by(Evaluation.researcher_id)).all())
     runs.sort(key=lambda pair: (pair[0].holdout_pgr is None, -(pair[0].holdout_pgr or 0.0), pair[0].id))
     rows = []
     for rank, (run, method) in enumerate(runs[:limit], start=1):
         seen = best_seen.get(run.researcher_id)
-        if seen is None or (run.dev_pgr is not None and run.dev_pgr > seen):
-            seen = run.dev_pgr if seen is None else max(seen, run.dev_pgr)
+        if run.dev_pgr is not None and (seen is None or run.dev_pgr > seen):
+            seen = run.dev_pgr
         gap = None if seen is None or run.holdout_pgr is None else seen - run.holdout_pgr
         ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
         rows.append({"rank": rank, "verify_id": run.id, "method": method,

@@ -62,9 +62,11 @@ def methods_plot(path: Path, methods: Sequence[MethodRow], vanilla_pgr: float | 
     shown = [m for m in methods if m.holdout_pgr is not None][:25]
     fig, ax = plt.subplots(figsize=(8, 0.8 + 0.32 * max(1, len(shown))))
     for index, method in enumerate(reversed(shown)):
-        low, high = method.holdout_ci or (method.holdout_pgr, method.holdout_pgr)
+        pgr = method.holdout_pgr
+        assert pgr is not None  # `shown` holds only these
+        low, high = method.holdout_ci or (pgr, pgr)
         color = "#b3261e" if method.baseline else "#1f77b4"
-        ax.errorbar(method.holdout_pgr, index, xerr=[[method.holdout_pgr - low], [high - method.holdout_pgr]],
+        ax.errorbar(pgr, index, xerr=[[pgr - low], [high - pgr]],
                     fmt="o", color=color, capsize=3, markersize=5)
     ax.set_yticks(range(len(shown)), [m.method[:40] for m in reversed(shown)], fontsize=8)
     ax.axvline(0.0, color="#888", linestyle="--", linewidth=1)

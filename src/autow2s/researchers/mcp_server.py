@@ -88,7 +88,7 @@ class ResearcherTools:
         if self._problem is not None:
             return f"error: the autow2s MCP server could not open researcher {self.name}: {self._problem}"
         with self._lock:
-            return self._toolbox.call(tool, arguments)
+            return str(self._toolbox.call(tool, arguments))
 
     def wait_ready(self, timeout: float = SETUP_TIMEOUT_S) -> str | None:
         """None once the toolbox is ready, else what went wrong."""
@@ -126,10 +126,9 @@ class ResearcherTools:
         campaign = Campaign.resume(self.run_dir, Console(stderr=True))
         campaign._prepare_data()
         secrets = campaign.paths.load_secrets()
-        lab_url = campaign.paths.running_lab()  # the campaign is running: use its lab
-        started_lab = lab_url is None
-        if started_lab:
-            lab_url = campaign._start_lab(secrets)
+        running = campaign.paths.running_lab()  # the campaign is running: use its lab
+        started_lab = running is None
+        lab_url = campaign._start_lab(secrets) if running is None else running
         executor = LocalExecutor(campaign.paths.jobs, unsafe_no_sandbox=campaign.config.unsafe_no_sandbox)
         toolbox = campaign.toolbox(self.name, lab_url, secrets, executor, others=self._others(campaign),
                                    stop=self.closing)

@@ -235,8 +235,8 @@ class ToolBox(ExperimentTools, LabTools):
 
     def _spill(self, text: str, what: str, max_lines: int, max_chars: int) -> str:
         """Keep head and tail; the whole text goes to a workspace file that read_file can page through."""
-        sizes = {"max_lines": max_lines, "head_lines": max_lines * 2 // 5, "max_chars": max_chars}
-        if clip_lines(text, what, **sizes) == text:
+        head_lines = max_lines * 2 // 5
+        if clip_lines(text, what, max_lines=max_lines, head_lines=head_lines, max_chars=max_chars) == text:
             return text
         scratch = self._path(".scratch")
         scratch.mkdir(exist_ok=True)
@@ -244,7 +244,8 @@ class ToolBox(ExperimentTools, LabTools):
         path.write_text(text)
         for old in sorted(scratch.glob(f"{what}_*.txt"), key=lambda p: p.stat().st_mtime)[:-KEEP_SPILLED]:
             old.unlink(missing_ok=True)  # the workspace's disk limit is the researcher's, not ours to fill
-        return clip_lines(text, what, read_hint=f".scratch/{path.name}", **sizes)
+        return clip_lines(text, what, read_hint=f".scratch/{path.name}", max_lines=max_lines, head_lines=head_lines,
+                          max_chars=max_chars)
 
     # -- sandbox tools ---------------------------------------------------------------------
     def _tool_bash(self, command: str) -> str:

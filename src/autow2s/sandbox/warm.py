@@ -184,7 +184,7 @@ class WarmSandbox:
             raise WarmSandboxError(f"the warm sandbox's worker did not start ({self._log_tail()})")
         assert self._proc is not None
         self._helpers = reaper_pids(self._proc.pid)
-        self._worker_pid = _host_pid(self._proc.pid, int(message["ready"]))
+        self._worker_pid = _host_pid(self._proc.pid, int(str(message["ready"])))
         if self._worker_pid is None:
             raise WarmSandboxError("cannot find the warm sandbox's worker among its processes")
 
@@ -381,8 +381,8 @@ class WarmSandbox:
         for pump in pumps:
             pump.join(timeout=10)
         self.last_used = time.monotonic()
-        returncode = int(exit_report[0]["exit"]) if exit_report else -signal.SIGKILL
-        cpu = float(exit_report[0].get("cpu", 0.0)) if exit_report else 0.0
+        returncode = int(str(exit_report[0]["exit"])) if exit_report else -signal.SIGKILL
+        cpu = float(str(exit_report[0].get("cpu", 0.0))) if exit_report else 0.0
         oom = memory is not None and memory.oom_kills() > oom_base
         return finish_result(limits, expanded, returncode, watch, budget, pumps, start, cpu, sandboxed=True,
                              oom_killed=oom)

@@ -47,7 +47,8 @@ def findings_for_runs(session: Session, rows: list[dict[str, Any]]) -> dict[int,
     verify_ids = [row["verify_id"] for row in rows]
     for finding_id, verify_id in session.execute(select(func.min(Finding.id), Finding.verify_id)
                                                  .where(Finding.verify_id.in_(verify_ids)).group_by(Finding.verify_id)):
-        out[verify_id] = finding_id
+        if verify_id is not None:
+            out[verify_id] = finding_id
     by_snapshot = dict(session.execute(
         select(Evaluation.snapshot_id, func.min(Finding.id)).join(Finding, Finding.evaluation_id == Evaluation.id)
         .where(Evaluation.snapshot_id.in_([row["snapshot_id"] for row in rows])).group_by(Evaluation.snapshot_id)).all())
@@ -76,7 +77,7 @@ def evaluation_points(session: Session, task: str) -> list[Point]:
                                   Evaluation.reported_pgr, Evaluation.flags)
                            .where(Evaluation.task == task, Evaluation.reported_pgr.is_not(None))
                            .order_by(Evaluation.created_at, Evaluation.id))
-    return [Point(rid, at, pgr, eid, bool(flags)) for eid, rid, at, pgr, flags in rows]
+    return [Point(rid, at, pgr, eid, bool(flags)) for eid, rid, at, pgr, flags in rows if pgr is not None]
 
 
 def verified_points(session: Session, task: str) -> list[Point]:
@@ -84,7 +85,7 @@ def verified_points(session: Session, task: str) -> list[Point]:
                            .where(VerifyRun.task == task, VerifyRun.status == "done",
                                   VerifyRun.holdout_pgr.is_not(None), VerifyRun.finished_at.is_not(None))
                            .order_by(VerifyRun.finished_at))
-    return [Point(rid, at, pgr, vid) for vid, rid, at, pgr in rows]
+    return [Point(rid, at, pgr, vid) for vid, rid, at, pgr in rows if at is not None and pgr is not None]
 
 
 def vanilla_run(session: Session, task: str, names: dict[int, str]) -> dict[str, Any] | None:
@@ -194,7 +195,8 @@ def snapshot_detail(session: Session, snapshot_id: str, names: dict[int, str]) -
     row = session.execute(select(Snapshot).where(Snapshot.id == snapshot_id)).scalar()
     if row is None:
         return None
-    ancestors, parent = [], row.parent_id
+    ancestors: list[dict[str, Any]] = []
+    parent = row.parent_id
     while parent is not None and len(ancestors) < 200:
         node = session.execute(select(Snapshot.id, Snapshot.name, Snapshot.parent_id).where(Snapshot.id == parent)).first()
         if node is None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
@@ -41,7 +41,7 @@ _SNAPSHOT_ID = re.compile(r"\b[0-9a-f]{40}\b")
 job_kills = JobKills()
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     """Missing values (None, or a key a template asked for that is not there) print as a dash."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
