@@ -47,14 +47,12 @@ def fuzz(server, token: str, phase: str, examples: int, *extra: str) -> str:
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_error(lab_data: Path, tmp_path: Path, lab_db,
-                                            request: pytest.FixtureRequest) -> None:
-    """A bounded run over the served OpenAPI schema: as a researcher, then the admin-only operations."""
-    if request.node.callspec.params["lab_db"] == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "a known lab bug: an id path parameter beyond PostgreSQL's integer range (schemathesis sends "
-            "4611686018427387903 to /api/v1/findings/{id}, /evaluations/{id}, /verify/{id}) is a 500 "
-            "(NumericValueOutOfRange) instead of a 4xx; remove this mark with the fix")))
+def test_schemathesis_finds_no_server_error(lab_data: Path, tmp_path: Path, lab_db) -> None:
+    """A bounded run over the served OpenAPI schema: as a researcher, then the admin-only operations.
+
+    On PostgreSQL it found ids beyond the integer column's range answered with a 500; ids are now
+    bounded by MAX_ID in the schema (lab/models.py).
+    """
     with start_lab(lab_data, tmp_path / "state", db_url=lab_db()) as server:
         token = server.create_researcher("fuzzer", budget_total=100_000, budget_rate_per_minute=100_000)
         fuzz(server, token, "coverage", 5)  # boundary and wrong-type values for every field

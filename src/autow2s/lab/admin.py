@@ -14,11 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from autow2s.lab.auth import Principal, admin, any_principal, hash_token, new_token
 from autow2s.lab.budgets import KINDS, Override
 from autow2s.lab.errors import APIError
-from autow2s.lab.models import AuditEntry, BudgetOverride, Evaluation, Researcher
+from autow2s.lab.models import MAX_ID, AuditEntry, BudgetOverride, Evaluation, Researcher
 
 router = APIRouter(tags=["lab"])
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Id = Annotated[int, PathParam(ge=1, le=2**62)]
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 class ResearcherCreate(BaseModel):
@@ -36,7 +36,7 @@ class ResearcherCreated(BaseModel):
 
 class BudgetSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    researcher_id: int = Field(ge=1, le=2**62)
+    researcher_id: int = Field(ge=1, le=MAX_ID)
     task: str = Field(default="*", min_length=1, max_length=200, description="a task, or * for every task")
     kind: Literal["evaluate", "verify"] = "evaluate"
     total: int | None = Field(default=None, ge=0, le=10**9, description="None keeps the task's default")
@@ -177,9 +177,9 @@ def get_evaluation(request: Request, evaluation_id: Id, principal: Principal = D
 
 
 @router.get("/api/v1/audit")
-def audit(request: Request, after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
+def audit(request: Request, after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-          researcher_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+          researcher_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
           principal: Principal = Depends(admin)) -> list[dict[str, Any]]:
     """The audit log in id order, paged with after_id (admin only)."""
     query = select(AuditEntry).where(AuditEntry.id > after_id).order_by(AuditEntry.id).limit(limit)

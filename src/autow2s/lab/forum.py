@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, any_principal, researcher
 from autow2s.lab.errors import APIError
-from autow2s.lab.models import Comment, Evaluation, Finding, VerifyRun, Vote
+from autow2s.lab.models import MAX_ID, Comment, Evaluation, Finding, VerifyRun, Vote
 
 router = APIRouter(tags=["forum"])
 Tag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
 FindingType = Literal["result", "hypothesis", "insight", "error"]
-FindingPath = Annotated[int, PathParam(ge=1, le=2**62)]
+FindingPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 class FindingCreate(BaseModel):
@@ -32,8 +32,8 @@ class FindingCreate(BaseModel):
     body: str = Field(default="", max_length=10_000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     task: str | None = Field(default=None, max_length=200)
-    evaluation_id: int | None = Field(default=None, ge=1, le=2**62)
-    verify_id: int | None = Field(default=None, ge=1, le=2**62)
+    evaluation_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    verify_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class CommentCreate(BaseModel):

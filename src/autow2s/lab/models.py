@@ -9,6 +9,8 @@ from __future__ import annotations
 from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+MAX_ID = 2**31 - 1  # the largest value of an Integer id column on every database (PostgreSQL's integer)
+
 
 class Base(DeclarativeBase):
     pass

@@ -23,7 +23,7 @@ from autow2s.lab.auth import Principal, any_principal, researcher
 from autow2s.lab.budgets import lock_researcher
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import leaderboard_rows, supervisor_fields
-from autow2s.lab.models import AuditEntry, VerifyRun
+from autow2s.lab.models import MAX_ID, AuditEntry, VerifyRun
 
 router = APIRouter(tags=["verify"])
 SEED_RANGE = 2**31 - 1
@@ -144,7 +144,7 @@ async def request_verify(body: VerifyRequest, request: Request, response: Respon
 
 
 @router.get("/api/v1/verify/{verify_id}", response_model=VerifyOut)
-def get_verify(request: Request, verify_id: Annotated[int, PathParam(ge=1, le=2**62)],
+def get_verify(request: Request, verify_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
                principal: Principal = Depends(any_principal)) -> dict[str, Any]:
     lab = request.app.state.lab
     with lab.session() as conn:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from autow2s.lab.auth import Principal, admin
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import BASELINE_RESEARCHER
-from autow2s.lab.models import Researcher, Snapshot, TransferRun, VerifyRun
+from autow2s.lab.models import MAX_ID, Researcher, Snapshot, TransferRun, VerifyRun
 
 if TYPE_CHECKING:
     from autow2s.lab.core import Lab
@@ -87,7 +87,7 @@ async def request_transfer(body: TransferRequest, request: Request,
 
 
 @router.get("/api/v1/admin/transfer/{transfer_id}")
-def get_transfer(request: Request, transfer_id: Annotated[int, PathParam(ge=1, le=2**62)],
+def get_transfer(request: Request, transfer_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
                  principal: Principal = Depends(admin)) -> dict[str, Any]:
     lab: Lab = request.app.state.lab
     with lab.session() as conn:

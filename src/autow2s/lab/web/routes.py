@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from autow2s.lab import forum
 from autow2s.lab.errors import APIError
-from autow2s.lab.models import VerifyRun
+from autow2s.lab.models import MAX_ID, VerifyRun
 from autow2s.lab.web import queries
 from autow2s.lab.web.charts import colors, pgr_chart, transfer_chart
 from autow2s.lab.web.render import STATIC, default_task, job_kills, not_found, page, static_bytes
 
 router = APIRouter(include_in_schema=False)  # HTML pages: not part of the lab's API schema
-Id = Annotated[int, PathParam(ge=1, le=2**62)]
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 SORTABLE = ("rank", "method", "researcher", "dev_pgr", "holdout_pgr", "overfit_gap", "n_seeds", "finished_at")
 FORUM_PAGE = 50
 TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
