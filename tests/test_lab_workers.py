@@ -175,3 +175,23 @@ def test_kill_9_one_worker_mid_load_the_other_goes_on_and_nothing_acknowledged_i
     while len(worker_pids(lab)) < 2 or victim in worker_pids(lab):
         assert time.monotonic() < deadline, "uvicorn did not replace the killed worker"
         time.sleep(0.5)
+
+
+def test_colluding_researchers_cannot_flip_labels_between_them(lab: LabServer) -> None:
+    """One researcher submits, another resubmits with a few items flipped: refused, charged, flagged."""
+    first, second = (lab.client(lab.create_researcher(name, budget_total=10)) for name in ("eve-1", "eve-2"))
+    predictions = np.random.default_rng(6).random(N_TEST).round(3)
+    accepted = first.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
+    assert accepted.status_code == 200, accepted.text
+    flipped = predictions.copy()
+    flipped[:3] = 1.0 - flipped[:3]
+    probe = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": flipped.tolist()})
+    assert probe.status_code == 409, probe.text
+    body = probe.json()
+    assert body["earlier_evaluation_id"] == accepted.json()["evaluation_id"]
+    assert body["earlier_dev_accuracy"] is None  # the other researcher's score is not handed over
+    assert "every researcher" in body["error"] and body["budget_left"] == 9
+    same = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
+    assert same.status_code == 200, same.text  # the very same predictions: the earlier answer, uncharged
+    assert same.json()["identical_to_evaluation"] == accepted.json()["evaluation_id"]
+    assert same.json()["dev_accuracy"] == accepted.json()["dev_accuracy"] and same.json()["budget_left"] == 9

@@ -58,6 +58,17 @@ def lock_researcher(conn: Connection, researcher_id: int) -> None:
     conn.execute(select(Researcher.id).where(Researcher.id == researcher_id).with_for_update())
 
 
+def lock_task(conn: Connection, task: str) -> None:
+    """Serialise scoring on one task across every worker: budgets and the probing history (which
+    compares a submission with every researcher's) are then checked against committed rows only.
+
+    PostgreSQL: a transaction-scoped advisory lock on the task's name. SQLite: BEGIN IMMEDIATE
+    (lab/db.py) already holds the database's one write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("autow2s-evaluate:" + task))))
+
+
 class BudgetBook:
     def __init__(self, default_limit: Callable[[str, str], Limit]) -> None:  # (task, kind) -> Limit
         self._default_limit = default_limit

@@ -20,7 +20,7 @@ from autow2s.lab.budgets import BudgetBook, Limit
 from autow2s.lab.db import Writer, make_engine
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import Researcher, Snapshot
-from autow2s.lab.probing import ProbeDetector
+from autow2s.lab.probing import HistoryCache, ProbeDetector
 from autow2s.lab.schema import ensure_schema
 from autow2s.lab.search import make_search
 from autow2s.lab.settings import LabSettings
@@ -54,6 +54,7 @@ class Lab:
             near_duplicate_min_items=settings.near_duplicate_min_items, noise_se=settings.score_noise_se,
             resolution=settings.score_resolution, degenerate_fraction=settings.degenerate_fraction,
             degenerate_resolution=settings.degenerate_resolution, noise_seed=settings.noise_seed)
+        self.histories = HistoryCache()  # every researcher's accepted predictions per task (lab/probing.py)
         self.search = make_search(self.engine)
         self.snapshots = SnapshotStore(settings.snapshot_repo, settings)
         self._snapshot_owners: dict[str, int] = {}  # a cache: snapshots are never deleted or reassigned

@@ -32,6 +32,7 @@ class Verdict:
     distance: int  # items that differ from the closest earlier submission (n_test if none)
     earlier_reported: float | None
     degenerate: bool
+    earlier_researcher: int | None = None  # who made the earlier submission
 
     @property
     def flags(self) -> list[str]:
@@ -44,26 +45,34 @@ class Verdict:
 
 
 class History:
-    """A researcher's accepted submissions on one task, as packed bit rows compared with XOR + popcount.
+    """Every researcher's accepted submissions on one task, as packed bit rows compared with XOR + popcount.
 
-    Read from the evaluations table inside the scoring transaction (History.load), so every lab
-    worker judges a submission against the same history.
+    All researchers' rows, not only the submitter's: otherwise two colluding researchers could
+    flip labels between them (one submits, the other resubmits with an item changed). Read under
+    the task's lock inside the scoring transaction (HistoryCache.read), so every lab worker judges
+    a submission against the same history.
     """
 
-    def __init__(self, rows: np.ndarray, evaluation_ids: list[int], reported: list[float]) -> None:
+    def __init__(self, rows: np.ndarray, evaluation_ids: list[int], researcher_ids: list[int],
+                 reported: list[float]) -> None:
         self.rows = rows
         self.evaluation_ids = evaluation_ids
+        self.researcher_ids = researcher_ids
         self.reported = reported
 
     @classmethod
-    def load(cls, conn: Connection, researcher_id: int, task: str, n_bytes: int) -> History:
-        found = conn.execute(select(Evaluation.id, Evaluation.pred_bits, Evaluation.reported_accuracy)
-                             .where(Evaluation.researcher_id == researcher_id, Evaluation.task == task)
-                             .order_by(Evaluation.id)).all()
-        rows = np.zeros((len(found), n_bytes), dtype=np.uint8)
-        for index, (_, bits, _) in enumerate(found):
-            rows[index] = np.frombuffer(bits, dtype=np.uint8)
-        return cls(rows, [int(r[0]) for r in found], [float(r[2]) for r in found])
+    def empty(cls, n_bytes: int) -> History:
+        return cls(np.zeros((0, n_bytes), dtype=np.uint8), [], [], [])
+
+    @property
+    def last_id(self) -> int:
+        return self.evaluation_ids[-1] if self.evaluation_ids else 0
+
+    def extended(self, later: History) -> History:
+        if not later.evaluation_ids:
+            return self
+        return History(np.concatenate([self.rows, later.rows]), self.evaluation_ids + later.evaluation_ids,
+                       self.researcher_ids + later.researcher_ids, self.reported + later.reported)
 
     def nearest(self, packed: np.ndarray) -> tuple[int, int]:
         """(index, number of differing items) of the closest earlier submission; (-1, huge) if none."""
@@ -72,6 +81,45 @@ class History:
         distances = np.bitwise_count(np.bitwise_xor(self.rows, packed)).sum(axis=1, dtype=np.int64)
         index = int(distances.argmin())
         return index, int(distances[index])
+
+
+class HistoryCache:
+    """The committed part of each task's history, kept in this process; only newer rows are read per request.
+
+    Sound because evaluations of one task are inserted under the task's lock (lab/budgets.py
+    lock_task): when a reader holds it, every row of the task with a smaller id is committed. A
+    transaction's delta is merged only after it commits (`merge`), so a rolled-back row never
+    enters the cache.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, History] = {}
+        self._lock = threading.Lock()
+
+    def read(self, conn: Connection, task: str, n_bytes: int) -> tuple[History, History]:
+        """(the whole history, the rows read from the database now); call with the task locked."""
+        with self._lock:
+            cached = self._tasks.get(task) or History.empty(n_bytes)
+        found = conn.execute(select(Evaluation.id, Evaluation.researcher_id, Evaluation.pred_bits,
+                                    Evaluation.reported_accuracy)
+                             .where(Evaluation.task == task, Evaluation.id > cached.last_id)
+                             .order_by(Evaluation.id)).all()
+        rows = np.zeros((len(found), n_bytes), dtype=np.uint8)
+        for index, row in enumerate(found):
+            rows[index] = np.frombuffer(row.pred_bits, dtype=np.uint8)
+        delta = History(rows, [int(r.id) for r in found], [int(r.researcher_id) for r in found],
+                        [float(r.reported_accuracy) for r in found])
+        return cached.extended(delta), delta
+
+    def merge(self, task: str, delta: History) -> None:
+        """Add a committed transaction's delta (rows the cache already has are skipped)."""
+        with self._lock:
+            cached = self._tasks.get(task) or History.empty(delta.rows.shape[1])
+            keep = [i for i, evaluation_id in enumerate(delta.evaluation_ids) if evaluation_id > cached.last_id]
+            if keep:
+                self._tasks[task] = cached.extended(History(
+                    delta.rows[keep], [delta.evaluation_ids[i] for i in keep],
+                    [delta.researcher_ids[i] for i in keep], [delta.reported[i] for i in keep]))
 
 
 class ProbeDetector:
@@ -99,14 +147,16 @@ class ProbeDetector:
         degenerate = self.is_degenerate(bits)
         index, distance = history.nearest(np.packbits(bits))
         if distance < self.min_changed(len(bits)):
-            return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate), float("nan")
+            return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate,
+                           history.researcher_ids[index]), float("nan")
         return Verdict(None, min(distance, len(bits)), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
 
     @staticmethod
     def identical(history: History, bits: np.ndarray) -> tuple[int, float] | None:
-        """(evaluation id, reported accuracy) of an earlier accepted submission with exactly these
-        predicted classes, if there is one: it is answered from that evaluation, so resubmitting
-        (a deterministic method on several seeds) costs nothing and reveals nothing new."""
+        """(evaluation id, reported accuracy) of an earlier accepted submission, by anyone, with exactly
+        these predicted classes: it is answered from that evaluation, so resubmitting (a deterministic
+        method on several seeds, or a baseline another researcher ran too) costs nothing and reveals
+        nothing new."""
         index, distance = history.nearest(np.packbits(bits))
         if distance != 0:
             return None

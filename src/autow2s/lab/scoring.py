@@ -1,12 +1,12 @@
 """Scoring endpoints: the v1 evaluation and the anchor-compatible one, both on dev only.
 
 A submission is validated and scored on the preloaded label arrays; then, in one transaction
-under the researcher's lock, it is checked against the researcher's history and budget, judged
-by the probing detector, and stored with its audit row (which is the charge) before the answer
-leaves. Holdout correctness is stored and never returned; nothing per item ever is.
+under the task's lock, it is checked against the researcher's budget and every researcher's
+history on the task, judged by the probing detector, and stored with its audit row (which is the
+charge) before the answer leaves. Holdout correctness is stored and never returned; nothing per item ever is.
 
-A submission whose predicted classes are identical to one of the same researcher's earlier
-accepted submissions on the task is answered from that evaluation: no charge, no flag, the same
+A submission whose predicted classes are identical to an earlier accepted submission on the task
+(anyone's) is answered from that evaluation: no charge, no flag, the same
 coarsened figure (so repeating it cannot average the noise away), and the reply says so.
 """
 
@@ -25,7 +25,7 @@ from sqlalchemy import Connection, insert
 
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, researcher
-from autow2s.lab.budgets import Standing, lock_researcher
+from autow2s.lab.budgets import Standing, lock_task
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import AuditEntry, Evaluation
 from autow2s.lab.probing import History
@@ -120,15 +120,16 @@ class _Submission:
     now: float
 
 
-def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection) -> Scored | APIError:
-    """Check and charge in one transaction under the researcher's lock: repeat, budget, probe, record.
+def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection) -> tuple[Scored | APIError, History]:
+    """Check and charge in one transaction under the task's lock: repeat, budget, probe, record.
 
-    Runs on the writer; everything it reads (the history, the spending) and writes (the evaluation,
-    the audit row that is the charge) is in the database, so every lab worker decides the same way.
+    Runs on the writer; everything it reads (the history of every researcher on the task, the
+    spending) and writes (the evaluation, the audit row that is the charge) is in the database, so
+    every lab worker decides the same way. Also returns the history rows it read, for the cache.
     """
     task, rid = sub.task, sub.researcher_id
-    lock_researcher(conn, rid)
-    history = History.load(conn, rid, task.name, (task.n_test + 7) // 8)
+    lock_task(conn, task.name)
+    history, delta = lab.histories.read(conn, task.name, (task.n_test + 7) // 8)
     baselines = task.baselines
     repeat = lab.probes.identical(history, sub.bits)
     if repeat is not None:  # the earlier evaluation's answer, uncharged: nothing in it is new to the researcher
@@ -140,26 +141,31 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
         flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
         return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
                       task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
-                      baselines.ceiling_dev_acc, identical_to=earlier_id)
+                      baselines.ceiling_dev_acc, identical_to=earlier_id), delta
     standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
     if not standing.allowed:  # not charged: the middleware audits the 429
         retry = _retry_headers(standing, sub.now)
         return APIError(429, standing.reason, field=None, outcome="over_budget", headers=retry["headers"],
                         resets_at=retry["resets_at"], retry_after_s=retry["retry_after_s"],
-                        budget_left=standing.total_left)
+                        budget_left=standing.total_left), delta
     after = standing.charged()
     verdict, reported = lab.probes.judge(history, sub.bits, sub.dev_correct / task.n_dev, task.n_dev)
     if verdict.near_duplicate_of is not None:
         minimum = lab.probes.min_changed(task.n_test)
-        message = (f"predictions: this submission differs from your evaluation {verdict.near_duplicate_of} in only "
+        own = verdict.earlier_researcher == rid
+        whose = "your evaluation" if own else "evaluation"
+        why = ("that is how labels are probed" if own else "the lab compares every submission with every "
+               "researcher's, so researchers cannot pool their probes")
+        message = (f"predictions: this submission differs from {whose} {verdict.near_duplicate_of} in only "
                    f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
-                   "an earlier one (that is how labels are probed). It was charged and flagged; submit a genuinely "
-                   "different method's predictions")
+                   f"an earlier one ({why}). It was charged and flagged; submit a genuinely different method's "
+                   "predictions")
         conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe", charged="evaluate",
                                                    flags="near_duplicate", detail=message[:500]))
         return APIError(409, message, field="predictions", outcome="refused_probe",
-                        earlier_evaluation_id=verdict.near_duplicate_of, earlier_dev_accuracy=verdict.earlier_reported,
-                        items_changed=verdict.distance, min_items_changed=minimum, budget_left=after.total_left)
+                        earlier_evaluation_id=verdict.near_duplicate_of,
+                        earlier_dev_accuracy=verdict.earlier_reported if own else None,
+                        items_changed=verdict.distance, min_items_changed=minimum, budget_left=after.total_left), delta
     reported_pgr = pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported)
     flags = ",".join(verdict.flags)
     evaluation_id = int(conn.execute(insert(Evaluation), {
@@ -171,7 +177,7 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
     conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="accepted", charged="evaluate",
                                                evaluation_id=evaluation_id, flags=flags))
     return Scored(evaluation_id, task.name, reported, reported_pgr, task.n_dev, after.total_left, after.rate_left,
-                  verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
+                  verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc), delta
 
 
 async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],
@@ -191,7 +197,8 @@ async def score_submission(request: Request, principal: Principal, task_name: st
     dev_correct, holdout_correct = task.correct(bits)
     submission = _Submission(principal.researcher_id, task, bits, dev_correct, holdout_correct, snapshot_id, endpoint,
                              time.time())
-    outcome = await lab.writer.run(partial(_decide, lab, request.scope, submission))
+    outcome, delta = await lab.writer.run(partial(_decide, lab, request.scope, submission))
+    lab.histories.merge(task.name, delta)  # committed now: the cache may keep what the transaction read
     if isinstance(outcome, APIError):
         if outcome.status_code == 409:
             state["audited"] = True  # its audit row, the charge, is committed with the decision
@@ -203,7 +210,7 @@ async def score_submission(request: Request, principal: Principal, task_name: st
 def _note(scored: Scored) -> str:
     notes = []
     if scored.identical_to is not None:
-        notes.append(f"identical to your evaluation {scored.identical_to} (the same predicted class on every item): "
+        notes.append(f"identical to evaluation {scored.identical_to} (the same predicted class on every item): "
                      "answered from it; not charged and not flagged again")
     if scored.reported_pgr is None:
         notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))
