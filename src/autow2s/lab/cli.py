@@ -133,14 +133,14 @@ def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = 
     """
     import os
 
+    configure_logging(log_level, (settings.admin_token,))
+    check_schema(settings)  # first, and before uvicorn: in its lifespan an AutoW2SError would be a traceback, exit 3
     import uvicorn
 
     from autow2s.lab.app import LOG_LEVEL_ENV, SETTINGS_ENV, create_app
     from autow2s.lab.core import Lab
     from autow2s.lab.settings import settings_to_json
 
-    configure_logging(log_level, (settings.admin_token,))
-    check_schema(settings)  # before uvicorn: inside its lifespan an AutoW2SError would be a traceback and exit 3
     common: dict[str, Any] = {"host": host, "port": port, "log_config": None, "log_level": log_level.lower(), "access_log": True,
               "timeout_graceful_shutdown": 5, "backlog": 2048, "http": http, "loop": loop}
     if workers == 1:

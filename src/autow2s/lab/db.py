@@ -39,6 +39,8 @@ def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False)
     atomic across lab processes sharing the file; readers keep the default, lock-free BEGIN.
     """
     parsed = make_url(url)
+    if parsed.drivername == "postgresql":  # plain postgresql:// would ask for psycopg2; the lab ships psycopg 3
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     if parsed.database and parsed.database != ":memory:":
