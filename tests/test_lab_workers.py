@@ -178,20 +178,29 @@ def test_kill_9_one_worker_mid_load_the_other_goes_on_and_nothing_acknowledged_i
 
 
 def test_colluding_researchers_cannot_flip_labels_between_them(lab: LabServer) -> None:
-    """One researcher submits, another resubmits with a few items flipped: refused, charged, flagged."""
-    first, second = (lab.client(lab.create_researcher(name, budget_total=10)) for name in ("eve-1", "eve-2"))
-    predictions = np.random.default_rng(6).random(N_TEST).round(3)
-    accepted = first.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
-    assert accepted.status_code == 200, accepted.text
-    flipped = predictions.copy()
-    flipped[:3] = 1.0 - flipped[:3]
-    probe = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": flipped.tolist()})
-    assert probe.status_code == 409, probe.text
-    body = probe.json()
-    assert body["earlier_evaluation_id"] == accepted.json()["evaluation_id"]
-    assert body["earlier_dev_accuracy"] is None  # the other researcher's score is not handed over
-    assert "every researcher" in body["error"] and body["budget_left"] == 9
-    same = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
-    assert same.status_code == 200, same.text  # the very same predictions: the earlier answer, uncharged
-    assert same.json()["identical_to_evaluation"] == accepted.json()["evaluation_id"]
-    assert same.json()["dev_accuracy"] == accepted.json()["dev_accuracy"] and same.json()["budget_left"] == 9
+    """One researcher submits to one lab process, another resubmits to a second process on the same database
+    with a few items flipped: refused and flagged (not charged: an independent near-twin is no probe)."""
+    with start_lab(lab.data_dir, lab.state_dir, db_url=lab.db_url,
+                   extra_args=["--dependence-check", "off", "--unsafe-no-sandbox"]) as other_host:
+        first = lab.client(lab.create_researcher("eve-1", budget_total=10))
+        second = other_host.client(lab.create_researcher("eve-2", budget_total=10))
+        predictions = np.random.default_rng(6).random(N_TEST).round(3)
+        accepted = first.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
+        assert accepted.status_code == 200, accepted.text
+        flipped = predictions.copy()
+        flipped[:3] = 1.0 - flipped[:3]
+        probe = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": flipped.tolist()})
+        assert probe.status_code == 409, probe.text
+        body = probe.json()
+        assert body["earlier_evaluation_id"] == accepted.json()["evaluation_id"]
+        assert body["earlier_dev_accuracy"] is None  # the other researcher's score is not handed over
+        assert "every researcher" in body["error"] and body["budget_left"] == 10
+        same = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
+        assert same.status_code == 200, same.text  # the very same predictions: the earlier answer, uncharged
+        answer = same.json()
+        assert answer["identical_to_evaluation"] == accepted.json()["evaluation_id"]
+        assert answer["dev_accuracy"] == accepted.json()["dev_accuracy"] and answer["budget_left"] == 10
+        assert answer["evaluation_id"] != accepted.json()["evaluation_id"]  # a row of eve-2's own, to cite
+        assert second.get(f"/api/v1/evaluations/{answer['evaluation_id']}").status_code == 200
+        again = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
+        assert again.json()["evaluation_id"] == answer["evaluation_id"]  # repeating adds no rows

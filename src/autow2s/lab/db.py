@@ -7,7 +7,7 @@ concurrent clients share each fsync.
 
 Several lab processes (`serve --workers N`, or labs on several hosts sharing PostgreSQL) each
 have their own writer. Their check-then-write jobs stay atomic through the database: row locks
-on PostgreSQL (lab/budgets.py lock_researcher), BEGIN IMMEDIATE on SQLite (make_engine).
+on PostgreSQL (lab/budgets.py lock_task and lock_researcher), BEGIN IMMEDIATE on SQLite (make_engine).
 """
 
 from __future__ import annotations
@@ -127,16 +127,25 @@ class Writer:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Job, Settle]]) -> None:
-        try:
-            with self._engine.begin() as conn:
+        with self._engine.connect() as conn:
+            transaction = conn.begin()
+            try:
                 results = [job(conn) for job, _ in batch]
-        except Exception as exc:  # one bad job must not sink its neighbours: retry them one by one
-            if len(batch) == 1:
-                batch[0][1](False, exc)
+            except Exception as exc:  # one bad job must not sink its neighbours: retry them one by one
+                transaction.rollback()
+                if len(batch) == 1:
+                    batch[0][1](False, exc)
+                    return
+                for item in batch:
+                    self._commit([item])
                 return
-            for item in batch:
-                self._commit([item])
-            return
+            try:
+                transaction.commit()
+            except Exception as exc:  # noqa: BLE001 - the commit may or may not have happened: never run it twice
+                log.exception("a commit of %d job(s) failed; their callers get the error", len(batch))
+                for _, settle in batch:
+                    settle(False, exc)
+                return
         self.batches += 1
         self.jobs += len(batch)
         for (_, settle), result in zip(batch, results):

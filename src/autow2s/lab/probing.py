@@ -3,8 +3,8 @@
 Attacks it answers (the anchor saw the first two):
 - label flipping: resubmit an earlier submission with a few predictions changed and read each
   item's label off the score difference. A submission within `min_changed` items of any earlier
-  one by the same researcher on the task is refused and flagged; the refusal depends only on the
-  predictions, so it leaks nothing.
+  one on the task, by any researcher (so colluders cannot flip between them), is refused and
+  flagged; the refusal depends only on the predictions, so it leaks nothing.
 - guessing the most frequent answer: a (nearly) constant submission would read the dev class
   balance to the item; it is flagged and its score rounded much more coarsely.
 - many large random changes (boosting-style attacks that average over many submissions): the
@@ -141,7 +141,7 @@ class ProbeDetector:
     def judge(self, history: History, bits: np.ndarray, exact_dev_accuracy: float, n_dev: int) -> tuple[Verdict, float]:
         """Judge a submission against the history; if it is accepted, its coarsened accuracy.
 
-        The caller holds the researcher's lock (lab/budgets.py), so two concurrent copies of a
+        The caller holds the task's lock (lab/budgets.py lock_task), so two concurrent copies of a
         submission cannot both pass, whichever workers they reach.
         """
         degenerate = self.is_degenerate(bits)
@@ -152,15 +152,18 @@ class ProbeDetector:
         return Verdict(None, min(distance, len(bits)), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
 
     @staticmethod
-    def identical(history: History, bits: np.ndarray) -> tuple[int, float] | None:
-        """(evaluation id, reported accuracy) of an earlier accepted submission, by anyone, with exactly
-        these predicted classes: it is answered from that evaluation, so resubmitting (a deterministic
-        method on several seeds, or a baseline another researcher ran too) costs nothing and reveals
-        nothing new."""
-        index, distance = history.nearest(np.packbits(bits))
-        if distance != 0:
+    def identical(history: History, bits: np.ndarray, researcher_id: int) -> int | None:
+        """The history index of an earlier accepted submission, by anyone, with exactly these predicted
+        classes (the researcher's own first, so repeating never adds rows): the answer is that
+        evaluation's, so resubmitting (a deterministic method on several seeds, or a baseline another
+        researcher ran too) costs nothing and reveals nothing new."""
+        if not history.evaluation_ids:
             return None
-        return history.evaluation_ids[index], history.reported[index]
+        same = np.flatnonzero(~np.bitwise_xor(history.rows, np.packbits(bits)).any(axis=1))
+        if not len(same):
+            return None
+        own = [int(i) for i in same if history.researcher_ids[i] == researcher_id]
+        return own[0] if own else int(same[0])
 
     def is_degenerate(self, bits: np.ndarray) -> bool:
         positive = float(bits.mean())

@@ -139,8 +139,8 @@ def upgrade_database(engine: Engine, *, on_backup: Callable[[Path], None] | None
 
 def _upgrade(conn: Connection, *, from_revision: str | None) -> None:
     config = alembic_config(conn)
-    if from_revision is not None and not inspect(conn).has_table("alembic_version"):
-        command.stamp(config, PRE_ALEMBIC_REVISION)  # a DB from before migrations: record what it is
+    if from_revision is not None and MigrationContext.configure(conn).get_current_revision() is None:
+        command.stamp(config, PRE_ALEMBIC_REVISION)  # lab tables but no recorded revision: the first release's
     command.upgrade(config, "head")
 
 

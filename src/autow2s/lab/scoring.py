@@ -55,8 +55,8 @@ class EvaluateResponse(BaseModel):
     flags: list[str]
     note: str = ""
     identical_to_evaluation: int | None = Field(
-        default=None, description="set when this submission repeats an earlier one of yours exactly: the answer "
-                                  "is that evaluation's, and nothing was charged")
+        default=None, description="set when this submission repeats an earlier one on the task exactly (yours or "
+                                  "another researcher's): the answer is that evaluation's, and nothing was charged")
 
 
 class AnchorRequest(BaseModel):
@@ -131,15 +131,18 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
     lock_task(conn, task.name)
     history, delta = lab.histories.read(conn, task.name, (task.n_test + 7) // 8)
     baselines = task.baselines
-    repeat = lab.probes.identical(history, sub.bits)
+    repeat = lab.probes.identical(history, sub.bits, rid)
     if repeat is not None:  # the earlier evaluation's answer, uncharged: nothing in it is new to the researcher
-        earlier_id, reported = repeat
+        earlier_id, reported = history.evaluation_ids[repeat], history.reported[repeat]
         standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
-        conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="identical_repeat", evaluation_id=earlier_id,
+        flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
+        answer_id = earlier_id
+        if history.researcher_ids[repeat] != rid:  # another researcher's: the caller gets a row of its own to cite
+            answer_id = _insert_evaluation(conn, sub, reported, ",".join(flags))
+        conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="identical_repeat", evaluation_id=answer_id,
                                                    detail=f"identical to evaluation {earlier_id}; answered from it, "
                                                           "not charged"))
-        flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
-        return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
+        return Scored(answer_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
                       task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
                       baselines.ceiling_dev_acc, identical_to=earlier_id), delta
     standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
@@ -153,31 +156,39 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
     if verdict.near_duplicate_of is not None:
         minimum = lab.probes.min_changed(task.n_test)
         own = verdict.earlier_researcher == rid
-        whose = "your evaluation" if own else "evaluation"
-        why = ("that is how labels are probed" if own else "the lab compares every submission with every "
-               "researcher's, so researchers cannot pool their probes")
+        if own:
+            whose, why, cost = "your evaluation", "that is how labels are probed", "It was charged and flagged"
+        else:  # refused all the same (colluders flip between tokens), but an independent near-twin costs nothing
+            whose, why, cost = ("evaluation", "the lab compares every submission with every researcher's, so "
+                                "researchers cannot pool their probes", "It was flagged, not charged")
         message = (f"predictions: this submission differs from {whose} {verdict.near_duplicate_of} in only "
                    f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
-                   f"an earlier one ({why}). It was charged and flagged; submit a genuinely different method's "
-                   "predictions")
-        conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe", charged="evaluate",
-                                                   flags="near_duplicate", detail=message[:500]))
+                   f"an earlier one ({why}). {cost}; submit a genuinely different method's predictions")
+        conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe",
+                                                   charged="evaluate" if own else None, flags="near_duplicate",
+                                                   detail=message[:500]))
         return APIError(409, message, field="predictions", outcome="refused_probe",
                         earlier_evaluation_id=verdict.near_duplicate_of,
                         earlier_dev_accuracy=verdict.earlier_reported if own else None,
-                        items_changed=verdict.distance, min_items_changed=minimum, budget_left=after.total_left), delta
-    reported_pgr = pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported)
+                        items_changed=verdict.distance, min_items_changed=minimum,
+                        budget_left=(after if own else standing).total_left), delta
     flags = ",".join(verdict.flags)
-    evaluation_id = int(conn.execute(insert(Evaluation), {
-        "researcher_id": rid, "task": task.name, "snapshot_id": sub.snapshot_id, "endpoint": sub.endpoint,
-        "created_at": sub.now, "n_dev": task.n_dev, "dev_correct": sub.dev_correct,
-        "holdout_correct": sub.holdout_correct, "n_holdout": len(task.holdout_idx), "reported_accuracy": reported,
-        "reported_pgr": reported_pgr, "flags": flags, "pred_bits": np.packbits(sub.bits).tobytes()})
-        .inserted_primary_key[0])
+    evaluation_id = _insert_evaluation(conn, sub, reported, flags)
     conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="accepted", charged="evaluate",
                                                evaluation_id=evaluation_id, flags=flags))
-    return Scored(evaluation_id, task.name, reported, reported_pgr, task.n_dev, after.total_left, after.rate_left,
-                  verdict.flags, baselines.weak_dev_acc, baselines.ceiling_dev_acc), delta
+    return Scored(evaluation_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
+                  task.n_dev, after.total_left, after.rate_left, verdict.flags, baselines.weak_dev_acc,
+                  baselines.ceiling_dev_acc), delta
+
+
+def _insert_evaluation(conn: Connection, sub: _Submission, reported: float, flags: str) -> int:
+    task = sub.task
+    return int(conn.execute(insert(Evaluation), {
+        "researcher_id": sub.researcher_id, "task": task.name, "snapshot_id": sub.snapshot_id,
+        "endpoint": sub.endpoint, "created_at": sub.now, "n_dev": task.n_dev, "dev_correct": sub.dev_correct,
+        "holdout_correct": sub.holdout_correct, "n_holdout": len(task.holdout_idx), "reported_accuracy": reported,
+        "reported_pgr": pgr(task.baselines.weak_dev_acc, task.baselines.ceiling_dev_acc, reported), "flags": flags,
+        "pred_bits": np.packbits(sub.bits).tobytes()}).inserted_primary_key[0])
 
 
 async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],
@@ -210,7 +221,8 @@ async def score_submission(request: Request, principal: Principal, task_name: st
 def _note(scored: Scored) -> str:
     notes = []
     if scored.identical_to is not None:
-        notes.append(f"identical to evaluation {scored.identical_to} (the same predicted class on every item): "
+        whose = "your evaluation" if scored.identical_to == scored.evaluation_id else "another researcher's evaluation"
+        notes.append(f"identical to {whose} {scored.identical_to} (the same predicted class on every item): "
                      "answered from it; not charged and not flagged again")
     if scored.reported_pgr is None:
         notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))

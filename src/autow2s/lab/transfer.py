@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,11 +107,10 @@ def transfer_overview(request: Request, principal: Principal = Depends(admin)) -
 
 def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
-    from autow2s.lab.verify import verified_metrics
+    from autow2s.lab.verify import RunTakenOver, verified_metrics
 
     def set_values(**values: Any) -> None:
-        lab.writer.run_sync(lambda conn: conn.execute(update(TransferRun).where(TransferRun.id == run_id)
-                                                      .values(**values)))
+        lab.verifier.finish(TransferRun, run_id, **values)  # only while this worker holds the run's claim
 
     with lab.session() as session:
         run = session.execute(select(TransferRun).where(TransferRun.id == run_id)).scalar_one()
@@ -125,6 +124,8 @@ def run_transfer(lab: Lab, run_id: int) -> None:
             snapshot_dir = lab.snapshots.checkout(run.snapshot_id, Path(tmp))
             predictions = lab.verifier.runner.run(snapshot_dir, task.public_dir, json.loads(run.seeds))
             metrics = verified_metrics(task, predictions, ci_seed=run_id)
+    except RunTakenOver:
+        raise
     except Exception as exc:  # noqa: BLE001 - the method's failure is the run's result
         set_values(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:1000],
                    finished_at=time.time())

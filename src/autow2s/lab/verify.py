@@ -217,26 +217,50 @@ POLL_S = 2.0  # how often an idle worker looks for runs queued through another w
 PENDING = ("queued", "running")
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
 def worker_identity() -> str:
-    """host:pid:nonce, written into the runs a worker claims (the nonce tells a reused pid apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """host:pid-namespace:pid:nonce, written into the runs a worker claims.
+
+    The pid namespace tells containers that share a hostname apart; the nonce tells a reused pid
+    apart. The host name is cut so the identity fits `claimed_by`.
+    """
+    return f"{socket.gethostname()[:60]}:{_pid_namespace()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _dead_on_this_host(claimed_by: str | None) -> bool:
-    """True when the claim names a process on this host that no longer exists (a worker killed mid-run)."""
+    """True when the claim names a process of this host and pid namespace that no longer exists."""
     if not claimed_by:
         return True
-    host, _, rest = claimed_by.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    parts = claimed_by.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname()[:60] or parts[1] != _pid_namespace() \
+            or not parts[2].isdigit():
         return False
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(int(parts[2]), 0)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
     return False
+
+
+def db_now(conn: Connection) -> float:
+    """The database's clock in epoch seconds: heartbeats and staleness use one clock, whatever the hosts' skew."""
+    if conn.dialect.name == "postgresql":
+        expression = "SELECT extract(epoch from clock_timestamp())"
+    else:
+        expression = "SELECT (julianday('now') - 2440587.5) * 86400.0"
+    return float(conn.exec_driver_sql(expression).scalar_one())
+
+
+class RunTakenOver(RuntimeError):
+    """Another worker took this run over (this one stalled past STALE_AFTER_S): its result is not ours to write."""
 
 
 class VerifyService:
@@ -287,8 +311,8 @@ class VerifyService:
 
     def _anything_to_claim(self) -> bool:
         """A read-only look first, so an idle lab does not open write transactions every poll."""
-        now = time.time()
         with self.lab.engine.connect() as conn:
+            now = db_now(conn)
             for _, table in self._tables():
                 for status, claimed_by, heartbeat_at in conn.execute(
                         select(table.status, table.claimed_by, table.heartbeat_at).where(table.status.in_(PENDING))):
@@ -298,7 +322,7 @@ class VerifyService:
 
     def _claim(self, conn: Connection) -> tuple[str, int] | None:
         """Take the oldest queued run, else an abandoned running one; None when there is neither."""
-        now = time.time()
+        now = db_now(conn)
         claim = {"status": "running", "claimed_by": self.identity, "heartbeat_at": now}
         for kind, table in self._tables():
             run_id = conn.execute(select(table.id).where(table.status == "queued").order_by(table.id).limit(1)
@@ -312,9 +336,11 @@ class VerifyService:
             for run_id, claimed_by, heartbeat_at in running:
                 if not self._abandoned(claimed_by, heartbeat_at, now):
                     continue
+                # Only the claim as it was read: a beat committed since then means its worker is alive.
                 same_claim = table.claimed_by.is_(None) if claimed_by is None else table.claimed_by == claimed_by
-                if conn.execute(update(table).where(table.id == run_id, table.status == "running", same_claim)
-                                .values(**claim)).rowcount == 1:
+                same_beat = table.heartbeat_at.is_(None) if heartbeat_at is None else table.heartbeat_at == heartbeat_at
+                if conn.execute(update(table).where(table.id == run_id, table.status == "running", same_claim,
+                                                    same_beat).values(**claim)).rowcount == 1:
                     log.info("%s run %d: taking it over from %s (its worker is gone)", kind, run_id,
                              claimed_by or "a worker of an earlier lab")
                     return kind, int(run_id)
@@ -324,11 +350,23 @@ class VerifyService:
         table = dict(self._tables())[kind]
         while not done.wait(HEARTBEAT_S):
             try:
-                self.lab.writer.run_sync(lambda conn: conn.execute(
+                beaten = self.lab.writer.run_sync(lambda conn: conn.execute(
                     update(table).where(table.id == run_id, table.claimed_by == self.identity)
-                    .values(heartbeat_at=time.time())))
+                    .values(heartbeat_at=db_now(conn))).rowcount)
             except Exception:  # noqa: BLE001 - a missed beat is survivable; the run goes on
                 log.exception("%s run %d: heartbeat failed", kind, run_id)
+                continue
+            if not beaten:
+                log.warning("%s run %d was taken over by another worker; this one's result will be dropped",
+                            kind, run_id)
+                return
+
+    def finish(self, table: Any, run_id: int, **values: Any) -> None:
+        """Write a run's outcome, only while this worker still holds its claim (see RunTakenOver)."""
+        written = self.lab.writer.run_sync(lambda conn: conn.execute(
+            update(table).where(table.id == run_id, table.claimed_by == self.identity).values(**values)).rowcount)
+        if not written:
+            raise RunTakenOver(f"run {run_id} was taken over by another worker")
 
     def _loop(self) -> None:
         from autow2s.lab.transfer import run_transfer
@@ -354,20 +392,23 @@ class VerifyService:
                     run_transfer(self.lab, run_id)  # records its own failures
                 else:
                     self._run_verify(run_id)
+            except RunTakenOver as exc:
+                log.warning("%s run %d: %s; its result is the other worker's to write", kind, run_id, exc)
             finally:
                 done.set()
 
     def _run_verify(self, run_id: int) -> None:
         try:
             self._run(run_id)
+        except RunTakenOver:
+            raise
         except Exception as exc:  # the method's failure is the run's result, not the server's
             message = f"{type(exc).__name__}: {exc}".splitlines()[0][:1000] if str(exc) else type(exc).__name__
             log.info("verify run %d failed: %s", run_id, message)
             self._set(run_id, status="failed", error=message, finished_at=time.time())
 
     def _set(self, run_id: int, **values: Any) -> None:
-        self.lab.writer.run_sync(lambda conn: conn.execute(update(VerifyRun).where(VerifyRun.id == run_id)
-                                                           .values(**values)))
+        self.finish(VerifyRun, run_id, **values)
 
     def _null_check(self, run_id: int, snapshot_dir: Path, task: LabTask, seeds: Sequence[int],
                     real: dict[str, Any]) -> dict[str, Any]:
