@@ -14,7 +14,7 @@ JOB_DEADLINE_ENV = "AUTOW2S_JOB_DEADLINE"  # seconds since the epoch at which th
 
 def deadline_env(wall_seconds: float) -> dict[str, str]:
     """The environment entry that tells a job starting now when its wall limit ends."""
-    return {JOB_DEADLINE_ENV: f"{time.time() + wall_seconds:.3f}"}
+    return {JOB_DEADLINE_ENV: repr(time.time() + wall_seconds)}  # full precision: never later than the kill
 
 
 def job_seconds_left() -> float | None:
