@@ -15,13 +15,35 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-# `make test-fast` skips these: each starts a real campaign, a browser, a Ray cluster or a verifying lab
-# (minutes on 2 cores). `make test` still runs them all.
-SLOW_FILES = {"test_campaign.py", "test_campaign_budgets.py", "test_executor_ray.py"}
+# `make test-fast` skips these: each starts a real campaign, a browser, a Ray cluster, a verifying lab,
+# a PostgreSQL server, several lab workers or a real language model, or prepares tasks in subprocesses
+# (minutes on 2 cores; their durations under `pytest --durations`). `make test` still runs them all.
+SLOW_FILES = {"test_campaign.py", "test_campaign_budgets.py", "test_executor_ray.py", "test_lab_migrations.py",
+              "test_lab_reliability.py", "test_lab_workers.py", "test_hf_lm.py", "test_hf_lm_paths.py",
+              "test_real_tasks.py", "test_smollm2.py", "test_text_backends.py"}
 SLOW_FIXTURES = {"campaign_run", "browser", "synth_lab", "code_lab"}
+SLOW_PARAMS = {("lab_db", "postgresql")}  # the fast tier runs the lab's tests on SQLite only
+SLOW_TESTS = {
+    "test_an_instance_seed_repeats_an_instance_and_no_seed_is_a_fresh_draw",  # prepares a task twice
+    "test_with_the_check_off_the_leaderboard_says_not_checked",  # a verified run
+    "test_a_lab_refuses_data_without_null_views_while_the_check_is_on",
+    "test_prepare_then_predict_on_the_public_view",
+    "test_listing_commands_and_baselines_table",  # baselines over seeds
+    "test_unknown_names_and_malformed_files_exit_2",  # a dozen CLI subprocesses
+    "test_faults_come_back_as_errors_and_the_researcher_reaches_its_next_call",
+    "test_code_verify_labels_come_from_execution_and_timeouts_are_dropped",
+    "test_predict_job_end_to_end",
+    "test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard",
+    "test_budgets_survive_a_restart",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in SLOW_FILES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        name = item.name.split("[")[0]
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params if callspec is not None else {}
+        slow_param = any(key in params and params[key] == value for key, value in SLOW_PARAMS)
+        if (item.path.name in SLOW_FILES or name in SLOW_TESTS or slow_param
+                or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.slow)
