@@ -30,7 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the reusable server fixture lives with the tests
 
-from autow2s.lab.loadgen import evaluation_bodies, run_load  # noqa: E402
+from loadgen import evaluation_bodies, run_load  # noqa: E402
+
 from lab_helpers import prepare_tasks, start_lab  # noqa: E402
 from pg_helpers import create_database  # noqa: E402
 

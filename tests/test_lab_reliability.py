@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from autow2s.lab.loadgen import LoadResult, evaluation_bodies, run_load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # the load client is benchmark code
+from loadgen import LoadResult, evaluation_bodies, run_load
+
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
 from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 

@@ -61,10 +61,10 @@ class SandboxedRunner:
 
     def __init__(self, hidden: Sequence[Path], *, limits: Any = None, unsafe_no_sandbox: bool = False,
                  executor: Callable[[Path], Executor] | None = None, job_dir: Path | None = None) -> None:
-        from autow2s.sandbox import GiB, Limits
+        from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
 
         self.hidden = tuple(Path(p) for p in hidden)
-        self.limits = limits or Limits(wall_seconds=600, memory_bytes=4 * GiB)
+        self.limits = limits or VERIFY_JOB_LIMITS
         self.unsafe_no_sandbox = unsafe_no_sandbox
         self._make_executor = executor or self._local_executor
         self._executor: Executor | None = None

@@ -1,8 +1,8 @@
 """A small, fast load generator for the lab (raw HTTP/1.1 keep-alive over asyncio).
 
-Used by the load and crash tests and by benchmarks/lab_server.py. It is lean on purpose: on a
-2-core machine the client shares the CPU with the server, and an HTTP library's per-request
-overhead would be measured as the server's.
+Used by benchmarks/lab_server.py and by the lab's load and crash tests (tests/test_lab_reliability.py).
+It is lean on purpose: on a 2-core machine the client shares the CPU with the server, and an HTTP
+library's per-request overhead would be measured as the server's.
 """
 
 from __future__ import annotations
