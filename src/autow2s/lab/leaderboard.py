@@ -13,6 +13,12 @@ from autow2s.lab.models import Evaluation, Snapshot, VerifyRun
 BASELINE_RESEARCHER = "baseline-vanilla"  # the campaign verifies vanilla under this name, as every view's reference
 
 
+def is_baseline_researcher(name: str) -> bool:
+    """A campaign's vanilla reference: `baseline-vanilla`, or `<campaign id>.baseline-vanilla` for a campaign
+    that joined a shared lab (campaign/shared_lab.py); with several, any of them is vanilla on lab seeds."""
+    return name == BASELINE_RESEARCHER or name.endswith("." + BASELINE_RESEARCHER)
+
+
 def leaderboard_rows(session: Session, task: str, names: dict[int, str], limit: int = 1000) -> list[dict[str, Any]]:
     """Verified runs only, best holdout PGR first, with the gap to the best dev PGR the researcher saw.
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, admin
 from autow2s.lab.errors import APIError
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER
+from autow2s.lab.leaderboard import is_baseline_researcher
 from autow2s.lab.models import MAX_ID, Researcher, Snapshot, TransferRun, VerifyRun
 
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def transfer_table(session: Session, research_tasks: list[str], transfer_tasks: 
                                      for t in transfer_tasks]) if transfer_tasks else (None, None)
         checks = {r["supervisor_check"] for r in per_task.values()}
         rows.append({"snapshot_id": snapshot_id, "method": methods.get(snapshot_id, "?"),
-                     "researcher": entry["researcher"], "is_vanilla": entry["researcher"] == BASELINE_RESEARCHER,
+                     "researcher": entry["researcher"], "is_vanilla": is_baseline_researcher(entry["researcher"]),
                      "research_pgr": mean, "research_ci": ci, "research_tasks": per_task,
                      "supervisor_check": "flagged" if "flagged" in checks else
                      ("passed" if checks == {"passed"} else sorted(checks)[0] if checks else "not checked"),

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER, leaderboard_rows
+from autow2s.lab.leaderboard import is_baseline_researcher, leaderboard_rows
 from autow2s.lab.models import (
     AuditEntry,
     Baseline,
@@ -90,7 +90,7 @@ def verified_points(session: Session, task: str) -> list[Point]:
 
 def vanilla_run(session: Session, task: str, names: dict[int, str]) -> dict[str, Any] | None:
     """The latest finished verified run of the vanilla baseline: the campaign's, else a snapshot named vanilla."""
-    baseline_ids = [rid for rid, name in names.items() if name == BASELINE_RESEARCHER]
+    baseline_ids = [rid for rid, name in names.items() if is_baseline_researcher(name)]
     query = (select(VerifyRun).join(Snapshot, Snapshot.id == VerifyRun.snapshot_id)
              .where(VerifyRun.task == task, VerifyRun.status == "done"))
     for condition in (VerifyRun.researcher_id.in_(baseline_ids), Snapshot.name == "vanilla"):
