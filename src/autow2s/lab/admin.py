@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from autow2s.lab.auth import Principal, admin, any_principal, hash_token, new_token
 from autow2s.lab.budgets import KINDS, Override
+from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import MAX_ID, AuditEntry, BudgetOverride, Evaluation, Researcher
 
@@ -80,8 +81,8 @@ async def create_researcher(body: ResearcherCreate, request: Request,
         evaluate_limit = Override(body.budget_total, body.budget_rate_per_minute)
 
     def job(conn: Connection) -> int:
-        researcher_id = int(conn.execute(insert(Researcher), {"name": body.name, "token_hash": digest,
-                                                              "created_at": time.time()}).inserted_primary_key[0])
+        researcher_id = inserted_id(conn.execute(insert(Researcher), {"name": body.name, "token_hash": digest,
+                                                                      "created_at": time.time()}))
         if evaluate_limit is not None:
             _set_budget(conn, researcher_id, "*", "evaluate", evaluate_limit)
         return researcher_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from sqlalchemy import Connection, insert
@@ -21,7 +22,7 @@ log = logging.getLogger("autow2s.lab")
 UNAUDITED_PATHS = frozenset({"/api/v1/health"})
 
 
-def audit_row(scope: dict[str, Any], status: int, **fields: Any) -> dict[str, Any]:
+def audit_row(scope: MutableMapping[str, Any], status: int, **fields: Any) -> dict[str, Any]:
     state = scope.get("state") or {}
     researcher_id = state.get("researcher_id")
     row = {
@@ -42,7 +43,7 @@ def audit_row(scope: dict[str, Any], status: int, **fields: Any) -> dict[str, An
     return row
 
 
-def insert_audit(row: dict[str, Any]):
+def insert_audit(row: dict[str, Any]) -> Callable[[Connection], None]:
     def job(conn: Connection) -> None:
         conn.execute(insert(AuditEntry), row)
 

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +165,7 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def redacted_path(scope: dict[str, Any]) -> str:
+def redacted_path(scope: Mapping[str, Any]) -> str:
     path = scope.get("path", "")
     if scope.get("state", {}).get("path_token"):
         path = "/r/<redacted>" + path

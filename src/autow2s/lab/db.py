@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("autow2s.lab")
@@ -29,6 +29,14 @@ T = TypeVar("T")
 Job = Callable[[Connection], Any]
 Settle = Callable[[bool, Any], None]
 MAX_BATCH = 256
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT reported no primary key")
+    return int(key[0])
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False) -> Engine:

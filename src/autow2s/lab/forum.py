@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, any_principal, researcher
+from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import MAX_ID, Comment, Evaluation, Finding, VerifyRun, Vote
 
@@ -121,7 +122,7 @@ async def create_finding(body: FindingCreate, request: Request,
            "verify_id": body.verify_id, "created_at": time.time()}
 
     def job(conn: Connection) -> int:
-        finding_id = int(conn.execute(insert(Finding), row).inserted_primary_key[0])
+        finding_id = inserted_id(conn.execute(insert(Finding), row))
         lab.search.index(conn, finding_id, body.title, body.body, tags)
         return finding_id
 
@@ -161,7 +162,7 @@ def _query(conn: Session, lab: Any, *, select_ids: list[int] | None, sort: str, 
         query = query.where(Finding.task == task)
     if author_id is not None:
         query = query.where(Finding.researcher_id == author_id)
-    order = {"new": [Finding.created_at.desc(), Finding.id.desc()],
+    order: dict[str, list[Any]] = {"new": [Finding.created_at.desc(), Finding.id.desc()],
              "top": [score.desc(), Finding.created_at.desc(), Finding.id.desc()],
              "discussed": [n_comments.desc(), Finding.created_at.desc(), Finding.id.desc()]}
     if sort in order:
@@ -235,7 +236,7 @@ async def add_comment(finding_id: FindingPath, body: CommentCreate, request: Req
     _require_finding(lab, finding_id)
     row = {"finding_id": finding_id, "researcher_id": principal.researcher_id, "body": body.body,
            "created_at": time.time()}
-    comment_id = await lab.writer.run(lambda conn: int(conn.execute(insert(Comment), row).inserted_primary_key[0]))
+    comment_id = await lab.writer.run(lambda conn: inserted_id(conn.execute(insert(Comment), row)))
     return {"id": comment_id, "author": principal.name, "body": body.body, "created_at": row["created_at"]}
 
 

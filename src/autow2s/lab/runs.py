@@ -21,6 +21,7 @@ from sqlalchemy import Connection, insert, select
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, any_principal, researcher
 from autow2s.lab.budgets import lock_researcher
+from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import leaderboard_rows, supervisor_fields
 from autow2s.lab.models import MAX_ID, AuditEntry, VerifyRun
@@ -104,10 +105,12 @@ async def request_verify(body: VerifyRequest, request: Request, response: Respon
     rng = secrets.SystemRandom()
     seeds = sorted(rng.sample(range(1, SEED_RANGE), lab.settings.verify_seed_count))
     now = time.time()
+    rid = principal.researcher_id
+    assert rid is not None  # the researcher dependency refuses the admin
 
     def job(conn: Connection) -> tuple[int, bool] | APIError:
         """Check-then-queue under the researcher's lock: on any worker, a snapshot is queued once and charged once."""
-        lock_researcher(conn, principal.researcher_id)
+        lock_researcher(conn, rid)
         existing = conn.execute(select(VerifyRun.id).where(
             VerifyRun.researcher_id == principal.researcher_id, VerifyRun.snapshot_id == body.snapshot_id,
             VerifyRun.task == task.name, VerifyRun.status.in_(("queued", "running", "done")))
@@ -120,9 +123,9 @@ async def request_verify(body: VerifyRequest, request: Request, response: Respon
                 "Retry-After": str(max(1, int(standing.resets_at - now + 1)))}
             return APIError(429, standing.reason, outcome="over_budget", headers=headers,
                             budget_left=standing.total_left)
-        run_id = int(conn.execute(insert(VerifyRun), {
+        run_id = inserted_id(conn.execute(insert(VerifyRun), {
             "researcher_id": principal.researcher_id, "snapshot_id": body.snapshot_id, "task": task.name,
-            "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}).inserted_primary_key[0])
+            "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}))
         conn.execute(insert(AuditEntry), audit_row(request.scope, 202, outcome="accepted", charged="verify",
                                                    detail=f"verify run {run_id}"))
         return run_id, True

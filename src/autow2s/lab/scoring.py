@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from sqlalchemy import Connection, insert
 from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, researcher
 from autow2s.lab.budgets import Standing, lock_task
+from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import AuditEntry, Evaluation
 from autow2s.lab.probing import History
@@ -120,7 +122,7 @@ class _Submission:
     now: float
 
 
-def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection) -> tuple[Scored | APIError, History]:
+def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: Connection) -> tuple[Scored | APIError, History]:
     """Check and charge in one transaction under the task's lock: repeat, budget, probe, record.
 
     Runs on the writer; everything it reads (the history of every researcher on the task, the
@@ -135,15 +137,15 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
     if repeat is not None:  # the earlier evaluation's answer, uncharged: nothing in it is new to the researcher
         earlier_id, reported = history.evaluation_ids[repeat], history.reported[repeat]
         standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
-        flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
+        repeat_flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
         answer_id = earlier_id
         if history.researcher_ids[repeat] != rid:  # another researcher's: the caller gets a row of its own to cite
-            answer_id = _insert_evaluation(conn, sub, reported, ",".join(flags))
+            answer_id = _insert_evaluation(conn, sub, reported, ",".join(repeat_flags))
         conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="identical_repeat", evaluation_id=answer_id,
                                                    detail=f"identical to evaluation {earlier_id}; answered from it, "
                                                           "not charged"))
         return Scored(answer_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
-                      task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
+                      task.n_dev, standing.total_left, standing.rate_left, repeat_flags, baselines.weak_dev_acc,
                       baselines.ceiling_dev_acc, identical_to=earlier_id), delta
     standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
     if not standing.allowed:  # not charged: the middleware audits the 429
@@ -183,12 +185,12 @@ def _decide(lab: Any, scope: dict[str, Any], sub: _Submission, conn: Connection)
 
 def _insert_evaluation(conn: Connection, sub: _Submission, reported: float, flags: str) -> int:
     task = sub.task
-    return int(conn.execute(insert(Evaluation), {
+    return inserted_id(conn.execute(insert(Evaluation), {
         "researcher_id": sub.researcher_id, "task": task.name, "snapshot_id": sub.snapshot_id,
         "endpoint": sub.endpoint, "created_at": sub.now, "n_dev": task.n_dev, "dev_correct": sub.dev_correct,
         "holdout_correct": sub.holdout_correct, "n_holdout": len(task.holdout_idx), "reported_accuracy": reported,
         "reported_pgr": pgr(task.baselines.weak_dev_acc, task.baselines.ceiling_dev_acc, reported), "flags": flags,
-        "pred_bits": np.packbits(sub.bits).tobytes()}).inserted_primary_key[0])
+        "pred_bits": np.packbits(sub.bits).tobytes()}))
 
 
 async def score_submission(request: Request, principal: Principal, task_name: str, predictions: list[float],
@@ -215,7 +217,8 @@ async def score_submission(request: Request, principal: Principal, task_name: st
             state["audited"] = True  # its audit row, the charge, is committed with the decision
         raise outcome
     state["audited"] = True
-    return outcome
+    scored: Scored = outcome
+    return scored
 
 
 def _note(scored: Scored) -> str:

@@ -140,7 +140,7 @@ def lineage(request: Request, snapshot_id: SnapshotPath, principal: Principal = 
     names = lab.researcher_names()
     with lab.session() as conn:
         row = _get(conn, snapshot_id)
-        ancestors = []
+        ancestors: list[dict[str, Any]] = []
         parent = row.parent_id
         while parent is not None and len(ancestors) < MAX_LINEAGE:
             node = conn.execute(select(Snapshot).where(Snapshot.id == parent)).scalar_one_or_none()
@@ -148,7 +148,8 @@ def lineage(request: Request, snapshot_id: SnapshotPath, principal: Principal = 
                 break
             ancestors.append(_info(node, names))
             parent = node.parent_id
-        descendants, frontier = [], [snapshot_id]
+        descendants: list[dict[str, Any]] = []
+        frontier = [snapshot_id]
         while frontier and len(descendants) < MAX_LINEAGE:
             children = conn.execute(select(Snapshot).where(Snapshot.parent_id.in_(frontier[:500]))
                                     .order_by(Snapshot.created_at)).scalars().all()

@@ -48,6 +48,7 @@ def my_status(request: Request, task: Annotated[str, Query(min_length=1, max_len
         raise APIError(404, f"unknown task {task!r}; ask about the task named in your instructions", field="task",
                        outcome="unknown_task")
     rid = principal.researcher_id
+    assert rid is not None  # the researcher dependency refuses the admin
     mine = (Evaluation.researcher_id == rid) & (Evaluation.task == task)
     with lab.session() as conn:
         count = conn.execute(select(func.count()).select_from(Evaluation).where(mine)).scalar() or 0

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, insert, select
 
 from autow2s.errors import AutoW2SError
 from autow2s.lab.models import Baseline
@@ -93,7 +94,7 @@ def find_task_dirs(data_dir: Path) -> list[Path]:
     return found
 
 
-def _fingerprint(task: Task, partition: dict, weak_test: np.ndarray, seeds: tuple[int, ...]) -> str:
+def _fingerprint(task: Task, partition: dict[str, Any], weak_test: np.ndarray, seeds: tuple[int, ...]) -> str:
     """What the stored baselines depend on: the task's content, the partition, the teacher, the seeds."""
     digest = hashlib.sha256(task.fingerprint().encode())
     digest.update(json.dumps(list(seeds)).encode())
@@ -158,7 +159,7 @@ def stored_baselines(conn: Connection, lab_task: LabTask) -> Baselines | None:
 
 
 def store_baselines(conn: Connection, lab_task: LabTask, b: Baselines) -> None:
-    conn.execute(Baseline.__table__.insert().values(
+    conn.execute(insert(Baseline).values(
         task=lab_task.name, fingerprint=lab_task.fingerprint, seeds=json.dumps(list(b.seeds)),
         weak_dev_acc=b.weak_dev_acc, weak_holdout_acc=b.weak_holdout_acc, ceiling_dev_acc=b.ceiling_dev_acc,
         ceiling_holdout_acc=b.ceiling_holdout_acc, weak_bits=np.packbits(b.weak_bits).tobytes(),

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, admin
+from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import is_baseline_researcher
 from autow2s.lab.models import MAX_ID, Researcher, Snapshot, TransferRun, VerifyRun
@@ -76,7 +77,7 @@ async def request_transfer(body: TransferRequest, request: Request,
     row = {"snapshot_id": body.snapshot_id, "task": body.task, "seeds": json.dumps(seeds), "status": "queued",
            "error": "", "created_at": time.time()}
     try:
-        run_id = await lab.writer.run(lambda conn: int(conn.execute(insert(TransferRun), row).inserted_primary_key[0]))
+        run_id = await lab.writer.run(lambda conn: inserted_id(conn.execute(insert(TransferRun), row)))
     except IntegrityError:  # another lab worker queued the same pair a moment ago: that run is the answer
         with lab.session() as conn:
             return _out(conn.execute(select(TransferRun).where(TransferRun.snapshot_id == body.snapshot_id,
@@ -142,12 +143,14 @@ def mean_with_ci(values: list[tuple[float | None, list[float] | None]]) -> tuple
     None when any task has no figure: a mean over fewer tasks than asked would flatter a method that
     fails where it is weak.
     """
-    if not values or any(value is None for value, _ in values):
+    figures = [value for value, _ in values if value is not None]
+    if not values or len(figures) < len(values):
         return None, None
-    mean = sum(value for value, _ in values) / len(values)  # type: ignore[misc]
-    if any(ci is None for _, ci in values):
+    mean = sum(figures) / len(figures)
+    intervals = [ci for _, ci in values if ci is not None]
+    if len(intervals) < len(values):
         return mean, None
-    half = math.sqrt(sum(((ci[1] - ci[0]) / 2) ** 2 for _, ci in values)) / len(values)  # type: ignore[index]
+    half = math.sqrt(sum(((high - low) / 2) ** 2 for low, high in intervals)) / len(values)
     return mean, [mean - half, mean + half]
 
 
@@ -164,15 +167,15 @@ def transfer_table(session: Session, research_tasks: list[str], transfer_tasks: 
                                                        VerifyRun.task.in_(research_tasks))
                                .order_by(VerifyRun.id)).scalars():
         entry = research.setdefault(run.snapshot_id, {"researcher": names.get(run.researcher_id, "?"), "tasks": {}})
-        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
-        entry["tasks"][run.task] = {"pgr": run.holdout_pgr, "ci": ci, "verify_id": run.id,
+        run_ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
+        entry["tasks"][run.task] = {"pgr": run.holdout_pgr, "ci": run_ci, "verify_id": run.id,
                                     "supervisor_check": run.supervisor_check}
     transfer: dict[str, dict[str, dict[str, Any]]] = {}
-    for run in session.execute(select(TransferRun).where(TransferRun.task.in_(transfer_tasks))).scalars():
-        ci = None if run.holdout_ci_low is None else [run.holdout_ci_low, run.holdout_ci_high]
-        transfer.setdefault(run.snapshot_id, {})[run.task] = {"pgr": run.holdout_pgr, "ci": ci,
-                                                              "status": run.status, "transfer_id": run.id,
-                                                              "error": run.error}
+    for moved in session.execute(select(TransferRun).where(TransferRun.task.in_(transfer_tasks))).scalars():
+        moved_ci = None if moved.holdout_ci_low is None else [moved.holdout_ci_low, moved.holdout_ci_high]
+        transfer.setdefault(moved.snapshot_id, {})[moved.task] = {"pgr": moved.holdout_pgr, "ci": moved_ci,
+                                                                  "status": moved.status, "transfer_id": moved.id,
+                                                                  "error": moved.error}
     rows = []
     for snapshot_id, entry in research.items():
         per_task = entry["tasks"]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from autow2s.lab import forum
 from autow2s.lab.errors import APIError
+from autow2s.lab.leaderboard import BASELINE_RESEARCHER, is_baseline_researcher
 from autow2s.lab.models import MAX_ID, VerifyRun
 from autow2s.lab.web import queries
 from autow2s.lab.web.charts import colors, pgr_chart, transfer_chart
@@ -73,7 +74,7 @@ def leaderboard(request: Request, task: Annotated[str | None, Query(max_length=2
         direction = "desc" if order == "desc" else "asc"
         return {"task": chosen, "rows": _sorted(rows, key, direction), "finding_of": links, "sort": key,
                 "order": direction, "transfer": transfer,
-                "baseline": queries.BASELINE_RESEARCHER}
+                "baseline": BASELINE_RESEARCHER}
 
     return page(request, "leaderboard.html", "leaderboard", build)
 
@@ -181,7 +182,7 @@ def researchers(request: Request) -> Response:
             rows.append({"name": name, "campaign": state, "db": activity.get(ids.get(name, -1), {}),
                          "spent": spent, "cap": cap,
                          "spent_fraction": None if not cap or spent is None else min(1.0, spent / cap),
-                         "baseline": name == queries.BASELINE_RESEARCHER})
+                         "baseline": is_baseline_researcher(name)})
         return {"rows": rows}
 
     return page(request, "researchers.html", "researchers", build)
