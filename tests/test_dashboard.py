@@ -171,8 +171,11 @@ def test_flags_page_shows_probes_budget_refusals_and_sandbox_kills(page, dashboa
     assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": near}).status_code == 409
     thrifty = dashboard.create_researcher("thrifty-" + secrets.token_hex(3), budget_total=1)
     client = dashboard.client(thrifty)
-    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions}).status_code == 200
-    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions[::-1]}).status_code == 429
+    # Its own predictions: the prober's very same ones would be answered from the prober's evaluation, uncharged.
+    own = [float((i // 2) % 2) for i in range(task["n_test"])]
+    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": own}).status_code == 200
+    other = [1.0 - p for p in own]
+    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": other}).status_code == 429
     workspace = tmp_path / "workspace"  # not tmp_path itself: pytest makes that 0700, closed to the sandbox's user
     workspace.mkdir(mode=0o755)
     executor = LocalExecutor(run_dir / "jobs")  # a real sandboxed job, killed at its wall-time limit
