@@ -29,7 +29,7 @@ from autow2s.lab.models import Evaluation
 @dataclass(frozen=True)
 class Verdict:
     near_duplicate_of: int | None  # evaluation id of the earlier submission it is too close to
-    distance: int  # items that differ from the closest earlier submission (n_test if none)
+    distance: int  # items that differ from the closest earlier submission (n_test when none is near)
     earlier_reported: float | None
     degenerate: bool
     earlier_researcher: int | None = None  # who made the earlier submission
@@ -50,19 +50,20 @@ class History:
     All researchers' rows, not only the submitter's: otherwise two colluding researchers could
     flip labels between them (one submits, the other resubmits with an item changed). Read under
     the task's lock inside the scoring transaction (HistoryCache.read), so every lab worker judges
-    a submission against the same history.
+    a submission against the same history. The rows are kept in blocks (the cache's, then the
+    rows just read), so a request copies none of them.
     """
 
-    def __init__(self, rows: np.ndarray, evaluation_ids: list[int], researcher_ids: list[int],
+    def __init__(self, blocks: list[np.ndarray], evaluation_ids: list[int], researcher_ids: list[int],
                  reported: list[float]) -> None:
-        self.rows = rows
+        self.blocks = blocks
         self.evaluation_ids = evaluation_ids
         self.researcher_ids = researcher_ids
         self.reported = reported
 
     @classmethod
-    def empty(cls, n_bytes: int) -> History:
-        return cls(np.zeros((0, n_bytes), dtype=np.uint8), [], [], [])
+    def empty(cls) -> History:
+        return cls([], [], [], [])
 
     @property
     def last_id(self) -> int:
@@ -71,16 +72,60 @@ class History:
     def extended(self, later: History) -> History:
         if not later.evaluation_ids:
             return self
-        return History(np.concatenate([self.rows, later.rows]), self.evaluation_ids + later.evaluation_ids,
+        return History(self.blocks + later.blocks, self.evaluation_ids + later.evaluation_ids,
                        self.researcher_ids + later.researcher_ids, self.reported + later.reported)
 
-    def nearest(self, packed: np.ndarray) -> tuple[int, int]:
-        """(index, number of differing items) of the closest earlier submission; (-1, huge) if none."""
-        if not self.evaluation_ids:
-            return -1, 1 << 30
-        distances = np.bitwise_count(np.bitwise_xor(self.rows, packed)).sum(axis=1, dtype=np.int64)
-        index = int(distances.argmin())
-        return index, int(distances[index])
+    def close_to(self, packed: np.ndarray, limit: int) -> list[tuple[int, int]]:
+        """(index, number of differing items) of every row that differs from `packed` in fewer than `limit` items.
+
+        A row's distance on a prefix of the bytes is at most its whole distance, so only the rows
+        whose prefix differs in fewer than `limit` bits are compared in full: exact, and about eight
+        times cheaper than comparing every row in full, which matters once many researchers share a task.
+        """
+        prefix = min(len(packed), max(8, len(packed) // 8))
+        close: list[tuple[int, int]] = []
+        offset = 0
+        for rows in self.blocks:
+            if len(rows):
+                partial = np.bitwise_count(np.bitwise_xor(rows[:, :prefix], packed[:prefix])).sum(axis=1,
+                                                                                                 dtype=np.int64)
+                for index in np.flatnonzero(partial < limit):
+                    distance = int(np.bitwise_count(np.bitwise_xor(rows[index], packed)).sum())
+                    if distance < limit:
+                        close.append((offset + int(index), distance))
+            offset += len(rows)
+        return close
+
+
+class _TaskRows:
+    """One task's committed rows in a growing buffer (appended in place; earlier views stay valid)."""
+
+    def __init__(self, n_bytes: int) -> None:
+        self.buffer = np.zeros((64, n_bytes), dtype=np.uint8)
+        self.count = 0
+        self.evaluation_ids: list[int] = []
+        self.researcher_ids: list[int] = []
+        self.reported: list[float] = []
+
+    def snapshot(self) -> History:
+        return History([self.buffer[: self.count]], list(self.evaluation_ids), list(self.researcher_ids),
+                       list(self.reported))
+
+    def append(self, delta: History) -> None:
+        last = self.evaluation_ids[-1] if self.evaluation_ids else 0
+        index = 0
+        for rows in delta.blocks:
+            for row in rows:
+                if delta.evaluation_ids[index] > last:  # rows the cache already has are skipped
+                    if self.count == len(self.buffer):
+                        self.buffer = np.concatenate([self.buffer, np.zeros_like(self.buffer)])
+                    self.buffer[self.count] = row
+                    self.count += 1
+                    self.evaluation_ids.append(delta.evaluation_ids[index])
+                    self.researcher_ids.append(delta.researcher_ids[index])
+                    self.reported.append(delta.reported[index])
+                    last = delta.evaluation_ids[index]
+                index += 1
 
 
 class HistoryCache:
@@ -93,13 +138,14 @@ class HistoryCache:
     """
 
     def __init__(self) -> None:
-        self._tasks: dict[str, History] = {}
+        self._tasks: dict[str, _TaskRows] = {}
         self._lock = threading.Lock()
 
     def read(self, conn: Connection, task: str, n_bytes: int) -> tuple[History, History]:
         """(the whole history, the rows read from the database now); call with the task locked."""
         with self._lock:
-            cached = self._tasks.get(task) or History.empty(n_bytes)
+            stored = self._tasks.get(task)
+            cached = stored.snapshot() if stored is not None else History.empty()
         found = conn.execute(select(Evaluation.id, Evaluation.researcher_id, Evaluation.pred_bits,
                                     Evaluation.reported_accuracy)
                              .where(Evaluation.task == task, Evaluation.id > cached.last_id)
@@ -107,19 +153,19 @@ class HistoryCache:
         rows = np.zeros((len(found), n_bytes), dtype=np.uint8)
         for index, row in enumerate(found):
             rows[index] = np.frombuffer(row.pred_bits, dtype=np.uint8)
-        delta = History(rows, [int(r.id) for r in found], [int(r.researcher_id) for r in found],
+        delta = History([rows], [int(r.id) for r in found], [int(r.researcher_id) for r in found],
                         [float(r.reported_accuracy) for r in found])
         return cached.extended(delta), delta
 
     def merge(self, task: str, delta: History) -> None:
-        """Add a committed transaction's delta (rows the cache already has are skipped)."""
+        """Add a committed transaction's delta."""
+        if not delta.evaluation_ids:
+            return
         with self._lock:
-            cached = self._tasks.get(task) or History.empty(delta.rows.shape[1])
-            keep = [i for i, evaluation_id in enumerate(delta.evaluation_ids) if evaluation_id > cached.last_id]
-            if keep:
-                self._tasks[task] = cached.extended(History(
-                    delta.rows[keep], [delta.evaluation_ids[i] for i in keep],
-                    [delta.researcher_ids[i] for i in keep], [delta.reported[i] for i in keep]))
+            stored = self._tasks.get(task)
+            if stored is None:
+                stored = self._tasks[task] = _TaskRows(delta.blocks[0].shape[1])
+            stored.append(delta)
 
 
 class ProbeDetector:
@@ -145,11 +191,12 @@ class ProbeDetector:
         submission cannot both pass, whichever workers they reach.
         """
         degenerate = self.is_degenerate(bits)
-        index, distance = history.nearest(np.packbits(bits))
-        if distance < self.min_changed(len(bits)):
+        close = history.close_to(np.packbits(bits), self.min_changed(len(bits)))
+        if close:
+            index, distance = min(close, key=lambda pair: pair[1])
             return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate,
                            history.researcher_ids[index]), float("nan")
-        return Verdict(None, min(distance, len(bits)), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
+        return Verdict(None, len(bits), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
 
     @staticmethod
     def identical(history: History, bits: np.ndarray, researcher_id: int) -> int | None:
@@ -157,13 +204,10 @@ class ProbeDetector:
         classes (the researcher's own first, so repeating never adds rows): the answer is that
         evaluation's, so resubmitting (a deterministic method on several seeds, or a baseline another
         researcher ran too) costs nothing and reveals nothing new."""
-        if not history.evaluation_ids:
-            return None
-        same = np.flatnonzero(~np.bitwise_xor(history.rows, np.packbits(bits)).any(axis=1))
-        if not len(same):
-            return None
-        own = [int(i) for i in same if history.researcher_ids[i] == researcher_id]
-        return own[0] if own else int(same[0])
+        same = [index for index, _ in history.close_to(np.packbits(bits), 1)]
+        own = [index for index in same if history.researcher_ids[index] == researcher_id]
+        chosen = own or same
+        return chosen[0] if chosen else None
 
     def is_degenerate(self, bits: np.ndarray) -> bool:
         positive = float(bits.mean())
