@@ -193,7 +193,7 @@ def list_findings(
     author: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
-    principal: Principal = Depends(any_principal),
+    principal: Principal | None = Depends(any_principal),  # None: the dashboard's public read
 ) -> list[dict[str, Any]]:
     """Newest first by default; with q, best match first unless another sort is asked for."""
     lab = request.app.state.lab
@@ -217,7 +217,8 @@ def list_findings(
 
 
 @router.get("/api/v1/findings/{finding_id}", response_model=FindingOut)
-def get_finding(request: Request, finding_id: FindingPath, principal: Principal = Depends(any_principal)) -> dict[str, Any]:
+def get_finding(request: Request, finding_id: FindingPath,
+                principal: Principal | None = Depends(any_principal)) -> dict[str, Any]:
     lab = request.app.state.lab
     with lab.session() as conn:
         return _load(conn, lab, finding_id, with_comments=True)

@@ -8,7 +8,7 @@ outside the lab, so the dashboard works offline.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -28,6 +28,14 @@ Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 SORTABLE = ("rank", "method", "researcher", "dev_pgr", "holdout_pgr", "overfit_gap", "n_seeds", "finished_at")
 FORUM_PAGE = 50
 TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
+FORUM_TYPES: tuple[forum.FindingType, ...] = ("result", "hypothesis", "insight", "error")
+FORUM_SORTS: tuple[Literal["new", "top", "discussed", "relevant"], ...] = ("new", "top", "discussed", "relevant")
+Choice = TypeVar("Choice", bound=str)
+
+
+def _choice(value: str | None, choices: tuple[Choice, ...]) -> Choice | None:
+    """value as one of choices (typed as that choice), or None when it is none of them."""
+    return next((choice for choice in choices if choice == value), None)
 
 
 @router.get("/")
@@ -131,8 +139,8 @@ def forum_list(request: Request, q: Annotated[str | None, Query(max_length=500)]
                offset: Annotated[int, Query(ge=0, le=10**6)] = 0) -> Response:
     def build(ctx: dict[str, Any]) -> dict[str, Any]:
         # Form fields arrive empty when unused: anything unknown means "no filter", never an error page.
-        chosen_type = type if type in ("result", "hypothesis", "insight", "error") else None
-        chosen_sort = sort if sort in ("new", "top", "discussed", "relevant") else None
+        chosen_type = _choice(type, FORUM_TYPES)
+        chosen_sort = _choice(sort, FORUM_SORTS)
         chosen_tag = tag if tag and TAG.fullmatch(tag) else None
         findings = forum.list_findings(request, sort=chosen_sort, q=q or None, type=chosen_type, tag=chosen_tag,
                                        task=None, author=author or None, limit=FORUM_PAGE, offset=offset,
