@@ -14,12 +14,17 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autow2s.researchers.lab_client import LabError
 from autow2s.researchers.output import ToolError
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from autow2s.researchers.lab_client import LabClient
     from autow2s.researchers.toolbox import ToolBox
 
 DEFAULT_WAIT_S = 300
@@ -42,41 +47,70 @@ def _read_predictions(text: str, path: str) -> list[Any]:
     return data
 
 
+class _Host(Protocol):
+    """What LabTools' methods use of `self`: the ToolBox it is mixed into (LabTools' own helpers included)."""
+
+    lab: LabClient
+    tasks: tuple[str, ...]
+    stop: threading.Event | None
+    poll_s: float
+
+    @property
+    def on_event(self) -> Callable[[str, dict[str, Any]], None]: ...
+    @property
+    def several_tasks(self) -> bool: ...
+    @property
+    def forum_task(self) -> str | None: ...
+    def one_task(self, name: str | None, tool: str) -> str: ...
+    def check_task(self, name: str, tool: str) -> str: ...
+    def stopping(self) -> bool: ...
+    def time_left(self) -> float | None: ...
+    def _path(self, relative: str | None) -> Path: ...
+    def _read_text(self, path: str) -> str: ...
+    def _my_runs(self) -> dict[tuple[str, int], dict[str, Any]]: ...
+    def _news_marks(self) -> tuple[dict[tuple[str, int], str], int]: ...
+
+
+if TYPE_CHECKING:
+    def _toolbox_is_a_host(box: ToolBox) -> _Host:
+        return box  # mypy checks here that ToolBox provides everything _Host names
+
+
 class LabTools:
-    """Lab-side tools; `self` is the ToolBox."""
+    """Lab-side tools; `self` is the ToolBox (typed as the _Host protocol: what these methods use of it)."""
 
     poll_s: float = WAIT_POLL_S
 
-    def _tool_evaluate_predictions(self: ToolBox, predictions_file: str, task: str | None = None,
+    def _tool_evaluate_predictions(self: _Host, predictions_file: str, task: str | None = None,
                                    snapshot_id: str | None = None) -> Any:
         task = self.one_task(task, "evaluate_predictions")
         predictions = _read_predictions(self._read_text(predictions_file), predictions_file)
         return self.lab.evaluate(task, predictions, snapshot_id)
 
-    def _tool_share_finding(self: ToolBox, type: str, title: str, body: str, tags: list[str] | None = None,
+    def _tool_share_finding(self: _Host, type: str, title: str, body: str, tags: list[str] | None = None,
                             evaluation_id: int | None = None, verify_id: int | None = None) -> Any:
         finding = self.lab.share_finding(type=type, title=title, body=body, tags=tags or [], task=self.tasks[0],
                                          evaluation_id=evaluation_id, verify_id=verify_id)
         self.on_event("finding", {"id": finding.get("id"), "type": type})
         return finding
 
-    def _tool_search_findings(self: ToolBox, query: str | None = None, sort: str | None = None,
+    def _tool_search_findings(self: _Host, query: str | None = None, sort: str | None = None,
                               limit: int = 10) -> Any:
         return self.lab.search_findings(q=query, sort=sort, limit=limit, task=self.forum_task)
 
-    def _tool_read_finding(self: ToolBox, finding_id: int) -> Any:
+    def _tool_read_finding(self: _Host, finding_id: int) -> Any:
         return self.lab.read_finding(finding_id)
 
-    def _tool_comment(self: ToolBox, finding_id: int, body: str) -> Any:
+    def _tool_comment(self: _Host, finding_id: int, body: str) -> Any:
         return self.lab.comment(finding_id, body)
 
-    def _tool_vote(self: ToolBox, finding_id: int, value: int) -> Any:
+    def _tool_vote(self: _Host, finding_id: int, value: int) -> Any:
         return self.lab.vote(finding_id, value)
 
-    def _tool_leaderboard(self: ToolBox, limit: int = 20, task: str | None = None) -> Any:
+    def _tool_leaderboard(self: _Host, limit: int = 20, task: str | None = None) -> Any:
         return self.lab.leaderboard(self.check_task(task or self.tasks[0], "leaderboard"), limit=limit)
 
-    def _tool_save_snapshot(self: ToolBox, method_dir: str, message: str, parent_id: str | None = None) -> Any:
+    def _tool_save_snapshot(self: _Host, method_dir: str, message: str, parent_id: str | None = None) -> Any:
         method = self._path(method_dir)
         if not (method / "method.py").is_file():
             raise ToolError(f"{method_dir}: no method.py there; save_snapshot takes a method directory")
@@ -84,7 +118,7 @@ class LabTools:
         self.on_event("snapshot", {"snapshot_id": snapshot["snapshot_id"]})
         return snapshot
 
-    def _tool_download_snapshot(self: ToolBox, snapshot_id: str) -> str:
+    def _tool_download_snapshot(self: _Host, snapshot_id: str) -> str:
         if not snapshot_id.isalnum():
             raise ToolError(f"snapshot_id {snapshot_id!r} is not a snapshot id (40 hex digits)")
         dest = self._path(f"prior_work/{snapshot_id}")
@@ -93,7 +127,7 @@ class LabTools:
         files = self.lab.download_snapshot(snapshot_id, dest)
         return f"downloaded {len(files)} files into prior_work/{snapshot_id}/: {', '.join(files)}"
 
-    def _tool_request_verification(self: ToolBox, snapshot_id: str) -> Any:
+    def _tool_request_verification(self: _Host, snapshot_id: str) -> Any:
         """A verified run on every research task. A task the lab refuses gets {"error": ...} in the answer
         (the others keep their runs); only when every task is refused does the call fail."""
         replies: dict[str, Any] = {}
@@ -116,24 +150,24 @@ class LabTools:
             return replies[self.tasks[0]]  # one research task: the lab's answer, as it has always been
         return {"snapshot_id": snapshot_id, "verifications": replies}
 
-    def _tool_lab_status(self: ToolBox, task: str | None = None) -> Any:
+    def _tool_lab_status(self: _Host, task: str | None = None) -> Any:
         if task is not None or not self.several_tasks:
             return self.lab.my_status(self.check_task(task or self.tasks[0], "lab_status"))
         return {name: self.lab.my_status(name) for name in self.tasks}
 
     # -- wait ------------------------------------------------------------------------------
-    def _my_runs(self: ToolBox) -> dict[tuple[str, int], dict[str, Any]]:
+    def _my_runs(self: _Host) -> dict[tuple[str, int], dict[str, Any]]:
         """(task, verify id) -> my verified run, on every research task."""
         return {(task, int(v["verify_id"])): {"task": task, **v} for task in self.tasks
                 for v in self.lab.my_status(task)["verifications"]}
 
-    def _news_marks(self: ToolBox) -> tuple[dict[tuple[str, int], str], int]:
+    def _news_marks(self: _Host) -> tuple[dict[tuple[str, int], str], int]:
         """((task, verify id) -> status of my runs, newest finding id on the forum)."""
         runs = {key: str(run["status"]) for key, run in self._my_runs().items()}
         newest = self.lab.search_findings(sort="new", limit=1, task=self.forum_task)
         return runs, int(newest[0]["id"]) if newest else 0
 
-    def _tool_wait(self: ToolBox, timeout_s: int = DEFAULT_WAIT_S) -> str:
+    def _tool_wait(self: _Host, timeout_s: int = DEFAULT_WAIT_S) -> str:
         started = time.monotonic()
         until = started + timeout_s
         left = self.time_left()
