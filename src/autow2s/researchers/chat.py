@@ -18,11 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from autow2s.errors import ProviderRejected, ProviderUnavailable
 from autow2s.researchers.accounting import Usage
 from autow2s.researchers.tool_specs import ToolSpec
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam, ToolParam
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 __all__ = ["AnthropicChat", "ChatAdapter", "OpenAIChat", "ProviderRejected", "ProviderUnavailable", "ToolCall",
            "Turn", "tool_result_slots"]
@@ -220,9 +224,11 @@ class AnthropicChat:
         if tool_defs:
             tool_defs[-1] = tool_defs[-1] | {"cache_control": {"type": "ephemeral"}}
         extra: dict[str, Any] = {"output_config": {"effort": self.effort}} if self.effort else {}
-        sent = _cache_history(messages)
+        # The history and tool specs are plain JSON dicts in the wire format; the SDK types them as TypedDicts.
+        sent = cast("list[MessageParam]", _cache_history(messages))
+        tool_params = cast("list[ToolParam]", tool_defs)
         response = self.retry.call(lambda: self.client.messages.create(
-            model=self.model, max_tokens=self.max_tokens, messages=sent, tools=tool_defs,
+            model=self.model, max_tokens=self.max_tokens, messages=sent, tools=tool_params,
             system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}], **extra,
         ), deadline=deadline, cancel=cancel)
         # Every block goes back exactly as it came (to_dict keeps only the fields the API sent):
@@ -271,9 +277,11 @@ class OpenAIChat:
 
     def turn(self, system: str, messages: list[dict[str, Any]], tools: tuple[ToolSpec, ...], *,
              deadline: float | None = None, cancel: threading.Event | None = None) -> Turn:
+        # The history and tool specs are plain JSON dicts in the wire format; the SDK types them as TypedDicts.
+        tool_params = cast("list[ChatCompletionToolParam]", [tool.openai() for tool in tools])
+        sent = cast("list[ChatCompletionMessageParam]", [{"role": "system", "content": system}, *messages])
         response = self.retry.call(lambda: self.client.chat.completions.create(
-            model=self.model, max_tokens=self.max_tokens, tools=[tool.openai() for tool in tools],
-            messages=[{"role": "system", "content": system}, *messages],
+            model=self.model, max_tokens=self.max_tokens, tools=tool_params, messages=sent,
         ), deadline=deadline, cancel=cancel)
         if not response.choices:
             raise ProviderUnavailable("the provider answered with no choices; the researcher pauses and tries again")
@@ -281,6 +289,10 @@ class OpenAIChat:
         message = choice.message
         calls = []
         for call in message.tool_calls or []:
+            # Only function tools are declared. Not `!= "function"`: servers that omit "type" parse as None.
+            if call.type == "custom":
+                raise ProviderRejected("the provider answered with a custom tool call, but only function tools "
+                                       "are declared (the model or server does not speak OpenAI tool calls)")
             try:
                 arguments = json.loads(call.function.arguments or "{}")
                 arguments = arguments if isinstance(arguments, dict) else None
@@ -293,8 +305,10 @@ class OpenAIChat:
                                         "function": {"name": c.name, "arguments": c.raw_arguments}} for c in calls]
         u = response.usage
         cached = 0
-        if u is not None and getattr(u, "prompt_tokens_details", None) is not None:
-            cached = u.prompt_tokens_details.cached_tokens or 0
+        # getattr: older SDKs and some servers' usage objects have no prompt_tokens_details at all
+        details = getattr(u, "prompt_tokens_details", None) if u is not None else None
+        if details is not None:
+            cached = details.cached_tokens or 0
         usage = _usage((u.prompt_tokens - cached) if u else 0, u.completion_tokens if u else 0, cache_read=cached)
         return Turn(message.content or "", calls, usage, assistant, stop_reason=choice.finish_reason or "")
 
