@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from autow2s.researchers.lab_client import LabError
 from autow2s.researchers.output import ToolError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from autow2s.researchers.lab_client import LabClient
     from autow2s.researchers.toolbox import ToolBox
 
 QUICK_FRACTION = 0.25
@@ -54,16 +58,42 @@ def _mean(values: list[float]) -> float | None:
 def task_results(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """task -> its results (per_seed, mean_dev_pgr, seeds_scored, seeds_failed), from either summary shape."""
     if isinstance(summary.get("tasks"), dict):
-        return summary["tasks"]
+        tasks: dict[str, dict[str, Any]] = summary["tasks"]
+        return tasks
     if "per_seed" in summary:
         return {str(summary.get("task", "")): summary}
     return {}
 
 
-class ExperimentTools:
-    """The run_experiment tool, mixed into ToolBox."""
+class _Host(Protocol):
+    """What ExperimentTools' methods use of `self`: the ToolBox it is mixed into (_one_seed included)."""
 
-    def _tool_run_experiment(self: ToolBox, method_dir: str, seeds: list[int] | None = None,
+    lab: LabClient
+    tasks: tuple[str, ...]
+    workspace: Path
+
+    @property
+    def on_event(self) -> Callable[[str, dict[str, Any]], None]: ...
+    @property
+    def several_tasks(self) -> bool: ...
+    def check_task(self, name: str, tool: str) -> str: ...
+    def public_path(self, name: str) -> str: ...
+    def _path(self, relative: str | None) -> Path: ...
+    def _run_job(self, command: tuple[str, ...], name: str, warm: bool = False) -> Any: ...
+    def _job_text(self, result: Any) -> str: ...
+    def _one_seed(self, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
+                  record: ExperimentRecord) -> dict[str, Any]: ...
+
+
+if TYPE_CHECKING:
+    def _toolbox_is_a_host(box: ToolBox) -> _Host:
+        return box  # mypy checks here that ToolBox provides everything _Host names
+
+
+class ExperimentTools:
+    """The run_experiment tool, mixed into ToolBox; `self` is the ToolBox (typed as the _Host protocol)."""
+
+    def _tool_run_experiment(self: _Host, method_dir: str, seeds: list[int] | None = None,
                              quick: bool = False, tasks: list[str] | None = None) -> Any:
         method = self._path(method_dir)
         if not method.is_dir():
@@ -100,7 +130,7 @@ class ExperimentTools:
         self.on_event("experiment", {**summary, "mean_dev_pgr": None} if partial else summary)
         return summary
 
-    def _one_seed(self: ToolBox, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
+    def _one_seed(self: _Host, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
                   record: ExperimentRecord) -> dict[str, Any]:
         where = f"{task}/" if self.several_tasks else ""
         out = f".runs/{run_id}/{where}seed{seed}.json"
