@@ -76,7 +76,8 @@ class ArtifactCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
         try:
-            np.savez(staging / "arrays.npz", **arrays)
+            # numpy's stub: a **dict could fill savez's allow_pickle: bool keyword, so mypy rejects it
+            np.savez(staging / "arrays.npz", **arrays)  # type: ignore[arg-type]
             meta = {"kind": kind, "config": config, "sha256": _file_digest(staging / "arrays.npz")}
             (staging / "meta.json").write_text(json.dumps(meta, sort_keys=True, default=str, indent=1))
             shutil.rmtree(entry, ignore_errors=True)
