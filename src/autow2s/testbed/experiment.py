@@ -81,6 +81,7 @@ def task_info(task: Task) -> TaskInfo:
 def build_context(task: Task, teacher: WeakTeacher, seed: int, settings: ExperimentSettings) -> MethodContext:
     """The method's whole world: label-free inputs, the weak teacher's outputs, a student factory."""
     settings = settings.for_task(task.kind, task.name)
+    assert settings.strong is not None, "for_task fills in the strong backend"
     strong = get_backend(settings.strong, task.kind)
     weak = get_backend(teacher.backend, task.kind)
     splits = {
@@ -155,6 +156,7 @@ def run_experiment(
     """
     cache = cache if cache is not None else ArtifactCache()
     settings = settings.for_task(task.kind, task.name)
+    assert settings.strong is not None and settings.weak is not None, "for_task fills in both backends"
     seeds = list(seeds)
     labels = task.labels("test")
     started = time.perf_counter()
