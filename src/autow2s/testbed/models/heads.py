@@ -90,7 +90,7 @@ class _AdamW:
             p.addcdiv_(m, denom, value=-self.lr / correction1)
 
 
-def _build_network(arch: str, input_dim: int, hidden: int) -> nn.Module:
+def _build_network(arch: str, input_dim: int, hidden: int) -> nn.Sequential:
     if arch == "linear":
         return nn.Sequential(nn.Linear(input_dim, 1))
     if arch == "mlp":
