@@ -52,8 +52,12 @@ class Backend(Protocol):
     from `state_arrays()`; `cache_config` is what identifies its training in a cache key.
     """
 
-    name: str
-    kinds: tuple[str, ...]
+    # read-only: the backends are frozen dataclasses
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kinds(self) -> tuple[str, ...]: ...
 
     def inputs(self, split: Split, view: str) -> Any: ...
 

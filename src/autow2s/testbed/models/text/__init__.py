@@ -6,12 +6,17 @@ imported only when a model is built, so `autow2s --help` stays fast.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from autow2s.testbed.models.text.encoder import EncoderBackend
 from autow2s.testbed.models.text.hf_lm import HFLMBackend, LMConfig
 from autow2s.testbed.models.text.tfidf import TfidfBackend
 
+if TYPE_CHECKING:
+    from autow2s.testbed.models.base import Backend
 
-def text_backends() -> dict[str, object]:
+
+def text_backends() -> dict[str, Backend]:
     """The text backends under their registry names (see docs/text_backends.md)."""
     return {
         "encoder": EncoderBackend(name="encoder"),
