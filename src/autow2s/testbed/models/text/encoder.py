@@ -75,7 +75,9 @@ def load_sentence_encoder(model: str, layers: int | None, max_seq_length: int, d
                            "or a hub name your machine can reach") from None
     encoder.max_seq_length = max_seq_length
     if layers is not None:
-        backbone = encoder[0].auto_model
+        # the transformers model under the encoder, probed by attribute name (nn.Module's __getattr__ types
+        # every submodule as Tensor | Module)
+        backbone: Any = encoder[0].auto_model
         stack = getattr(getattr(backbone, "encoder", None), "layer", None)
         if stack is None:
             raise AutoW2SError(f"cannot truncate {model!r}: it has no encoder.layer stack (BERT-style); drop `layers`")
