@@ -156,7 +156,8 @@ class SharedBase:
         except OSError as exc:
             raise AutoW2SError(f"could not load {config.model!r} ({exc}); pass a local model directory, "
                                "or a hub name on a machine that can reach the hub") from None
-        return cls(model.to(device), tokenizer, config.model)
+        # transformers types PreTrainedModel.to through a functools.wraps wrapper that mypy reads as unbound
+        return cls(model.to(device), tokenizer, config.model)  # type: ignore[arg-type]
 
     @classmethod
     def get(cls, config: LMConfig, device: torch.device) -> SharedBase:
