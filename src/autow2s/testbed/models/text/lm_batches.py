@@ -79,7 +79,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.rand
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     order = rng.permutation(n)
     mega = batch_size * 16
-    batches = []
+    batches: list[np.ndarray] = []
     for start in range(0, n, mega):
         chunk = order[start : start + mega]
         chunk = chunk[np.argsort(-lengths_array[chunk], kind="stable")]
