@@ -38,7 +38,7 @@ def tiny_config(arch: str, vocab_size: int, *, hidden: int = 64, layers: int = 2
     """A small Qwen2 or Qwen3 config (the anchor's weak and strong families)."""
     from transformers import Qwen2Config, Qwen3Config
 
-    common = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+    common: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
                   num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                   max_position_embeddings=max_positions, tie_word_embeddings=False, pad_token_id=0, eos_token_id=1)
     if arch == "qwen2":
