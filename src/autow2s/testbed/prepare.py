@@ -39,6 +39,9 @@ def _rows(task: Task, split: Split, *, with_labels: bool) -> list[dict[str, Any]
             row = dict(split.rows[i])
             row["id"] = rid
         else:
+            if split.strong is None or split.weak is None:
+                raise ValueError(f"{task.name}: a split with neither rows (text task) nor strong and weak "
+                                 "features (features task)")
             row = {"id": rid, "strong_features": split.strong[i].tolist(), "weak_features": split.weak[i].tolist()}
         if with_labels and split.labels is not None:
             row["label"] = _label_value(task.kind, int(split.labels[i]))
@@ -92,7 +95,8 @@ def _write_weak(view: Path, task: Task, teacher: WeakTeacher, backend: str, seed
     for split, probs in teacher.soft_labels.items():
         _write_jsonl(weak_dir / f"{split}.jsonl",
                      [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
-    np.savez(weak_dir / "model.npz", **teacher.model_arrays)
+    # numpy's stub: a **dict could fill savez's allow_pickle: bool keyword, so mypy rejects it
+    np.savez(weak_dir / "model.npz", **teacher.model_arrays)  # type: ignore[arg-type]
     (weak_dir / "model.json").write_text(json.dumps({"backend": backend, "seed": seed}) + "\n")
 
 
