@@ -17,7 +17,7 @@ import ast
 import copy
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,10 @@ def _entry(module: ast.Module, name: str) -> ast.FunctionDef:
 
 def _body_nodes(fn: ast.FunctionDef) -> list[ast.AST]:
     """Nodes inside the function body, excluding its docstring."""
-    body = fn.body[1:] if fn.body and isinstance(fn.body[0], ast.Expr) and isinstance(
-        getattr(fn.body[0], "value", None), ast.Constant) and isinstance(fn.body[0].value.value, str) else fn.body
+    first = fn.body[0] if fn.body else None
+    has_docstring = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                     and isinstance(first.value.value, str))
+    body = fn.body[1:] if has_docstring else fn.body
     return [node for stmt in body for node in ast.walk(stmt)]
 
 
@@ -105,15 +107,21 @@ def _mutate(module: ast.Module, entry: str, index: int, kind: str) -> ast.Module
     mutated = copy.deepcopy(module)
     fn = _entry(mutated, entry)
     node = _body_nodes(fn)[index]
+    # The asserts restate what _sites found at this index (the copy has the same nodes in the same order).
     if kind == "compare":
+        assert isinstance(node, ast.Compare)
         node.ops[0] = _COMPARE_SWAP[type(node.ops[0])]()
     elif kind == "binop":
+        assert isinstance(node, ast.BinOp)
         node.op = _BINOP_SWAP[type(node.op)]()
     elif kind == "boolop":
+        assert isinstance(node, ast.BoolOp)
         node.op = _BOOL_SWAP[type(node.op)]()
     elif kind == "constant":
+        assert isinstance(node, ast.Constant) and type(node.value) is int
         node.value = node.value + 1 if node.value <= 0 else node.value - 1
     elif kind == "return":
+        assert isinstance(node, ast.Return) and isinstance(node.value, ast.Constant)
         node.value.value = not node.value.value
     elif kind == "not":
         _DropNot(node).visit(fn)
@@ -198,7 +206,7 @@ def _rename_locals(module: ast.Module, entry: str, rng: np.random.Generator) -> 
 
 
 def candidates(problem: dict[str, Any], rng: np.random.Generator, n_mutants: int,
-               donors: list[dict[str, Any]] = (), renamings: int = 1) -> list[tuple[str, str, str]]:
+               donors: Sequence[dict[str, Any]] = (), renamings: int = 1) -> list[tuple[str, str, str]]:
     """(kind, shown code, full program): canonical, its mirror, sampled mutants, other problems'
     code, each also with its local names renamed `renamings - 1` times."""
     module = ast.parse(problem["prompt"] + problem["canonical_solution"])
@@ -217,7 +225,8 @@ def candidates(problem: dict[str, Any], rng: np.random.Generator, n_mutants: int
             renamed = _rename_locals(version, entry, rng)
             if renamed is not None:
                 versions.append((f"{kind}-renamed", renamed))
-    out, seen = [], set()
+    out: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
     for kind, version in versions:
         shown = _shown(version, entry)
         if shown in seen:
@@ -236,7 +245,7 @@ def _balanced(kept: list[tuple[int, dict[str, Any], bool]], rng: np.random.Gener
     by_problem: dict[int, list[tuple[int, dict[str, Any], bool]]] = {}
     for item in kept:
         by_problem.setdefault(item[0], []).append(item)
-    out = []
+    out: list[tuple[int, dict[str, Any], bool]] = []
     for items in by_problem.values():
         passing = [item for item in items if item[2]]
         failing = [item for item in items if not item[2]]
