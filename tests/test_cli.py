@@ -121,14 +121,18 @@ def test_prepare_then_predict_on_the_public_view(tmp_path: Path) -> None:
     assert len(data["predictions"]) == 4000 and data["ids"] == public_ids
 
 
-def test_help_pages_import_no_torch() -> None:
-    """`autow2s --help` and the light commands' help start in well under a second: torch (about 2 s) stays out."""
+def test_help_pages_and_the_lab_import_no_torch() -> None:
+    """`autow2s --help`, the light commands' help and the lab server start without torch (about 2 s)."""
     code = ("import sys\nfrom typer.testing import CliRunner\nimport autow2s.cli\n"
             "assert 'torch' not in sys.modules, 'import autow2s.cli loaded torch'\n"
             "for args in ([], ['serve'], ['sandbox'], ['sandbox', 'run'], ['report'], ['mcp'], ['run']):\n"
             "    result = CliRunner().invoke(autow2s.cli.app, [*args, '--help'])\n"
             "    assert result.exit_code == 0, (args, result.output)\n"
-            "    assert 'torch' not in sys.modules, f'autow2s {\" \".join(args)} --help loaded torch'\n")
+            "    assert 'torch' not in sys.modules, f'autow2s {\" \".join(args)} --help loaded torch'\n"
+            # the lab server itself (`serve` starts in ~3 s, not ~6): torch loads only when a model trains
+            "import autow2s.lab.app, autow2s.testbed.models.registry as r\n"
+            "assert {'encoder', 'tfidf', 'hf-lm', 'mlp'} <= set(r.BACKENDS)\n"
+            "assert 'torch' not in sys.modules, 'the lab app or the model registry loaded torch'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -15,33 +14,8 @@ from torch import nn
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.models.base import FitReport
 from autow2s.testbed.models.device import resolve_device
+from autow2s.testbed.models.head_config import HeadConfig
 from autow2s.testbed.models.losses import LossFn, get_loss, xent
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Architecture and optimisation of a head. Part of every cache key that trains one."""
-
-    arch: str = "mlp"  # "mlp" or "linear"
-    hidden: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    epochs: int = 30
-    batch_size: int = 256
-    val_frac: float = 0.15
-    patience: int = 5
-    device: str = "cpu"
-    threads: int = 1  # torch intra-op threads while this head trains or predicts
-
-    def with_overrides(self, **hparams: Any) -> HeadConfig:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(hparams) - known)
-        if unknown:
-            raise AutoW2SError(f"unknown model hparams {unknown}; known: {sorted(known)}")
-        return replace(self, **hparams)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import numpy as np
 
 from autow2s.errors import AutoW2SError, UnknownNameError
 from autow2s.testbed.models.base import Backend, Student
-from autow2s.testbed.models.heads import HeadConfig, TorchHead
+from autow2s.testbed.models.head_config import HeadConfig
 from autow2s.testbed.tasks.dataset import Split
 
 
@@ -31,9 +31,13 @@ class FeatureHeadBackend:
         return array
 
     def make(self, *, example: Any, seed: int, **hparams: Any) -> Student:
+        from autow2s.testbed.models.heads import TorchHead  # torch only when a head is built (the lab starts without)
+
         return TorchHead(int(np.asarray(example).shape[1]), self.config(**hparams), seed)
 
     def load(self, *, example: Any, arrays: dict[str, np.ndarray], **hparams: Any) -> Student:
+        from autow2s.testbed.models.heads import TorchHead
+
         return TorchHead(int(np.asarray(example).shape[1]), self.config(**hparams), seed=0).load_state_arrays(arrays)
 
     def cache_config(self, **hparams: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autow2s.testbed.models.text.encoder import EncoderBackend
-from autow2s.testbed.models.text.hf_lm import HFLMBackend, LMConfig
+from autow2s.testbed.models.text.lm_backend import HFLMBackend, LMConfig
 from autow2s.testbed.models.text.tfidf import TfidfBackend
 
 if TYPE_CHECKING:

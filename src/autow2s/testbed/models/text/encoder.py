@@ -11,14 +11,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.models.base import FitReport
-from autow2s.testbed.models.heads import HeadConfig, TorchHead
-from autow2s.testbed.models.losses import LossFn
+from autow2s.testbed.models.head_config import HeadConfig
 from autow2s.testbed.models.text.common import (
     TEXT_KINDS,
     check_rows,
@@ -30,6 +29,10 @@ from autow2s.testbed.models.text.common import (
 )
 from autow2s.testbed.models.text.embed_cache import embedding_store
 from autow2s.testbed.tasks.dataset import Split
+
+if TYPE_CHECKING:  # torch loads when a head is built, not when the registry is read
+    from autow2s.testbed.models.heads import TorchHead
+    from autow2s.testbed.models.losses import LossFn
 
 ENCODER_HEAD = HeadConfig(arch="mlp", hidden=128, lr=3e-3, weight_decay=1e-3, epochs=60, batch_size=128, patience=8)
 # Two ceiling candidates, not the testbed's four: each costs a head fit per seed on 2 CPU cores.
@@ -199,6 +202,8 @@ class EncoderStudent:
 
     def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
             weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
+        from autow2s.testbed.models.heads import TorchHead
+
         features = self.features(inputs)
         self.head = TorchHead(features.shape[1], self.config, self.seed)
         return self.head.fit(features, targets, loss=loss, weights=weights, **loss_params)
@@ -228,6 +233,8 @@ class EncoderStudent:
             raise AutoW2SError(f"these weights were trained on encoder features {features or 'without relevance'!r}, "
                                f"this backend makes {self.backend.features_name!r}; train them again (delete the "
                                "cached artifact)")
+        from autow2s.testbed.models.heads import TorchHead
+
         self.head = TorchHead(int(np.asarray(arrays["mean"]).shape[0]), self.config, seed=0)
         self.head.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("meta.")})
         return self

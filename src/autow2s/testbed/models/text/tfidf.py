@@ -8,16 +8,17 @@ honours the same pluggable losses and sample weights as every other student.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.models.base import FitReport
-from autow2s.testbed.models.losses import LossFn, get_loss
 from autow2s.testbed.models.text.common import TEXT_KINDS, check_rows, check_targets, meta_string
 from autow2s.testbed.tasks.dataset import Split
+
+if TYPE_CHECKING:  # torch loads when a student trains, not when the registry is read
+    from autow2s.testbed.models.losses import LossFn
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class TfidfStudent:
     def fit(self, inputs: Any, targets: np.ndarray, *, loss: str | LossFn = "xent",
             weights: np.ndarray | None = None, **loss_params: float) -> FitReport:
         """Minibatch Adam. Sparse products run in scipy; torch only differentiates the loss."""
+        import torch
+
+        from autow2s.testbed.models.losses import get_loss
+
         counts = self._counts(inputs)
         target_array, weight_array = check_targets(targets, weights, counts.shape[0])
         document_freq = np.bincount(counts.indices, minlength=self.config.n_features)
