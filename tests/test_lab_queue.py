@@ -7,6 +7,7 @@ worker that lost its claim cannot write the run's result.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,3 +86,40 @@ def test_a_run_of_a_dead_process_is_taken_over_at_once(lab: SimpleNamespace) -> 
         now = db_now(conn)
     run_id = queue_run(lab, status="running", claimed_by=dead, heartbeat_at=now)
     assert lab.writer.run_sync(service._claim) == ("verify", run_id)
+
+
+class _Blocking(VerifyService):
+    """A worker whose run takes as long as the test says (the real loop, claim and stop around it)."""
+
+    def __init__(self, lab: SimpleNamespace) -> None:
+        super().__init__(lab, runner=None)  # type: ignore[arg-type]
+        self.started, self.release = threading.Event(), threading.Event()
+        self.outcome: list[str] = []
+
+    def _run_verify(self, run_id: int) -> None:
+        self.started.set()
+        self.release.wait(30)
+        try:
+            self._set(run_id, status="done", finished_at=time.time())
+            self.outcome.append("written")
+        except RunTakenOver:
+            self.outcome.append("refused")
+            raise
+
+
+def test_stopping_hands_a_running_run_back_to_the_queue_at_once(lab: SimpleNamespace) -> None:
+    run_id = queue_run(lab)
+    stopping = _Blocking(lab)
+    stopping.start()
+    assert stopping.started.wait(20), "the worker never claimed the queued run"
+    assert run_row(lab, run_id).claimed_by == stopping.identity
+    began = time.monotonic()
+    stopping.stop()
+    assert time.monotonic() - began < 3  # not a wait for the run to finish
+    row = run_row(lab, run_id)
+    assert (row.status, row.claimed_by, row.heartbeat_at) == ("queued", None, None)
+    stopping.release.set()  # the old run's late result is refused: the claim is no longer its worker's
+    stopping._threads[0].join(10)
+    assert stopping.outcome == ["refused"] and run_row(lab, run_id).status == "queued"
+    successor = VerifyService(lab, runner=None)  # type: ignore[arg-type]
+    assert lab.writer.run_sync(successor._claim) == ("verify", run_id)

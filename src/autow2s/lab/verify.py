@@ -214,6 +214,7 @@ def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout
 STALE_AFTER_S = 90.0  # a running run whose worker has not beaten for this long is taken over
 HEARTBEAT_S = 15.0
 POLL_S = 2.0  # how often an idle worker looks for runs queued through another worker
+STOP_GRACE_S = 0.5  # at shutdown, how long a worker thread may take to notice; a run in flight is requeued
 PENDING = ("queued", "running")
 
 
@@ -289,10 +290,32 @@ class VerifyService:
             self._threads.append(thread)
 
     def stop(self) -> None:
+        """Stop claiming. A run still in flight goes back to the queue for the next worker (or this lab after a
+        restart) instead of being waited for: its job dies with this process, and the thread's late result is
+        refused (RunTakenOver), since the claim is no longer this worker's."""
         self._stopping.set()
         self._wake.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=STOP_GRACE_S)
+        if any(thread.is_alive() for thread in self._threads):
+            self._release_claims()
+
+    def _release_claims(self) -> None:
+        def release(conn: Connection) -> int:
+            released = 0
+            for _, table in self._tables():
+                released += conn.execute(update(table).where(table.claimed_by == self.identity,
+                                                             table.status == "running")
+                                         .values(status="queued", claimed_by=None, heartbeat_at=None)).rowcount
+            return released
+
+        try:
+            released = self.lab.writer.run_sync(release)
+        except Exception:  # noqa: BLE001 - the database may be gone; a dead worker's runs are taken over anyway
+            log.exception("could not hand this worker's running runs back to the queue")
+            return
+        if released:
+            log.info("stopping: %d running run(s) handed back to the queue", released)
 
     def wake(self) -> None:
         """A run was queued through this worker: look now rather than at the next poll."""
