@@ -12,6 +12,7 @@ The server is stopped (SIGTERM, then SIGKILL) when the block exits, even on fail
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import signal
@@ -28,6 +29,18 @@ from typing import Any
 import httpx
 
 READY_TIMEOUT_S = 240.0  # a lab computes its tasks' baselines before it answers (code-verify: ~95 s on 2 busy cores)
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across xdist workers (each is its own process)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -204,14 +217,29 @@ SMALL_TASKS = {"mini": 400, "wide": 4000}
 CACHE_NAME = ".cache"
 
 
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The session's temporary folder that every xdist worker shares (each worker's own basetemp is below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(request.config, "workerinput") else base
+
+
 @pytest.fixture(scope="session")
-def lab_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lab_data(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """Two prepared synthetic tasks: `mini` (400 test items) and `wide` (4000, 2000 of them dev).
 
-    Their artifact cache is DATA/.cache, which every server started on them shares.
+    Prepared once for all xdist workers (read-only by convention), with the ceiling students every lab's
+    baselines need already in their artifact cache, DATA/.cache, which every server started on them shares:
+    a lab was started on them once, so each later lab only reads its baselines' models back.
     """
-    root = tmp_path_factory.getbasetemp() / "lab-data"
-    return prepare_tasks(root, SMALL_TASKS, cache_dir=root / CACHE_NAME)
+    shared = shared_tmp(tmp_path_factory, request)
+    root = shared / "lab-data"
+    with file_lock(shared / "lab-data.lock"):
+        if not (root / ".baselines-cached").is_file():
+            prepare_tasks(root, SMALL_TASKS, cache_dir=root / CACHE_NAME)
+            with start_lab(root, shared / "lab-data-warm-up"):
+                pass
+            (root / ".baselines-cached").touch()
+    return root
 
 
 def read_labels(task_dir: Path) -> tuple[list[dict[str, Any]], set[str], set[str]]:

@@ -9,7 +9,6 @@ test that writes (posts a finding, triggers a refusal) cannot disturb another wo
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from lab_helpers import LabServer, serve_on_free_port
+from lab_helpers import LabServer, file_lock, serve_on_free_port, shared_tmp
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,17 +31,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 CAMPAIGN_ARGS = ("--task", "synth-linear", "--transfer-tasks", "synth-nonlinear", "--researchers", "search:2",
                  "--budget", "45", "--seed", "1", "--verify-top-k", "2")
 CAMPAIGN_TIMEOUT_S = 420.0
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_campaign(out: Path) -> None:
@@ -76,8 +64,7 @@ def start_dashboard(run_dir: Path, *, dashboard_token: str | None = None) -> Ite
 @pytest.fixture(scope="session")
 def campaign_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """A finished campaign, run once for all xdist workers (its folder is read-only by convention)."""
-    base = tmp_path_factory.getbasetemp()
-    shared_root = base.parent if hasattr(request.config, "workerinput") else base
+    shared_root = shared_tmp(tmp_path_factory, request)
     shared = shared_root / "dashboard-campaign"
     with file_lock(shared_root / "dashboard-campaign.lock"):
         if not (shared / "leaderboard.json").is_file():
