@@ -22,7 +22,9 @@ SLOW_FILES = {"test_campaign.py", "test_campaign_budgets.py", "test_executor_ray
               "test_lab_reliability.py", "test_lab_workers.py", "test_hf_lm.py", "test_hf_lm_paths.py",
               "test_real_tasks.py", "test_smollm2.py", "test_text_backends.py"}
 SLOW_FIXTURES = {"campaign_run", "browser", "synth_lab", "code_lab"}
-SLOW_PARAMS = {("lab_db", "postgresql")}  # the fast tier runs the lab's tests on SQLite only
+# The fast tier runs the lab's tests on SQLite only, and the sandbox escapes in cold sandboxes only (the
+# same bubblewrap confinement; each warm variant starts a worker that imports torch, ~5 s apiece).
+SLOW_PARAMS = {("lab_db", "postgresql"), ("warm", True)}
 SLOW_TESTS = {
     "test_an_instance_seed_repeats_an_instance_and_no_seed_is_a_fresh_draw",  # prepares a task twice
     "test_with_the_check_off_the_leaderboard_says_not_checked",  # a verified run
@@ -35,6 +37,20 @@ SLOW_TESTS = {
     "test_predict_job_end_to_end",
     "test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard",
     "test_budgets_survive_a_restart",
+    "test_arith_verify_gives_a_full_experiment_row_offline",  # trains text models on three seeds
+    # the warm pool's life cycle (each starts and retires sandboxes); the fast tier keeps the warm job
+    # semantics: one sandbox shared, per-job limits, cold == warm predictions, no reach into the worker
+    "test_a_job_that_changes_its_worker_retires_the_sandbox",
+    "test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox",
+    "test_a_job_that_kills_its_worker_fails_and_the_next_job_gets_a_new_sandbox",
+    "test_executor_runs_warm_jobs_in_one_sandbox_and_closes_it",
+    "test_idle_sandboxes_are_closed_without_another_job",
+    "test_clean_up_survives_hostile_tmp_trees",
+    "test_sysv_ipc_and_locked_tmp_dirs_do_not_outlive_a_job",
+    "test_a_warm_sandbox_dies_with_its_parent",
+    "test_a_warm_worker_does_not_take_a_cold_jobs_process_slot",
+    "test_jobs_in_the_worker_behave_like_a_fresh_python",
+    "test_cancel_stops_a_warm_job",
 }
 
 
