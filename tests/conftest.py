@@ -25,6 +25,9 @@ SLOW_FIXTURES = {"campaign_run", "browser", "synth_lab", "code_lab"}
 # The fast tier runs the lab's tests on SQLite only, and the sandbox escapes in cold sandboxes only (the
 # same bubblewrap confinement; each warm variant starts a worker that imports torch, ~5 s apiece).
 SLOW_PARAMS = {("lab_db", "postgresql"), ("warm", True)}
+# The scripted LLM conversation runs fast through the Claude adapter; through the OpenAI one (the same loop)
+# in make test.
+SLOW_IDS = {"test_scripted_conversation_calls_every_tool[openai]"}
 SLOW_TESTS = {
     "test_an_instance_seed_repeats_an_instance_and_no_seed_is_a_fresh_draw",  # prepares a task twice
     "test_with_the_check_off_the_leaderboard_says_not_checked",  # a verified run
@@ -38,6 +41,7 @@ SLOW_TESTS = {
     "test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard",
     "test_budgets_survive_a_restart",
     "test_arith_verify_gives_a_full_experiment_row_offline",  # trains text models on three seeds
+    "test_the_attack_is_real_without_the_detector",  # the probing attacks' control (the defended runs stay fast)
     # the warm pool's life cycle (each starts and retires sandboxes); the fast tier keeps the warm job
     # semantics: one sandbox shared, per-job limits, cold == warm predictions, no reach into the worker
     "test_a_job_that_changes_its_worker_retires_the_sandbox",
@@ -60,6 +64,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         slow_param = any(key in params and params[key] == value for key, value in SLOW_PARAMS)
-        if (item.path.name in SLOW_FILES or name in SLOW_TESTS or slow_param
+        if (item.path.name in SLOW_FILES or name in SLOW_TESTS or item.name in SLOW_IDS or slow_param
                 or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))):
             item.add_marker(pytest.mark.slow)

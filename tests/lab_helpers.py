@@ -217,6 +217,17 @@ SMALL_TASKS = {"mini": 400, "wide": 4000}
 CACHE_NAME = ".cache"
 
 
+def _cache_baseline_models(data_dir: Path) -> None:
+    """Train, into DATA/.cache, the ceiling students a lab trains for its baselines on its first start."""
+    from autow2s.lab.settings import LabSettings
+    from autow2s.lab.tasks import compute_baselines, load_lab_task
+    from autow2s.testbed.cache import ArtifactCache
+
+    seeds = LabSettings.baseline_seeds
+    for name in SMALL_TASKS:
+        compute_baselines(*load_lab_task(data_dir / name, seeds), seeds, ArtifactCache(data_dir / CACHE_NAME))
+
+
 def shared_tmp(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """The session's temporary folder that every xdist worker shares (each worker's own basetemp is below it)."""
     base = tmp_path_factory.getbasetemp()
@@ -229,15 +240,14 @@ def lab_data(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 
     Prepared once for all xdist workers (read-only by convention), with the ceiling students every lab's
     baselines need already in their artifact cache, DATA/.cache, which every server started on them shares:
-    a lab was started on them once, so each later lab only reads its baselines' models back.
+    so each lab only reads its baselines' models back.
     """
     shared = shared_tmp(tmp_path_factory, request)
     root = shared / "lab-data"
     with file_lock(shared / "lab-data.lock"):
         if not (root / ".baselines-cached").is_file():
             prepare_tasks(root, SMALL_TASKS, cache_dir=root / CACHE_NAME)
-            with start_lab(root, shared / "lab-data-warm-up"):
-                pass
+            _cache_baseline_models(root)
             (root / ".baselines-cached").touch()
     return root
 
