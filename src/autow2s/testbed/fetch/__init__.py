@@ -7,7 +7,15 @@ Nothing here runs at import time: tasks and models call `fetch(name)` when first
 from __future__ import annotations
 
 from autow2s.testbed.fetch.sources import SOURCES, PinnedFile, Source
-from autow2s.testbed.fetch.store import FetchError, fetch, fetch_dir, is_fetched, source_dir, source_file
+from autow2s.testbed.fetch.store import (
+    FetchError,
+    SourceUnavailable,
+    fetch,
+    fetch_dir,
+    is_fetched,
+    source_dir,
+    source_file,
+)
 
-__all__ = ["SOURCES", "FetchError", "PinnedFile", "Source", "fetch", "fetch_dir", "is_fetched", "source_dir",
-           "source_file"]
+__all__ = ["SOURCES", "FetchError", "PinnedFile", "Source", "SourceUnavailable", "fetch", "fetch_dir", "is_fetched",
+           "source_dir", "source_file"]

