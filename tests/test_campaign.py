@@ -57,8 +57,9 @@ def test_short_seeded_campaign_beats_vanilla_on_holdout_and_reports_transfer(cam
     assert "verified leaderboard" in stdout and str(run_dir) in stdout and "transfer" in stdout
     assert max(len(line) for line in stdout.splitlines()) <= 160
     assert (run_dir / "report" / "index.html").is_file() and "report:" in stdout
-    mirrored = list((run_dir / "workspaces").glob("*/forum/*.md"))
+    mirrored = list((run_dir / "researchers").glob("*/view/forum/*.md"))  # seen read-only at /forum in jobs
     assert mirrored and "type: result" in mirrored[0].read_text()  # the forum, mirrored for grep
+    assert not list((run_dir / "workspaces").glob("*/forum")), "the host writes nothing into a workspace"
     secrets = run_dir / "secrets.json"
     assert oct(secrets.stat().st_mode & 0o777) == "0o600"
     for token in json.loads(secrets.read_text())["researchers"].values():

@@ -257,6 +257,19 @@ def predict(
     _guarded(body)
 
 
+@app.command("experiment-job", hidden=True, context_settings={"allow_extra_args": True,
+                                                               "ignore_unknown_options": True})
+def experiment_job(ctx: typer.Context) -> None:
+    """What run_experiment runs in the sandbox (researchers/experiment_job.py): predictions and ctx.log out.
+
+    A command of the package rather than a launcher script the host writes into the workspace: the host
+    writes nothing there that a job could have redirected, and a warm sandbox still runs it in-process.
+    """
+    from autow2s.researchers.experiment_job import main as run_experiment_job
+
+    run_experiment_job(list(ctx.args))
+
+
 from autow2s.sandbox.cli import sandbox_app  # noqa: E402 - light: no torch, no ray
 
 app.add_typer(sandbox_app, name="sandbox")

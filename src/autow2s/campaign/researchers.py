@@ -14,11 +14,9 @@ from typing import Any
 from autow2s.errors import AutoW2SError, ProviderRejected
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger
 from autow2s.researchers.directions import Direction
-from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.search_policy import random_policy, search_policy
 from autow2s.researchers.toolbox import MIN_JOB_SECONDS, ToolBox
 
-FORUM_MIRROR_EVERY_S = 10.0
 IDLE_AFTER = 2  # iterations in a row that end without a tool call
 IDLE_FIRST_SLEEP_S = 30.0
 IDLE_MAX_SLEEP_S = 600.0
@@ -72,19 +70,6 @@ def normalise_verifications(saved: Any, first_task: str) -> dict[str, dict[str, 
     return result
 
 
-def mirror_forum(lab: LabClient, task: str | None, workspace: Path) -> None:
-    """Write the forum into workspace/forum/ as read-only markdown files, so researchers can grep it."""
-    folder = workspace / "forum"
-    folder.mkdir(parents=True, exist_ok=True)
-    for finding in lab.search_findings(sort="new", limit=200, task=task):
-        path = folder / f"{finding['id']:05d}.md"
-        if path.exists():
-            continue
-        path.write_text(f"# {finding['title']}\n\ntype: {finding['type']} · author: {finding['author']} · "
-                        f"tags: {', '.join(finding.get('tags', []))}\n\n{finding['body']}\n")
-        os.chmod(path, 0o444)
-
-
 @dataclass
 class ResearcherWorker:
     """One researcher's loop: steps until told to stop, its deadline passes, or its cap is reached.
@@ -109,14 +94,12 @@ class ResearcherWorker:
         self.thread.start()
 
     def _loop(self) -> None:
-        last_mirror, quiet, backoff = 0.0, 0, IDLE_FIRST_SLEEP_S
+        quiet, backoff = 0, IDLE_FIRST_SLEEP_S
         self.status.update(state="running")
         # No iteration starts when too little time is left for a job: it could only record failures.
         while not self.stop.is_set() and time.monotonic() < self.deadline - MIN_JOB_SECONDS:
             try:
-                if time.monotonic() - last_mirror > FORUM_MIRROR_EVERY_S:
-                    mirror_forum(self.toolbox.lab, self.toolbox.forum_task, self.toolbox.workspace)
-                    last_mirror = time.monotonic()
+                self.toolbox.refresh_views()  # the forum mirror at /forum (also refreshed by the tools themselves)
                 outcome = self.step(self.status.iterations)
                 self.status.update(iterations=self.status.iterations + 1)
                 if getattr(outcome, "reason", None) == "cap":

@@ -295,7 +295,8 @@ class Campaign:
         workspace.mkdir(parents=True, exist_ok=True)
         return ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
                        lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
-                       notebook_path=researcher_dir / "notebook.md", hidden=self.hidden + tuple(others),
+                       notebook_path=researcher_dir / "notebook.md", view_dir=researcher_dir / "view",
+                       hidden=self.hidden + tuple(others),
                        limits=RESEARCH_JOB_LIMITS, error_log=researcher_dir / "errors.log", **options)
 
     def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from autow2s.campaign.shared_lab import own_overview
 from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE
 from autow2s.lab.leaderboard import supervised
-from autow2s.researchers.lab_client import LabClient, LabError
+from autow2s.researchers.lab_client import LabClient, LabError, pack_method_dir
+from autow2s.safefs import SafeTree
 from autow2s.testbed.methods.composed import Recipe, render_method
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _baseline_snapshot(campaign: Campaign, client: LabClient) -> str:
             method_dir.mkdir()
             (method_dir / "method.py").write_text(render_method(Recipe(), "vanilla: the strong student on weak soft "
                                                                           "labels"))
-            snapshot = client.save_snapshot(method_dir, name="vanilla",
+            snapshot = client.save_snapshot(pack_method_dir(SafeTree(method_dir)), name="vanilla",
                                             message="the vanilla baseline, verified by the campaign")
         campaign.state.baseline_snapshot = snapshot["snapshot_id"]
         campaign.persist()

@@ -39,6 +39,7 @@ class JobSpec:
 
     warm: run in the workspace's warm sandbox (torch already imported, a fork per job) where the
     executor keeps one; CPU jobs only, and an executor without warm sandboxes runs it cold.
+    ro_mounts: host directories shown read-only at their own top-level sandbox paths (SandboxConfig).
     """
 
     command: tuple[str, ...]
@@ -51,6 +52,7 @@ class JobSpec:
     hidden: tuple[Path, ...] = ()
     name: str = "job"
     warm: bool = False
+    ro_mounts: tuple[tuple[Path, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.command:

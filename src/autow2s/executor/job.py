@@ -6,37 +6,29 @@ Both executors call `run_job`, the local one in a thread and the Ray one inside 
 from __future__ import annotations
 
 import json
-import os
-import stat
 import threading
 from pathlib import Path
 
 from autow2s.executor.base import JobResult, JobSpec, JobStatus
 from autow2s.rundir.layout import JOB_REPORT_FILE
+from autow2s.safefs import SafeTree
 from autow2s.sandbox.config import SandboxConfig
 from autow2s.sandbox.runner import run_sandboxed
 from autow2s.sandbox.warm import WarmPool, WarmSandboxError
 from autow2s.sandbox.watch import SandboxResult, Sink, output_tail
 
+MAX_LISTED_OUTPUTS = 100_000
+
 
 def _snapshot(workspace: Path) -> dict[str, tuple[int, int]]:
     """(mtime_ns, size) of every regular file in the workspace, outside dot-directories (caches).
 
-    Symlinks are left out on purpose: a job could point "preds.json" at a host file for the lab
-    to read. Whoever reads an output file should still open it with O_NOFOLLOW.
+    Walked through autow2s.safefs: symlinks are neither listed nor followed (a job could point
+    "preds.json" at a host file for the lab to read, or swap a folder for a link mid-walk), and
+    whoever reads an output file reads it through safefs too.
     """
-    found: dict[str, tuple[int, int]] = {}
-    for current, dirs, files in os.walk(workspace):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = os.path.join(current, name)
-            try:
-                info = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                found[path] = (info.st_mtime_ns, info.st_size)
-    return found
+    entries = SafeTree(workspace).files(skip_dir=lambda name: name.startswith("."), max_entries=MAX_LISTED_OUTPUTS)
+    return {str(workspace / entry.path): (entry.info.st_mtime_ns, entry.info.st_size) for entry in entries}
 
 
 def _run(spec: JobSpec, config: SandboxConfig, warm_pool: WarmPool | None, cancel: threading.Event | None,
@@ -62,7 +54,8 @@ def run_job(spec: JobSpec, job_id: str, log_dir: Path, *, unsafe_no_sandbox: boo
     if spec.gpus > 0:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
     config = SandboxConfig(workspace=workspace, task_data=spec.task_data, limits=spec.limits, gpu=spec.gpus > 0,
-                           cpus=spec.cpus, env=env, hidden=spec.hidden, unsafe_no_sandbox=unsafe_no_sandbox)
+                           cpus=spec.cpus, env=env, hidden=spec.hidden, ro_mounts=spec.ro_mounts,
+                           unsafe_no_sandbox=unsafe_no_sandbox)
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         def write_out(data: bytes) -> None:
             out.write(data)

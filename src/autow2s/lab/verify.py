@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from autow2s.lab.models import VerifyRun
 from autow2s.lab.tasks import LabTask
+from autow2s.safefs import SafeTree, remove_job_tree
 from autow2s.testbed.metrics import bootstrap_pgr_ci, pgr
 
 if TYPE_CHECKING:
@@ -89,14 +90,12 @@ class SandboxedRunner:
             return self._executor
 
     def shutdown(self) -> None:
-        import shutil
-
         with self._executor_lock:
             if self._executor is not None:
                 self._executor.shutdown()
                 self._executor = None
             if self._temporary_job_dir and self.job_dir is not None:
-                shutil.rmtree(self.job_dir, ignore_errors=True)
+                remove_job_tree(self.job_dir)  # jobs wrote in it: no link followed, no chmod by path
                 self.job_dir = None
 
     def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
@@ -108,9 +107,11 @@ class SandboxedRunner:
 
         executor = self.executor()
         assert self.job_dir is not None
-        with tempfile.TemporaryDirectory(prefix="job-", dir=self.job_dir) as tmp, \
-                tempfile.TemporaryDirectory(prefix="view-", dir=self.job_dir) as view_tmp:
-            workspace = Path(tmp)
+        # Not tempfile.TemporaryDirectory: its clean-up chmods by path and follows links a job planted
+        # (CVE-2023-6597); the job's folder is removed through autow2s.safefs instead.
+        workspace = Path(tempfile.mkdtemp(prefix="job-", dir=self.job_dir))
+        view_tmp = tempfile.mkdtemp(prefix="view-", dir=self.job_dir)
+        try:
             shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
             task_data = neutral_copy(public_dir, Path(view_tmp))
             argv = ("autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
@@ -124,11 +125,12 @@ class SandboxedRunner:
                 tail = result.stderr_tail.strip().splitlines()[-3:]
                 reason = result.error or f"exit code {result.exit_code}"
                 raise RuntimeError(f"seeds {', '.join(map(str, seeds))}: {reason}: {' | '.join(tail)}"[:1000])
-            predictions = []
-            for seed in seeds:
-                fd = os.open(workspace / f"predictions-{seed}.json", os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd) as handle:
-                    predictions.append(np.asarray(json.load(handle)["predictions"], dtype=np.float64))
+            written = SafeTree(workspace)  # the job wrote it: a planted link or FIFO is refused, not followed
+            predictions = [np.asarray(json.loads(written.read_bytes(f"predictions-{seed}.json", PREDICTIONS_MAX_BYTES))
+                                      ["predictions"], dtype=np.float64) for seed in seeds]
+        finally:
+            remove_job_tree(workspace)
+            remove_job_tree(view_tmp)
         return predictions
 
 
@@ -211,6 +213,7 @@ def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout
             "null_ci_low": low, "null_ci_high": null["holdout_ci_high"]}
 
 
+PREDICTIONS_MAX_BYTES = 50_000_000  # one seed's predictions file, as a verify job writes it
 STALE_AFTER_S = 90.0  # a running run whose worker has not beaten for this long is taken over
 HEARTBEAT_S = 15.0
 POLL_S = 2.0  # how often an idle worker looks for runs queued through another worker

@@ -1,7 +1,8 @@
 """What run_experiment runs inside the sandbox: one method on the public view, predictions and ctx.log out.
 
 `autow2s predict` writes predictions only; a researcher also needs what its method logged, so
-this job writes both. Run as a script (see ExperimentTools), so a warm sandbox runs it in-process.
+this job writes both. Run as `autow2s experiment-job` (see ExperimentTools), so a warm sandbox runs
+it in-process.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _report(exc: AutoW2SError, method_dir: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="experiment_job")
+    parser = argparse.ArgumentParser(prog="autow2s experiment-job")
     parser.add_argument("--public", required=True)
     parser.add_argument("--method", required=True)
     parser.add_argument("--seed", type=int, required=True)

@@ -1,13 +1,16 @@
 """run_experiment: a method on several seeds (and research tasks) in the sandbox, each run scored by the lab.
 
 A seed that fails or that the lab refuses is reported in its own entry; the other seeds keep
-their scores and the call still succeeds. A deterministic method gives identical predictions on
-every seed, and the lab answers the repeats from the first evaluation (free, not flagged).
+their scores and the call still succeeds, but the reply says first how many runs were scored
+("scored 1 of 5 seeds"), and a mean is given only when every seed of a task was scored: a mean of
+the seeds that happened to succeed is not the method's figure. A deterministic method gives
+identical predictions on every seed, and the lab answers the repeats from the first evaluation
+(free, not flagged).
 
 With several research tasks every chosen (task, seed) runs, each seed with --public pointing at
 that task's view, and each task is scored on its own. The overall mean_dev_pgr is the mean over
-the chosen tasks of each task's mean dev PGR, and it is None when any chosen task has no scored
-seed (those tasks are listed in missing_tasks): a method cannot look good by failing on the task
+the chosen tasks of each task's mean dev PGR, and it is None when any chosen task has a seed that
+was not scored (those tasks are listed in missing_tasks): a method cannot look good by failing on the task
 it finds hard. The "experiment" event of a run on only some research tasks carries mean_dev_pgr
 None, so the campaign's best dev PGR is always a mean over every research task. With one research
 task the summary keeps its flat shape (per_seed, mean_dev_pgr, seeds_scored, seeds_failed, plus
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from autow2s.researchers.lab_client import LabError
 from autow2s.researchers.output import ToolError
+from autow2s.safefs import SafeTree, UnsafePathError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
 
 QUICK_FRACTION = 0.25
 STDERR_TAIL_CHARS = 2_000
-LAUNCHER = "from autow2s.researchers.experiment_job import main\nmain()\n"
+MAX_OUTPUT_BYTES = 50_000_000  # one seed's predictions and ctx.log entries, as the job wrote them
 
 
 @dataclass
@@ -55,6 +59,11 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _scored(done: int, total: int, what: str) -> str:
+    return f"scored {done} of {total} {what}" + ("" if done == total else
+                                                 "; the mean is null unless every one was scored (see each entry)")
+
+
 def task_results(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """task -> its results (per_seed, mean_dev_pgr, seeds_scored, seeds_failed), from either summary shape."""
     if isinstance(summary.get("tasks"), dict):
@@ -73,12 +82,15 @@ class _Host(Protocol):
     workspace: Path
 
     @property
+    def files(self) -> SafeTree: ...
+
+    @property
     def on_event(self) -> Callable[[str, dict[str, Any]], None]: ...
     @property
     def several_tasks(self) -> bool: ...
     def check_task(self, name: str, tool: str) -> str: ...
     def public_path(self, name: str) -> str: ...
-    def _path(self, relative: str | None) -> Path: ...
+    def _rel(self, relative: str | None) -> str: ...
     def _run_job(self, command: tuple[str, ...], name: str, warm: bool = False) -> Any: ...
     def _job_text(self, result: Any) -> str: ...
     def _one_seed(self, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
@@ -95,35 +107,35 @@ class ExperimentTools:
 
     def _tool_run_experiment(self: _Host, method_dir: str, seeds: list[int] | None = None,
                              quick: bool = False, tasks: list[str] | None = None) -> Any:
-        method = self._path(method_dir)
-        if not method.is_dir():
+        rel_method = self._rel(method_dir)
+        if self.files.kind(rel_method) != "directory":
             raise ToolError(f"{method_dir}: no such directory in your workspace; write {method_dir}/method.py "
                             "(defining run(ctx)) first, or list_files to see what is there")
-        if not (method / "method.py").is_file():
+        if self.files.kind(f"{rel_method}/method.py") != "file":
             raise ToolError(f"{method_dir}: no method.py there; write one that defines run(ctx)")
         chosen = [self.check_task(name, "run_experiment") for name in dict.fromkeys(tasks or self.tasks)]
         seeds = list(dict.fromkeys(seeds or [42]))
         run_id = uuid.uuid4().hex[:10]
-        rel_method = str(method.relative_to(self.workspace.resolve()))
-        scratch = self._path(".scratch")
-        scratch.mkdir(exist_ok=True)
-        (scratch / "experiment_job.py").write_text(LAUNCHER)
         results: dict[str, dict[str, Any]] = {}
         for task in chosen:
             record = ExperimentRecord(rel_method, seeds, [], [], quick, task)
             per_seed = [self._one_seed(task, rel_method, run_id, seed, quick, record) for seed in seeds]
-            results[task] = {"per_seed": per_seed,
-                             "mean_dev_pgr": _mean([p for p in record.dev_pgrs if p is not None]),
+            complete = len(record.evaluation_ids) == len(seeds)
+            results[task] = {"scored": _scored(len(record.evaluation_ids), len(seeds), "seeds"),
+                             "mean_dev_pgr": _mean([p for p in record.dev_pgrs if p is not None]) if complete else None,
                              "seeds_scored": len(record.evaluation_ids),
-                             "seeds_failed": len(seeds) - len(record.evaluation_ids)}
+                             "seeds_failed": len(seeds) - len(record.evaluation_ids),
+                             "per_seed": per_seed}
         missing = [task for task, result in results.items() if result["mean_dev_pgr"] is None]
         overall = None if missing else _mean([result["mean_dev_pgr"] for result in results.values()])
         summary: dict[str, Any]
         if self.several_tasks:
-            summary = {"method_dir": rel_method, "quick": quick, "tasks": results, "mean_dev_pgr": overall,
-                       "missing_tasks": missing}
+            runs = sum(result["seeds_scored"] for result in results.values())
+            summary = {"scored": _scored(runs, len(seeds) * len(chosen), "runs (task x seed)"),
+                       "mean_dev_pgr": overall, "missing_tasks": missing, "method_dir": rel_method,
+                       "quick": quick, "tasks": results}
         else:
-            summary = {"method_dir": rel_method, "quick": quick, "task": chosen[0], **results[chosen[0]]}
+            summary = {**results[chosen[0]], "method_dir": rel_method, "quick": quick, "task": chosen[0]}
         # A run on some of the research tasks counts as an experiment, but its mean is not the suite's:
         # the campaign's best dev PGR (read from the event's mean_dev_pgr) comes from runs on all of them.
         partial = set(chosen) != set(self.tasks)
@@ -134,7 +146,7 @@ class ExperimentTools:
                   record: ExperimentRecord) -> dict[str, Any]:
         where = f"{task}/" if self.several_tasks else ""
         out = f".runs/{run_id}/{where}seed{seed}.json"
-        command = ["python", "{workspace}/.scratch/experiment_job.py", "--public", self.public_path(task),
+        command = ["autow2s", "experiment-job", "--public", self.public_path(task),
                    "--method", f"{{workspace}}/{rel_method}", "--seed", str(seed), "--out", f"{{workspace}}/{out}"]
         if quick:
             command += ["--train-fraction", str(QUICK_FRACTION)]
@@ -148,9 +160,9 @@ class ExperimentTools:
             entry["error"] = self._job_text(result)[:3000]
             return entry
         try:
-            produced = json.loads(self._path(out).read_text())
+            produced = json.loads(self.files.read_bytes(out, MAX_OUTPUT_BYTES))
             predictions, entry["metrics"] = produced["predictions"], produced.get("metrics", [])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, UnsafePathError, ValueError, KeyError, TypeError) as exc:
             entry["error"] = f"the run ended without readable predictions at {out} ({type(exc).__name__}: {exc})"
             return entry
         try:

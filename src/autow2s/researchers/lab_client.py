@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from autow2s.errors import AutoW2SError
+from autow2s.safefs import SafeTree, UnsafePathError, split_relative
+
+SNAPSHOT_MAX_BYTES = 2_000_000
+SNAPSHOT_MAX_FILES = 500
 
 
 class LabError(AutoW2SError):
@@ -33,35 +36,49 @@ def _raise_for(response: httpx.Response) -> None:
     raise LabError(response.status_code, str(message)[:2000])
 
 
-def pack_method_dir(method_dir: Path, max_bytes: int = 2_000_000) -> bytes:
-    """The method directory as a gzipped tarball (regular files only, no caches)."""
+def pack_method_dir(tree: SafeTree, relative: str = ".", max_bytes: int = SNAPSHOT_MAX_BYTES) -> bytes:
+    """A method directory (relative to a tree a job may write) as a gzipped tarball: regular files only,
+    no caches, read through safefs (no link followed, no FIFO opened, each file capped)."""
     buffer = io.BytesIO()
+    read = 0
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(method_dir.rglob("*")):
-            if path.is_symlink() or not path.is_file() or "__pycache__" in path.parts:
-                continue
-            tar.add(path, arcname=str(path.relative_to(method_dir)), recursive=False)
+        for entry in sorted(tree.files(relative, skip_dir=lambda name: name == "__pycache__",
+                                       max_entries=SNAPSHOT_MAX_FILES + 1), key=lambda e: e.path):
+            if read > max_bytes * 20:
+                break
+            path = entry.path if relative == "." else f"{relative}/{entry.path}"
+            data = tree.read_bytes(path, max_bytes)
+            read += len(data)
+            info = tarfile.TarInfo(entry.path)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(entry.info.st_mtime)
+            tar.addfile(info, io.BytesIO(data))
+            if len(tar.getmembers()) > SNAPSHOT_MAX_FILES:
+                raise AutoW2SError(f"{relative}: more than {SNAPSHOT_MAX_FILES} files; a snapshot is a method "
+                                   "directory, not a workspace")
     data = buffer.getvalue()
     if len(data) > max_bytes:
-        raise AutoW2SError(f"{method_dir}: packed to {len(data)} bytes, over the {max_bytes}-byte snapshot limit")
+        raise AutoW2SError(f"{relative}: packed to {len(data)} bytes, over the {max_bytes}-byte snapshot limit")
     return data
 
 
-def unpack_tarball(data: bytes, dest: Path) -> list[str]:
-    """Extract regular files only, refusing anything that would land outside dest."""
-    dest.mkdir(parents=True, exist_ok=True)
+def unpack_tarball(data: bytes, tree: SafeTree, relative: str) -> list[str]:
+    """Extract a snapshot's regular files into tree/relative (emptied first), never through a link, and
+    refusing any member name that is absolute or climbs out with `..`."""
+    if tree.lstat(relative) is not None:
+        tree.remove_tree(relative)
+    tree.makedirs(relative)
     names = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
         for member in tar.getmembers():
             if not member.isfile():
                 continue
-            target = (dest / member.name).resolve()
-            if not target.is_relative_to(dest.resolve()):
-                raise AutoW2SError(f"snapshot member {member.name!r} escapes the destination; refusing it")
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                inside = "/".join(split_relative(member.name))
+            except UnsafePathError:
+                raise AutoW2SError(f"snapshot member {member.name!r} escapes the destination; refusing it") from None
             extracted = tar.extractfile(member)
             assert extracted is not None
-            target.write_bytes(extracted.read())
+            tree.write_bytes(f"{relative}/{inside}", extracted.read())
             names.append(member.name)
     return names
 
@@ -126,13 +143,15 @@ class LabClient:
         return self._object("POST", f"/api/v1/findings/{int(finding_id)}/vote", json={"value": value})
 
     # -- snapshots, verification, leaderboard ----------------------------------------------
-    def save_snapshot(self, method_dir: Path, name: str, message: str, parent_id: str | None = None) -> dict[str, Any]:
+    def save_snapshot(self, packed: bytes, name: str, message: str, parent_id: str | None = None) -> dict[str, Any]:
+        """packed: the method directory as pack_method_dir made it."""
         params = {"name": name, "message": message, **({"parent_id": parent_id} if parent_id else {})}
-        return self._object("POST", "/api/v1/snapshots", params=params, content=pack_method_dir(method_dir),
-                          headers={"Content-Type": "application/gzip"})
+        return self._object("POST", "/api/v1/snapshots", params=params, content=packed,
+                            headers={"Content-Type": "application/gzip"})
 
-    def download_snapshot(self, snapshot_id: str, dest: Path) -> list[str]:
-        return unpack_tarball(self._call("GET", f"/api/v1/snapshots/{snapshot_id}/tarball"), dest)
+    def download_snapshot(self, snapshot_id: str, tree: SafeTree, relative: str) -> list[str]:
+        """The snapshot's files, extracted into tree/relative (see unpack_tarball)."""
+        return unpack_tarball(self._call("GET", f"/api/v1/snapshots/{snapshot_id}/tarball"), tree, relative)
 
     def request_verification(self, snapshot_id: str, task: str) -> dict[str, Any]:
         return self._object("POST", "/api/v1/verify", json={"snapshot_id": snapshot_id, "task": task})

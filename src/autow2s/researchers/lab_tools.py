@@ -12,20 +12,20 @@ a new finding), so an agent with nothing to do does not poll.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autow2s.researchers.lab_client import LabError
+from autow2s.researchers.lab_client import LabError, pack_method_dir
 from autow2s.researchers.output import ToolError
+from autow2s.safefs import UnsafePathError
 
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable
-    from pathlib import Path
 
     from autow2s.researchers.lab_client import LabClient
     from autow2s.researchers.toolbox import ToolBox
+    from autow2s.safefs import SafeTree
 
 DEFAULT_WAIT_S = 300
 WAIT_POLL_S = 3.0
@@ -56,6 +56,9 @@ class _Host(Protocol):
     poll_s: float
 
     @property
+    def files(self) -> SafeTree: ...
+
+    @property
     def on_event(self) -> Callable[[str, dict[str, Any]], None]: ...
     @property
     def several_tasks(self) -> bool: ...
@@ -65,7 +68,7 @@ class _Host(Protocol):
     def check_task(self, name: str, tool: str) -> str: ...
     def stopping(self) -> bool: ...
     def time_left(self) -> float | None: ...
-    def _path(self, relative: str | None) -> Path: ...
+    def _rel(self, relative: str | None) -> str: ...
     def _read_text(self, path: str) -> str: ...
     def _my_runs(self) -> dict[tuple[str, int], dict[str, Any]]: ...
     def _news_marks(self) -> tuple[dict[tuple[str, int], str], int]: ...
@@ -111,20 +114,25 @@ class LabTools:
         return self.lab.leaderboard(self.check_task(task or self.tasks[0], "leaderboard"), limit=limit)
 
     def _tool_save_snapshot(self: _Host, method_dir: str, message: str, parent_id: str | None = None) -> Any:
-        method = self._path(method_dir)
-        if not (method / "method.py").is_file():
+        relative = self._rel(method_dir)
+        if self.files.kind(f"{relative}/method.py") != "file":
             raise ToolError(f"{method_dir}: no method.py there; save_snapshot takes a method directory")
-        snapshot = self.lab.save_snapshot(method, name=method.name, message=message, parent_id=parent_id)
+        try:
+            packed = pack_method_dir(self.files, relative)
+        except UnsafePathError as exc:
+            raise ToolError(f"save_snapshot: {exc}") from None
+        snapshot = self.lab.save_snapshot(packed, name=relative.rsplit("/", 1)[-1], message=message,
+                                          parent_id=parent_id)
         self.on_event("snapshot", {"snapshot_id": snapshot["snapshot_id"]})
         return snapshot
 
     def _tool_download_snapshot(self: _Host, snapshot_id: str) -> str:
         if not snapshot_id.isalnum():
             raise ToolError(f"snapshot_id {snapshot_id!r} is not a snapshot id (40 hex digits)")
-        dest = self._path(f"prior_work/{snapshot_id}")
-        if dest.exists():
-            shutil.rmtree(dest)
-        files = self.lab.download_snapshot(snapshot_id, dest)
+        try:
+            files = self.lab.download_snapshot(snapshot_id, self.files, f"prior_work/{snapshot_id}")
+        except UnsafePathError as exc:
+            raise ToolError(f"download_snapshot: {exc}") from None
         return f"downloaded {len(files)} files into prior_work/{snapshot_id}/: {', '.join(files)}"
 
     def _tool_request_verification(self: _Host, snapshot_id: str) -> Any:

@@ -1,16 +1,11 @@
-"""The method contract in full (ctx, the student, losses, Recipe), written into every workspace.
+"""The method contract in full (ctx, the student, losses, Recipe), as every researcher reads it.
 
 Agents should not have to read the library's source to learn the API they write against; the
-system prompt points to REFERENCE_PATH. It is rewritten whenever a toolbox is built, so an agent
-that edits it gets the original back next time.
+system prompt points to views.REFERENCE_PATH (/reference/METHOD_API.md, a read-only mount that
+researchers/views.py writes from this text whenever a toolbox is built).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-
-REFERENCE_FILE = "reference/METHOD_API.md"
-REFERENCE_PATH = f"/workspace/{REFERENCE_FILE}"
 
 REFERENCE = '''# The method contract (autow2s)
 
@@ -115,13 +110,3 @@ def run(ctx):
   permuted labels); a method that keeps its PGR without the supervisor is flagged.
 '''
 
-
-def write_reference(workspace: Path) -> Path:
-    """Write the reference into the workspace (read-only for the agent's convenience, not security)."""
-    path = workspace / REFERENCE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.chmod(0o644)
-    path.write_text(REFERENCE)
-    path.chmod(0o444)
-    return path

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autow2s.researchers.directions import Direction
-from autow2s.researchers.method_reference import REFERENCE_PATH
+from autow2s.researchers.views import FORUM_MOUNT, REFERENCE_PATH
 from autow2s.sandbox.limits import Limits, MiB
 
 SYSTEM = """You are an automated alignment researcher working on weak-to-strong (W2S) supervision.
@@ -43,7 +43,7 @@ Limits in force (you will hit these, so plan for them):
 {tasks}
 Your method will be run unchanged on held-out tasks you never see; the leaderboard also shows how it
 transfers, so prefer methods that do not depend on one task's quirks.
-Other researchers' findings are mirrored read-only in forum/ in your workspace.
+Other researchers' findings are mirrored read-only in {forum}/ (one markdown file each: grep it).
 
 Your starting direction: {direction_name}: {direction_prompt}
 
@@ -129,7 +129,8 @@ def system_prompt(tasks: str | Sequence[str], direction: Direction, limits: Prom
     tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
     text = describe_limits(limits) if limits is not None else "- lab_status shows your budgets and rates."
     return SYSTEM.format(tasks=describe_tasks(tasks), direction_name=direction.name,
-                         direction_prompt=direction.prompt, reference=REFERENCE_PATH, limits=text)
+                         direction_prompt=direction.prompt, reference=REFERENCE_PATH, limits=text,
+                         forum=FORUM_MOUNT)
 
 
 def _best_recent(lab: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,22 +23,22 @@ from autow2s.executor.base import Executor, JobSpec
 from autow2s.researchers.experiments import ExperimentRecord, ExperimentTools
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.researchers.lab_tools import LabTools
-from autow2s.researchers.method_reference import REFERENCE_PATH, write_reference
 from autow2s.researchers.output import ToolError, clip_lines
 from autow2s.researchers.tool_specs import TOOL_NAMES, validate_arguments
+from autow2s.researchers.views import mirror_forum, prepare_view, ro_mounts
+from autow2s.researchers.workspace_files import WorkspaceFiles
 from autow2s.sandbox.limits import Limits
 
 DEADLINE_GRACE_S = 10.0
 OUTER_MAX_LINES = 260
 OUTER_MAX_CHARS = 16_000
-MAX_READ_BYTES = 20_000_000
-KEEP_SPILLED = 50  # full outputs kept in .scratch for read_file, per stream
 MIN_JOB_SECONDS = 5.0
+FORUM_MIRROR_EVERY_S = 10.0
 __all__ = ["ExperimentRecord", "ToolBox", "ToolError"]
 
 
 @dataclass
-class ToolBox(ExperimentTools, LabTools):
+class ToolBox(WorkspaceFiles, ExperimentTools, LabTools):
     """The tools of one researcher in one campaign.
 
     tasks: the research tasks, in order (at least one). The first is the default wherever a tool
@@ -48,6 +47,9 @@ class ToolBox(ExperimentTools, LabTools):
         that task's public view itself (/task/train_unlabel.jsonl ...); with several it holds one
         public view per task (/task/<name>/train_unlabel.jsonl ...).
     error_log: where every tool error (and the traceback of any bug) is appended; None: nowhere.
+    view_dir: the host folder (outside the workspace) with the researcher's read-only views, the forum
+        mirror and the method reference, mounted at /forum and /reference in every job
+        (researchers/views.py); by default `view-NAME` beside the notebook.
     deadline: a time.monotonic() value past which no job starts and running jobs are cancelled.
     stop: set by the campaign to end waits and running jobs early (Ctrl-C, the end of the run).
     """
@@ -65,6 +67,7 @@ class ToolBox(ExperimentTools, LabTools):
     error_log: Path | None = None
     deadline: float | None = None
     stop: threading.Event | None = None
+    view_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -72,13 +75,25 @@ class ToolBox(ExperimentTools, LabTools):
             raise AutoW2SError("a researcher needs at least one research task")
         if len(set(self.tasks)) != len(self.tasks):
             raise AutoW2SError(f"research tasks must be distinct, got {', '.join(self.tasks)}")
+        if self.view_dir is None:
+            self.view_dir = self.notebook_path.parent / f"view-{self.name}"
+        prepare_view(self.view_dir)
+        self._forum_mirrored_at: float | None = None
+
+    def refresh_views(self, *, force: bool = False) -> None:
+        """Bring the forum mirror up to date (at most every FORUM_MIRROR_EVERY_S); a lab hiccup only waits."""
+        now = time.monotonic()
+        if not force and self._forum_mirrored_at is not None and now - self._forum_mirrored_at < FORUM_MIRROR_EVERY_S:
+            return
+        self._forum_mirrored_at = now
         try:
-            write_reference(self.workspace)
-        except OSError:
-            pass  # a read-only or missing workspace fails loudly at the first file tool instead
+            mirror_forum(self.lab, self.forum_task, self.view_root)
+        except (AutoW2SError, OSError) as exc:
+            self.log_error(f"could not mirror the forum into {self.view_dir}: {exc}")
 
     def call(self, tool: str, args: dict[str, Any]) -> str:
         """Run one tool call; the result (or one error line) as text for the policy. Never raises."""
+        self.refresh_views()
         if isinstance(args, dict):  # many models send null for an optional argument they mean to leave out
             args = {key: value for key, value in args.items() if value is not None}
         problem = validate_arguments(tool, args)
@@ -172,18 +187,6 @@ class ToolBox(ExperimentTools, LabTools):
     def time_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    # -- workspace paths -------------------------------------------------------------------
-    def _path(self, relative: str | None) -> Path:
-        root = self.workspace.resolve()
-        rel = (relative or ".").removeprefix("/workspace").lstrip("/") or "."
-        try:
-            path = (root / rel).resolve()
-        except (ValueError, OSError) as exc:
-            raise ToolError(f"path {relative!r} is not a usable path ({exc}); use a plain relative path") from None
-        if not path.is_relative_to(root):
-            raise ToolError(f"path {relative!r} is outside your workspace; use paths relative to it")
-        return path
-
     # -- sandbox jobs ----------------------------------------------------------------------
     def _run_job(self, command: tuple[str, ...], name: str, warm: bool = False) -> Any:
         """One sandboxed job; warm ones (experiments, python snippets) start with torch imported."""
@@ -196,7 +199,7 @@ class ToolBox(ExperimentTools, LabTools):
         if self.stopping():
             raise ToolError("the campaign is stopping: no new job starts now; end your turn")
         spec = JobSpec(command=command, workspace=self.workspace, task_data=self.task_view, hidden=self.hidden,
-                       limits=limits, name=f"{self.name}-{name}", warm=warm)
+                       limits=limits, name=f"{self.name}-{name}", warm=warm, ro_mounts=ro_mounts(self.view_root))
         self._job_limits = limits  # what _job_text names when a limit killed the job
         handle = self.executor.submit(spec)
         while True:
@@ -233,76 +236,14 @@ class ToolBox(ExperimentTools, LabTools):
         return (f"{head}\n--- stdout ---\n{self._spill(stdout, 'stdout', 130, 8_000)}\n"
                 f"--- stderr ---\n{self._spill(stderr, 'stderr', 50, 3_000)}")
 
-    def _spill(self, text: str, what: str, max_lines: int, max_chars: int) -> str:
-        """Keep head and tail; the whole text goes to a workspace file that read_file can page through."""
-        head_lines = max_lines * 2 // 5
-        if clip_lines(text, what, max_lines=max_lines, head_lines=head_lines, max_chars=max_chars) == text:
-            return text
-        scratch = self._path(".scratch")
-        scratch.mkdir(exist_ok=True)
-        path = scratch / f"{what}_{uuid.uuid4().hex[:8]}.txt"
-        path.write_text(text)
-        for old in sorted(scratch.glob(f"{what}_*.txt"), key=lambda p: p.stat().st_mtime)[:-KEEP_SPILLED]:
-            old.unlink(missing_ok=True)  # the workspace's disk limit is the researcher's, not ours to fill
-        return clip_lines(text, what, read_hint=f".scratch/{path.name}", max_lines=max_lines, head_lines=head_lines,
-                          max_chars=max_chars)
-
     # -- sandbox tools ---------------------------------------------------------------------
     def _tool_bash(self, command: str) -> str:
         return self._job_text(self._run_job(("bash", "-lc", command), "bash"))
 
     def _tool_python(self, code: str) -> str:
-        scratch = self._path(".scratch")
-        scratch.mkdir(exist_ok=True)
-        script = scratch / f"snippet_{uuid.uuid4().hex[:8]}.py"
-        script.write_text(code)
-        return self._job_text(self._run_job(("python", f"{{workspace}}/.scratch/{script.name}"), "python",
-                                            warm=True))
-
-    def _read_text(self, path: str) -> str:
-        target = self._path(path)
-        if not target.is_file():
-            hint = f" (the method reference is {REFERENCE_PATH})" if "reference" in path.lower() else ""
-            raise ToolError(f"{path}: no such file in your workspace; list_files shows what is there{hint}")
-        size = target.stat().st_size
-        if size > MAX_READ_BYTES:
-            raise ToolError(f"{path} is {size / 1e6:.0f} MB, too large to read whole; look inside it with bash "
-                            "(head, tail, grep, sed -n 'A,Bp')")
-        return target.read_text(errors="replace")
-
-    def _tool_read_file(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
-        text = self._read_text(path)
-        if start_line is None and end_line is None:
-            return clip_lines(text, path, read_hint=path)
-        lines = text.splitlines()
-        start, end = start_line or 1, min(end_line or len(lines), len(lines))
-        if start > max(len(lines), 1) or end < start:
-            raise ToolError(f"{path} has {len(lines)} lines; ask for a range inside 1..{len(lines)}")
-        body = "\n".join(f"{n:>6}  {line}" for n, line in enumerate(lines[start - 1:end], start))
-        return clip_lines(f"[{path}: lines {start}-{end} of {len(lines)}]\n{body}", path, read_hint=path)
-
-    def _tool_write_file(self, path: str, content: str) -> str:
-        target = self._path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        return f"wrote {len(content)} characters to {path}"
-
-    def _tool_edit_file(self, path: str, old_text: str, new_text: str) -> str:
-        text = self._read_text(path)
-        count = text.count(old_text)
-        if count != 1:
-            raise ToolError(f"{path}: old_text occurs {count} times; it must occur exactly once (read_file it and "
-                            "copy a longer, unique passage)")
-        self._path(path).write_text(text.replace(old_text, new_text))
-        return f"edited {path}"
-
-    def _tool_list_files(self, path: str = ".") -> str:
-        root = self._path(path)
-        if not root.is_dir():
-            raise ToolError(f"{path}: not a directory in your workspace")
-        entries = sorted(str(p.relative_to(self.workspace.resolve())) for p in root.rglob("*")
-                         if p.is_file() and ".scratch" not in p.parts and ".runs" not in p.parts)
-        return "\n".join(entries[:500]) or "(empty)"
+        script = self._write_scratch("snippet", ".py", code)
+        self._prune_scratch("snippet_")
+        return self._job_text(self._run_job(("python", f"{{workspace}}/.scratch/{script}"), "python", warm=True))
 
     def _tool_notebook(self, action: str, text: str = "") -> str:
         self.notebook_path.parent.mkdir(parents=True, exist_ok=True)

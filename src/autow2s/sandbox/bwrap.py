@@ -244,6 +244,8 @@ def build_plan(config: SandboxConfig, command: list[str], lifeline_fd: int = -1)
     if task_data is not None:
         b.bind(task_data, TASK_MOUNT)
     b.bind(workspace, WORKSPACE_MOUNT, writable=True)
+    for source, dest in config.ro_mounts:
+        b.bind(Path(source).resolve(), dest)
     # The fetched corpora hold the real tasks' labels: a job must never read them (autow2s.testbed.fetch).
     # Model weights hold none, and a real task's experiment needs them: those sources alone are bound, read-only,
     # into a store of the sandbox's own (JOB_FETCH_DIR), so a job loads mpnet without seeing any corpus.

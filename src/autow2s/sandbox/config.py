@@ -18,6 +18,19 @@ SANDBOX_UID_BASE = 1_900_000_000
 SANDBOX_UID_SPAN = 10_000_000
 
 
+# A read-only mount's sandbox path must be a fresh top-level directory: not a system path, not the
+# workspace or task data, and nothing a job can shape (bwrap makes it in the sandbox's own tmpfs root).
+RESERVED_MOUNTS = frozenset({"/", WORKSPACE_MOUNT, TASK_MOUNT, "/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin",
+                             "/etc", "/proc", "/dev", "/tmp", "/sys", "/opt", "/root", "/home", "/var", "/run"})
+
+
+def check_mount_point(dest: str) -> None:
+    """Refuse a read-only mount at a path that is not a new top-level directory of the sandbox."""
+    path = Path(dest)
+    if not path.is_absolute() or len(path.parts) != 2 or dest in RESERVED_MOUNTS or ".." in path.parts:
+        raise ValueError(f"read-only mount point {dest!r}: use a new top-level path such as /forum")
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """One job's sandbox.
@@ -25,6 +38,9 @@ class SandboxConfig:
     hidden: host paths that must not be visible even if they lie under something bound (the lab's
     data dir and DB, other workspaces); they are masked with an empty directory or file.
     extra_ro_binds: more host paths to show read-only at the same path (a model cache, say).
+    ro_mounts: (host directory, sandbox path) pairs shown read-only at a path of their own outside
+        /workspace and /task: what the host writes for a researcher (the forum mirror, the method
+        reference) lives in host folders the job cannot write, never in the workspace.
     uid: the host uid a job started by root runs as; by default one derived from the workspace.
     """
 
@@ -36,8 +52,13 @@ class SandboxConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     hidden: tuple[Path, ...] = ()
     extra_ro_binds: tuple[Path, ...] = ()
+    ro_mounts: tuple[tuple[Path, str], ...] = ()
     uid: int | None = None
     unsafe_no_sandbox: bool = False
+
+    def __post_init__(self) -> None:
+        for _, dest in self.ro_mounts:
+            check_mount_point(dest)
 
     def job_uid(self) -> int:
         """The uid a root-started job runs as: stable per workspace, far above real users' uids."""

@@ -139,21 +139,8 @@ def reaper_pids(root_pid: int) -> frozenset[int]:
 
 
 def directory_bytes(path: Path) -> int:
-    """Disk usage of a tree (allocated blocks), not following symlinks; vanished entries count 0."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        current = stack.pop()
-        try:
-            with os.scandir(current) as entries:
-                for entry in entries:
-                    try:
-                        info = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += info.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total
+    """Disk usage of a tree (allocated blocks), through autow2s.safefs: no link followed, even one swapped in
+    mid-walk; vanished entries count 0."""
+    from autow2s.safefs import SafeTree
+
+    return SafeTree(path).disk_bytes()

@@ -78,6 +78,7 @@ def config_key(config: SandboxConfig) -> str:
     fields["workspace"] = _identity(Path(config.workspace))
     fields["task_data"] = _identity(Path(config.task_data)) if config.task_data is not None else None
     fields["hidden"] = tuple(_identity(Path(path)) for path in config.hidden)
+    fields["ro_mounts"] = tuple((_identity(Path(source)), dest) for source, dest in config.ro_mounts)
     return repr(sorted(fields.items()))
 
 

@@ -98,9 +98,11 @@ class OutputBudget:
 def give_workspace_to(workspace: Path, uid: int) -> None:
     """Root runs jobs as their own uid, so the workspace must be theirs to write.
 
-    fwalk and dir_fd-relative, no-follow chown: a job still running in the same workspace cannot
-    swap a directory for a symlink and have root chown host files.
+    A walk through autow2s.safefs and a dir_fd-relative, no-follow chown: a job still running in the
+    same workspace cannot swap a directory for a symlink and have root chown host files.
     """
+    from autow2s.safefs import SafeTree
+
     info = os.lstat(workspace)
     if info.st_uid != uid:
         os.chown(workspace, uid, uid, follow_symlinks=False)
@@ -108,11 +110,10 @@ def give_workspace_to(workspace: Path, uid: int) -> None:
         # bwrap enters the workspace before it drops to the job's uid, with no capabilities left:
         # the owner's rwx and traverse-only for others (a mkdtemp dir is 0700) let it chdir there.
         os.chmod(workspace, (info.st_mode & 0o7777) | 0o711)
-    for _, dirs, files, dir_fd in os.fwalk(workspace, follow_symlinks=False):
-        for name in (*dirs, *files):
+    for dir_fd, _, name, entry in SafeTree(workspace).walk_entries():
+        if entry.st_uid != uid:
             try:
-                if os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_uid != uid:
-                    os.chown(name, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
+                os.chown(name, uid, uid, dir_fd=dir_fd, follow_symlinks=False)
             except OSError:
                 continue
 

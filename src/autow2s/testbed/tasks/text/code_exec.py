@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from autow2s.errors import AutoW2SError
+from autow2s.safefs import remove_job_tree
 from autow2s.testbed.cache import default_cache_dir
 
 Outcome = Literal["passed", "failed", "timeout"]
@@ -83,7 +83,7 @@ def run_program(program: str, timeout_s: float, runner: ProgramRunner) -> Outcom
         (workspace / "check.py").write_text(program)
         return runner(workspace, timeout_s)
     finally:
-        shutil.rmtree(workspace, ignore_errors=True)
+        remove_job_tree(workspace)  # the program could write there: no link followed, nothing chmodded by path
 
 
 class OutcomeCache:
