@@ -15,7 +15,7 @@ from rich.table import Table
 from autow2s.campaign.state import CampaignConfig, format_researchers
 from autow2s.errors import AutoW2SError
 from autow2s.testbed.seeds import DEFAULT_SEEDS
-from autow2s.testbed.tasks.suites import DEFAULT_RESEARCH_SUITE, DEFAULT_TRANSFER_SUITE
+from autow2s.testbed.tasks.suites import DEFAULT_RESEARCH_SUITE
 
 if TYPE_CHECKING:  # the experiment module imports torch: `autow2s --help` must not
     from autow2s.testbed.experiment import ExperimentResult, ExperimentSettings
@@ -306,8 +306,8 @@ def run(
                                   "task directory. Researchers see these"),
     transfer_tasks: str = typer.Option(
         "auto", "--transfer-tasks", help="held-out tasks the best methods are run on, unchanged, at the end: a list "
-        f"or a suite; researchers never see them. auto: {DEFAULT_TRANSFER_SUITE} without the research tasks' families; "
-        "none: skip transfer"),
+        "or a suite; researchers never see them. auto (or auto:K): a secret draw of 3 (K) tasks outside the research "
+        "tasks' families, at least one real and one synthetic, named only at the end; none: skip transfer"),
     budget: float = typer.Option(CAMPAIGN.budget_s, "--budget", min=5.0, help="wall-clock seconds of research"),
     max_dollars: float | None = typer.Option(CAMPAIGN.max_dollars, "--max-dollars", help="campaign-wide LLM spend cap"),
     researcher_dollars: float | None = typer.Option(CAMPAIGN.researcher_dollars, "--researcher-dollars",
@@ -364,8 +364,9 @@ def run(
             if dependence_check not in ("on", "off"):
                 raise AutoW2SError(f"--dependence-check must be on or off, got {dependence_check!r}")
             research = expand_tasks(task)
+            held_out, pool = _transfer_tasks(transfer_tasks, research, shared_lab=lab is not None)
             config = CampaignConfig(
-                tasks=research, transfer_tasks=_transfer_tasks(transfer_tasks, research, shared_lab=lab is not None),
+                tasks=research, transfer_tasks=held_out, transfer_pool=pool,
                 researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
                 researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate,
                 verify_rate=verify_rate, idle=idle, provider_retry_s=provider_retry_s, lab_url=lab,
@@ -393,17 +394,21 @@ def run(
     _guarded(body)
 
 
-def _transfer_tasks(spec: str, research: tuple[str, ...], *, shared_lab: bool) -> tuple[str, ...]:
-    """--transfer-tasks: `auto` holds out default-transfer's tasks of families the research tasks lack
-    (none on a shared lab, whose transfer tasks are its admin's)."""
-    from autow2s.testbed.tasks.suites import SUITES, expand_tasks, family
+def _transfer_tasks(spec: str, research: tuple[str, ...], *, shared_lab: bool
+                    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """--transfer-tasks -> (held-out tasks, the pool they were drawn from). `auto[:K]` is a secret draw of K
+    tasks outside the research tasks' families (campaign/transfer_draw.py; none on a shared lab, whose
+    transfer tasks are its admin's); a list or a suite is taken as given, with an empty pool."""
+    from autow2s.campaign.transfer_draw import draw_transfer_tasks, parse_auto
+    from autow2s.testbed.tasks.suites import expand_tasks
 
-    if spec.strip().lower() == "auto":
+    count = parse_auto(spec)
+    if count is not None:
         if shared_lab:
-            return ()
-        seen = {family(task) for task in research}
-        return tuple(task for task in SUITES[DEFAULT_TRANSFER_SUITE].tasks if family(task) not in seen)
-    return expand_tasks(spec, option="--transfer-tasks", allow_none=True)
+            return (), ()
+        draw = draw_transfer_tasks(research, count)
+        return draw.tasks, draw.pool
+    return expand_tasks(spec, option="--transfer-tasks", allow_none=True), ()
 
 
 def _leaderboard_table(title: str, rows: list[dict], transfer: bool) -> Table:

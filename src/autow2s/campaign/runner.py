@@ -86,8 +86,8 @@ class Campaign:
     def _prepare_data(self) -> None:
         """Prepare every research and transfer task once; a kill mid-way leaves only `.partial` folders."""
         self.task_names = tuple(self._prepare(task, self.paths.data) for task in self.config.tasks)
-        self.transfer_names = tuple(self._prepare(task, self.paths.transfer_data)
-                                    for task in self.config.transfer_tasks)
+        self.transfer_names = tuple(self._prepare(task, self.paths.transfer_data, number)
+                                    for number, task in enumerate(self.config.transfer_tasks, start=1))
         views = {name: self.paths.data / name / "public" for name in self.task_names}
         self.task_view = views[self.task_names[0]] if len(views) == 1 else self._combined_view(views)
         # The null views hold nothing secret, but seeing them would help a method recognise the null supervisor.
@@ -95,7 +95,7 @@ class Campaign:
                        self.paths.transfer_data, self.paths.config, self.paths.lab_state, self.paths.secrets,
                        self.paths.spend, self.paths.state, self.paths.leaderboard, self.paths.lab_log)
 
-    def _prepare(self, task: str, parent: Path) -> str:
+    def _prepare(self, task: str, parent: Path, number: int = 0) -> str:
         import shutil
 
         from autow2s.testbed.prepare import prepare_task
@@ -107,8 +107,13 @@ class Campaign:
             partial = parent / f".{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             drawn = resolve_task(task, self.config.instance_seed)
-            role = "transfer task (held out)" if parent == self.paths.transfer_data else "task"
-            self.console.print(f"preparing {role} {drawn.task.name} (lab and public views, secret instance)…")
+            if parent != self.paths.transfer_data:
+                self.console.print(f"preparing task {drawn.task.name} (lab and public views, secret instance)…")
+            elif self.config.transfer_drawn:  # a secret draw: named only at the end
+                self.console.print(f"preparing held-out transfer task {number} of {len(self.config.transfer_tasks)} "
+                                   "(a secret draw, named at the end)…")
+            else:
+                self.console.print(f"preparing transfer task (held out) {drawn.task.name}…")
             prepare_task(drawn.task, partial, seed=self.config.seed, instance_seed=drawn.instance_seed,
                          instance_chosen_by_user=drawn.chosen_by_user)
             os.replace(partial, target)

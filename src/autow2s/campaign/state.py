@@ -19,6 +19,7 @@ class CampaignConfig:
 
     tasks: tuple[str, ...] = SUITES[DEFAULT_RESEARCH_SUITE].tasks  # research tasks: what researchers optimise
     transfer_tasks: tuple[str, ...] = ()  # held out: only the final step runs methods on them
+    transfer_pool: tuple[str, ...] = ()  # what `--transfer-tasks auto` drew them from (empty: the user named them)
     researchers: tuple[tuple[str, int], ...] = (("search", 4),)
     budget_s: float = 120.0  # `make run` (the default campaign) ends in about 5 minutes on 2 cores
     max_dollars: float | None = None
@@ -43,6 +44,11 @@ class CampaignConfig:
     unsafe_no_sandbox: bool = False
     replay_transcript: str | None = None
 
+    @property
+    def transfer_drawn(self) -> bool:
+        """The transfer tasks are a secret draw: the campaign names them to the user only at the end."""
+        return bool(self.transfer_pool)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -54,6 +60,7 @@ class CampaignConfig:
             data["tasks"] = (data.pop("task"),)
         data["tasks"] = tuple(data["tasks"])
         data["transfer_tasks"] = tuple(data.get("transfer_tasks", ()))
+        data["transfer_pool"] = tuple(data.get("transfer_pool", ()))
         return cls(**data)
 
     @classmethod
