@@ -17,8 +17,7 @@ from autow2s.campaign.runner import Campaign
 from autow2s.campaign.state import CampaignConfig
 from autow2s.campaign.transfer_draw import DEFAULT_DRAW, draw_transfer_tasks, parse_auto
 from autow2s.errors import AutoW2SError
-from autow2s.testbed.tasks.suites import (DEFAULT_RESEARCH_SUITE, SUITES, family, is_real, is_synthetic,
-                                          transfer_pool)
+from autow2s.testbed.tasks.suites import DEFAULT_RESEARCH_SUITE, SUITES, family, is_real, is_synthetic, transfer_pool
 
 
 def test_auto_draws_k_tasks_outside_the_research_families_with_a_real_and_a_synthetic_one() -> None:
