@@ -26,6 +26,9 @@ BUILTIN_MODULES = (
     "smoothing",
     "ensemble",
     "ue_direction",
+    "label_spreading",
+    "self_training",
+    "co_training",
     "composed",
 )
 
