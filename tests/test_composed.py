@@ -45,3 +45,28 @@ def test_default_recipe_is_vanilla(tmp_path: Path) -> None:
     vanilla = run_experiment(task, load_method("vanilla"), [5], cache=cache, settings=SETTINGS)
     composed = run_experiment(task, load_method("composed"), [5], cache=cache, settings=SETTINGS)
     assert composed.transfer_acc == vanilla.transfer_acc
+
+
+@pytest.mark.parametrize("relabel", ["spread", "self-train", "co-train"])
+def test_each_semi_supervised_family_runs_as_a_recipe_step(relabel: str, tmp_path: Path) -> None:
+    recipe = Recipe(relabel=relabel, loss="logconf", members=2, member_resample="none", weight_decay=1e-2,
+                    patience=3, relabel_rounds=1)
+    method = replace(load_method("composed"), params=recipe.to_dict())
+    result = run_experiment(small_task(), method, [3], cache=ArtifactCache(tmp_path), settings=SETTINGS)
+    assert 0.5 < result.transfer_acc <= 1.0
+
+
+def test_regularisation_fields_reach_the_student_and_unused_fields_do_not_tell_recipes_apart() -> None:
+    assert Recipe(weight_decay=0.05, patience=2, hparams={"weight_decay": 1.0, "epochs": 9}).student_hparams() == {
+        "weight_decay": 0.05, "patience": 2, "epochs": 9}  # the explicit field beats the one in hparams
+    assert Recipe(early_stopping=False).student_hparams() == {"val_frac": 0.0}  # no validation slice
+    # spread_k cannot matter without spreading, nor patience without early stopping
+    assert Recipe(spread_k=64).canonical() == Recipe()
+    assert Recipe(early_stopping=False, patience=3).canonical() == Recipe(early_stopping=False)
+    assert Recipe(relabel="spread", spread_k=64).canonical() != Recipe(relabel="spread")
+    with pytest.raises(AutoW2SError, match="spread_alpha=1.0"):
+        Recipe(relabel="spread", spread_alpha=1.0)
+    with pytest.raises(AutoW2SError, match="spread_metric='manhattan'"):
+        Recipe(spread_metric="manhattan")
+    with pytest.raises(AutoW2SError, match="patience=0"):
+        Recipe(patience=0)

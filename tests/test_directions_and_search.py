@@ -10,8 +10,19 @@ import pytest
 
 from autow2s.errors import AutoW2SError
 from autow2s.researchers.directions import BUILTIN_DIRECTIONS, assign_directions, load_directions
-from autow2s.researchers.search_policy import N_DRAFTS, SearchState, Trial, search_policy
-from autow2s.researchers.search_researcher import recipe_from_method
+from autow2s.researchers.search_policy import (
+    MIN_SEEDS,
+    N_DRAFTS,
+    SEED_LADDER,
+    Decision,
+    SearchState,
+    SharedRecipe,
+    Trial,
+    paired_gain,
+    random_policy,
+    search_policy,
+)
+from autow2s.researchers.search_researcher import recipe_from_method, recipe_key
 from autow2s.researchers.search_space import SPACE, mutate, sample
 from autow2s.testbed.methods.composed import Recipe, render_method
 
@@ -43,19 +54,62 @@ def test_bias_steers_sampling() -> None:
     assert biased.count("logconf") > 150 > plain.count("logconf")
 
 
-def test_policy_drafts_then_improves_the_best_and_adopts_better_shared_recipes() -> None:
+def _scored(recipe: Recipe, gains_by_seed: dict[int, float], vanilla: Trial) -> Trial:
+    return Trial(recipe, {seed: vanilla.seed_scores[seed] + gain for seed, gain in gains_by_seed.items()})
+
+
+def test_policy_runs_vanilla_first_drafts_confirms_the_leader_then_improves_and_adopts() -> None:
     rng = np.random.default_rng(0)
     state = SearchState()
-    for _ in range(N_DRAFTS):
+    first = search_policy(state, rng)
+    assert (first.action, first.recipe, first.seeds) == ("baseline", Recipe(), SEED_LADDER[:1])
+    vanilla = Trial(Recipe(), {42: 0.1})
+    state.trials.append(vanilla)
+    for _ in range(N_DRAFTS):  # no gain over vanilla: keep drafting
         decision = search_policy(state, rng)
-        assert decision.action == "draft"
-        state.trials.append(Trial(decision.recipe, 0.1))
-    state.trials.append(Trial(Recipe(loss="logconf"), 0.5))
+        assert decision.action == "draft" and decision.seeds == (42,)
+        state.trials.append(_scored(decision.recipe, {42: 0.0}, vanilla))
+    lucky = _scored(Recipe(loss="logconf"), {42: 0.3}, vanilla)
+    state.trials.append(lucky)
+    confirm = search_policy(state, rng)  # one seed is a lead, not a finding: more seeds before anything new
+    assert (confirm.action, confirm.recipe, confirm.seeds) == ("confirm", lucky.recipe, SEED_LADDER[1:MIN_SEEDS])
+    vanilla.seed_scores |= {43: 0.1, 44: 0.1, 45: 0.1}
+    lucky.seed_scores |= {43: 0.35, 44: 0.4, 45: 0.38}  # confirmed: promoted, so no more confirming
+    assert state.best() is not None and state.best()[0] is lucky
     actions = [search_policy(state, rng).action for _ in range(100)]
-    assert actions.count("improve") > 60 and "adopt" not in actions
-    state.forum_best = [Trial(Recipe(relabel="knn", loss="logconf"), 0.8)]
+    assert actions.count("improve") > 55 and {"adopt", "confirm", "baseline"}.isdisjoint(actions)
+    state.forum_best = [SharedRecipe(Recipe(relabel="spread", loss="logconf"), 0.8)]
     adopted = [d for d in (search_policy(state, rng) for _ in range(100)) if d.action == "adopt"]
-    assert adopted and adopted[0].recipe == Recipe(relabel="knn", loss="logconf")
+    assert adopted and adopted[0].recipe == Recipe(relabel="spread", loss="logconf")
+
+
+def test_a_higher_mean_with_a_paired_lower_bound_at_or_below_zero_is_not_promoted() -> None:
+    """Fake results: 'erratic' has the higher mean gain over vanilla (+0.2) but its per-seed gains swing
+    around zero; 'steady' gains +0.1 on every seed. Only the steady one is promoted."""
+    vanilla = Trial(Recipe(), {42: 0.2, 43: 0.1, 44: 0.3, 45: 0.2})
+    erratic = _scored(Recipe(loss="product"), {42: 0.9, 43: -0.3, 44: 0.5, 45: -0.3}, vanilla)
+    steady = _scored(Recipe(loss="logconf"), {42: 0.1, 43: 0.12, 44: 0.09, 45: 0.1}, vanilla)
+    one_seed = _scored(Recipe(relabel="spread"), {42: 0.6}, vanilla)  # huge, but on one seed
+    state = SearchState(trials=[vanilla, erratic, one_seed])
+    gain = paired_gain(erratic, vanilla)
+    assert gain is not None and gain.mean == pytest.approx(0.2) and gain.low <= 0 < gain.mean
+    assert erratic.score > vanilla.score and state.best() is None  # nothing beats vanilla significantly
+    assert state.leader()[0] is one_seed  # ... the one-seed lead is what gets confirmed next
+    state.trials.append(steady)
+    best = state.best()
+    assert best is not None and best[0] is steady and best[1].low > 0
+    assert steady.score < erratic.score  # promoted on its lower bound, not its mean
+    worse_vanilla = Trial(Recipe(), {42: 0.0})  # no shared seeds, no pairs: nothing to compare
+    assert paired_gain(Trial(Recipe(loss="logconf"), {43: 0.5}), worse_vanilla) is None
+
+
+def test_random_policy_keeps_the_evidence_rules() -> None:
+    rng = np.random.default_rng(1)
+    state = SearchState()
+    assert random_policy(state, rng).action == "baseline"
+    vanilla = Trial(Recipe(), {42: 0.1})
+    state.trials += [vanilla, _scored(Recipe(loss="logconf"), {42: 0.2}, vanilla)]
+    assert random_policy(state, rng).action == "confirm"
 
 
 def test_mutation_changes_something_and_recipes_round_trip() -> None:
@@ -72,39 +126,124 @@ def test_mutation_changes_something_and_recipes_round_trip() -> None:
     assert set(SPACE) <= set(Recipe().to_dict())
 
 
-def test_search_over_research_tasks_scores_the_mean_and_fails_a_trial_missing_a_task(tmp_path: Path) -> None:
+class FakeLab:
+    """The toolbox calls a search researcher makes, answered from a table: dev_pgr(recipe, task, seed), None for a
+    refused seed. Evaluation ids count up from 1, as the lab's do."""
+
+    def __init__(self, tasks: tuple[str, ...], dev_pgr) -> None:  # type: ignore[no-untyped-def]
+        self.tasks, self.dev_pgr = tasks, dev_pgr
+        self.files: dict[str, str] = {}
+        self.calls: list[tuple[str, dict]] = []
+        self.evaluations: list[tuple[Recipe, str, int, int]] = []  # (recipe, task, seed, evaluation id)
+
+    def call(self, tool: str, args: dict) -> str:
+        self.calls.append((tool, args))
+        if tool == "write_file":
+            self.files[args["path"]] = args["content"]
+            return "ok"
+        if tool == "run_experiment":
+            recipe = recipe_from_method(self.files[f"{args['method_dir']}/method.py"])
+            assert recipe is not None
+            results = {}
+            for task in self.tasks:
+                per_seed = []
+                for seed in args["seeds"]:
+                    value = self.dev_pgr(recipe, task, seed)
+                    if value is None:
+                        per_seed.append({"seed": seed, "error": "the lab did not score this seed"})
+                        continue
+                    self.evaluations.append((recipe, task, seed, len(self.evaluations) + 1))
+                    per_seed.append({"seed": seed, "evaluation_id": len(self.evaluations), "dev_pgr": value})
+                scored = [p["dev_pgr"] for p in per_seed if "dev_pgr" in p]
+                results[task] = {"per_seed": per_seed, "mean_dev_pgr": float(np.mean(scored)) if scored else None,
+                                 "seeds_scored": len(scored), "seeds_failed": len(per_seed) - len(scored)}
+            if len(self.tasks) == 1:
+                return json.dumps({"task": self.tasks[0], **results[self.tasks[0]]})
+            return json.dumps({"tasks": results, "mean_dev_pgr": None})
+        if tool == "leaderboard":
+            return "[]"
+        if tool == "save_snapshot":
+            return json.dumps({"snapshot_id": f"s{sum(t == 'save_snapshot' for t, _ in self.calls)}"})
+        return json.dumps({"ok": True})
+
+    def ran(self, recipe: Recipe) -> list[tuple[str, int]]:
+        return [(task, seed) for r, task, seed, _ in self.evaluations if r == recipe]
+
+
+def _scripted(decisions: list[Decision]):  # type: ignore[no-untyped-def]
+    return lambda state, rng: decisions.pop(0)
+
+
+LUCKY, STEADY = Recipe(loss="product"), Recipe(relabel="spread", loss="logconf")
+
+
+def _lab_pgr(recipe: Recipe, task: str, seed: int) -> float | None:
+    """Vanilla 0.2 (0.3 on task b); LUCKY wins its screening seed and loses the others; STEADY gains ~0.1 on every
+    seed; seed 44 of LUCKY on task b is refused."""
+    base = 0.2 + (0.1 if task == "b" else 0.0) + 0.01 * (seed - 42)
+    if recipe == LUCKY:
+        return None if (task, seed) == ("b", 44) else base + (0.6 if seed == 42 else -0.1)
+    return base + (0.1 + 0.005 * (seed % 3) if recipe == STEADY else 0.0)
+
+
+def test_the_researcher_pairs_every_run_with_vanilla_and_promotes_only_a_confirmed_gain(tmp_path: Path) -> None:
     from autow2s.researchers.search_researcher import SearchResearcher
 
-    state = SearchState(trials=[Trial(Recipe(loss="logconf"), 0.5, failed_seeds=1), Trial(Recipe(), 0.5)])
-    assert state.best().recipe == Recipe()  # a tie goes to fewer failed seeds (then to the earlier trial)
+    decisions = [Decision("baseline", Recipe(), "vanilla"), Decision("draft", LUCKY, "try"),
+                 Decision("confirm", LUCKY, "confirm", (43, 44, 45)), Decision("draft", STEADY, "try"),
+                 Decision("confirm", STEADY, "confirm", (43, 44, 45))]
+    lab = FakeLab(("a", "b"), _lab_pgr)
+    researcher = SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                                  trials_path=tmp_path / "trials.jsonl", policy=_scripted(decisions))
+    entries = [researcher.step() for _ in range(5)]
+    # vanilla ran once per (task, seed) it was needed on: 42 first, 43-45 with LUCKY's confirmation
+    assert sorted(lab.ran(Recipe())) == sorted((t, s) for t in ("a", "b") for s in (42, 43, 44, 45))
+    lucky = entries[2]
+    assert lucky["score"] > 0.2 and lucky["seeds_failed"] == 1  # seed 44 missed task b: failed, not scored
+    assert lucky["paired"]["seeds"] == [42, 43, 45] and lucky["paired"]["gain_mean"] > 0
+    assert lucky["paired"]["gain_low"] <= 0 and not lucky["promoted"] and "snapshot_id" not in lucky
+    steady = entries[4]
+    assert steady["promoted"] and steady["snapshot_id"] == "s1" and steady["paired"]["gain_low"] > 0
+    assert steady["score"] < entries[1]["score"]  # LUCKY's one-seed mean was higher; it was never promoted
+    paired = steady["paired"]
+    assert paired["seeds"] == [42, 43, 44, 45]
+    assert paired["recipe_dev_pgr"] == pytest.approx([np.mean([_lab_pgr(STEADY, t, s) for t in "ab"])
+                                                      for s in (42, 43, 44, 45)])
+    assert paired["vanilla_dev_pgr"] == pytest.approx([np.mean([_lab_pgr(Recipe(), t, s) for t in "ab"])
+                                                       for s in (42, 43, 44, 45)])
+    ids = {(recipe_key(r), t, s): i for r, t, s, i in lab.evaluations}
+    assert [row["evaluation_id"] for row in paired["vanilla_evaluation_ids"]] == [
+        ids[(recipe_key(Recipe()), t, s)] for s in (42, 43, 44, 45) for t in ("a", "b")]
+    assert [row["evaluation_id"] for row in paired["recipe_evaluation_ids"]] == [
+        ids[(recipe_key(STEADY), t, s)] for s in (42, 43, 44, 45) for t in ("a", "b")]
+    assert [t for t, _ in lab.calls].count("request_verification") == 1
+    (shared,) = [args for tool, args in lab.calls if tool == "share_finding"]
+    assert "paired gain over vanilla" in shared["body"] and shared["evaluation_id"] == ids[(recipe_key(STEADY), "a", 42)]
+    lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in lines] == ["baseline", "draft", "baseline", "confirm", "draft", "confirm"]
+    # Resume: the same state from trials.jsonl, nothing re-run, nothing published twice.
+    resumed = SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                               trials_path=tmp_path / "trials.jsonl",
+                               policy=_scripted([Decision("confirm", STEADY, "more", (46, 47))]))
+    assert resumed.steps == 5 and resumed.published == {recipe_key(STEADY)} and resumed.best_snapshot == "s1"
+    assert [t.seed_scores for t in resumed.state.trials] == [t.seed_scores for t in researcher.state.trials]
+    resumed.step()
+    assert [t for t, _ in lab.calls].count("save_snapshot") == 1
 
-    class Tools:  # the toolbox calls a search researcher makes, answered from a script
-        tasks = ("a", "b")
 
-        def __init__(self, summaries: list[dict]) -> None:
-            self.summaries, self.calls = summaries, []
+def test_a_research_task_with_no_score_fails_the_seed_and_the_first_task_gets_the_finding(tmp_path: Path) -> None:
+    from autow2s.researchers.search_researcher import SearchResearcher
 
-        def call(self, tool: str, args: dict) -> str:
-            self.calls.append((tool, args))
-            if tool == "run_experiment":
-                return json.dumps(self.summaries.pop(0))
-            return json.dumps({"leaderboard": [], "save_snapshot": {"snapshot_id": "s1"}}.get(tool, {"ok": True}))
+    def dev_pgr(recipe: Recipe, task: str, seed: int) -> float | None:
+        return None if task == "b" and recipe.loss == "logconf" else 0.3
 
-    def task(mean: float | None) -> dict:
-        return {"per_seed": [{"evaluation_id": 3}] if mean is not None else [{"error": "x"}], "mean_dev_pgr": mean,
-                "seeds_scored": int(mean is not None), "seeds_failed": int(mean is None)}
-
-    tools = Tools([{"tasks": {"a": task(0.2), "b": task(0.4)}, "mean_dev_pgr": 0.3, "missing_tasks": []},
-                   {"tasks": {"a": task(0.9), "b": task(None)}, "mean_dev_pgr": None, "missing_tasks": ["b"]}])
-    researcher = SearchResearcher(toolbox=tools, direction=BUILTIN_DIRECTIONS[0], seed=0,
-                                  trials_path=tmp_path / "trials.jsonl")
-    first, second = researcher.step(), researcher.step()
-    assert (first["score"], first["per_task"], first["snapshot_id"]) == (pytest.approx(0.3), {"a": 0.2, "b": 0.4}, "s1")
-    assert (second["score"], second["per_task"], second["seeds_failed"]) == (-1.0, {"a": 0.9, "b": None}, 1)
-    assert [args for tool, args in tools.calls if tool == "leaderboard"] == [{"task": "a"}, {"task": "b"}]
-    assert sum(tool == "request_verification" for tool, _ in tools.calls) == 1
-    (shared,) = [args for tool, args in tools.calls if tool == "share_finding"]
-    assert "0.300 (mean over tasks; a 0.200, b 0.400)" in shared["body"] and shared["evaluation_id"] == 3
-    resumed = SearchResearcher(toolbox=tools, direction=BUILTIN_DIRECTIONS[0], seed=0,
-                               trials_path=tmp_path / "trials.jsonl")
-    assert [t.score for t in resumed.state.trials] == [pytest.approx(0.3), -1.0]
+    lab = FakeLab(("a", "b"), dev_pgr)
+    researcher = SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                                  trials_path=tmp_path / "trials.jsonl", policy=_scripted([
+                                      Decision("baseline", Recipe(), "vanilla"),
+                                      Decision("draft", Recipe(loss="logconf"), "try")]))
+    researcher.step()
+    failed = researcher.step()
+    assert (failed["score"], failed["per_task"], failed["seeds_failed"]) == (-1.0, {"a": None, "b": None}, 1)
+    assert "paired" not in failed and researcher.state.gains() == []
+    assert [args for tool, args in lab.calls if tool == "leaderboard"] == [{"task": "a"}, {"task": "b"}]

@@ -1,17 +1,22 @@
 """The offline search researcher: the one-page policy, driven through the same tools as an LLM.
 
-Mechanics only: write each candidate as a method dir, run it, remember the score, share and snapshot
-what improves, and read verified recipes from the leaderboard so good ideas spread.
+Mechanics only: write each candidate as a method dir, run it on the seeds the policy names (and
+vanilla on any of them it has not run on, so every gain is paired), remember the per-seed scores,
+share and snapshot a recipe once the policy's rule promotes it, and read verified recipes from the
+leaderboard so good ideas spread.
 
-With several research tasks each trial runs on all of them; its score is the summary's mean dev PGR
-over the tasks (-1.0, a failure, when any task has no scored seed) and trials.jsonl also keeps
-"per_task" (task -> that task's mean dev PGR, null where none) and "seeds_failed". Recipes read from
-the leaderboard count only when verified on every research task, scored by their mean dev PGR.
-See search_policy for how the best trial is chosen.
+A seed's score is the mean dev PGR over the research tasks; a seed with no score on some task counts
+as failed. Each step appends to trials.jsonl what the campaign needs to choose by a lower confidence
+bound: "runs" (task, seed, dev_pgr, evaluation_id of this step), and for a recipe other than vanilla
+"paired" (its seeds, the recipe's and vanilla's per-seed dev PGR on them, the gain's mean and 95%
+t-interval, and both sides' evaluation ids), "promoted", and "snapshot_id" when it was published.
+"score" (mean dev PGR over the recipe's scored seeds so far), "per_task" and "seeds_failed" are
+cumulative over the recipe's steps. See search_policy for the promotion rule.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,24 +28,42 @@ import numpy as np
 from autow2s.errors import AutoW2SError
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.experiments import task_results
-from autow2s.researchers.search_policy import Decision, SearchState, Trial, search_policy
+from autow2s.researchers.search_policy import (
+    Decision,
+    PairedGain,
+    SearchState,
+    SharedRecipe,
+    Trial,
+    paired_gain,
+    search_policy,
+)
 from autow2s.researchers.toolbox import ToolBox
 from autow2s.testbed.methods.composed import Recipe, render_method
 
-IMPROVEMENT_MARGIN = 0.02  # dev PGR is coarsened by the lab; small wiggles are not findings
 READ_FORUM_EVERY = 3
+MAX_RECIPE_CHARS = 20_000
+VANILLA = Recipe()
+
+
+def recipe_key(recipe: Recipe) -> str:
+    """Recipes hold a dict (hparams), so they key our tables by their canonical JSON."""
+    return json.dumps(recipe.canonical().to_dict(), sort_keys=True)
 
 
 def recipe_from_method(source: str) -> Recipe | None:
-    """Recover the recipe of a rendered method.py without executing it (the JSON literal in it)."""
+    """Recover the recipe of a rendered method.py without executing it (the dict literal in it).
+
+    ast.literal_eval evaluates literals only; the size cap keeps a hostile snapshot from nesting it to a crash.
+    """
     marker = "RECIPE = Recipe.from_dict("
     start = source.find(marker)
     end = source.find("\n})", start)
-    if start < 0 or end < 0:
+    if start < 0 or end < 0 or end - start > MAX_RECIPE_CHARS:
         return None
     try:
-        return Recipe.from_dict(json.loads(source[start + len(marker): end + 2]))
-    except (ValueError, AutoW2SError):
+        data = ast.literal_eval(source[start + len(marker): end + 2])
+        return Recipe.from_dict(data) if isinstance(data, dict) else None
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, AutoW2SError):
         return None
 
 
@@ -51,11 +74,14 @@ class SearchResearcher:
     seed: int
     trials_path: Path
     policy: Callable[[SearchState, np.random.Generator], Decision] = search_policy
-    seeds_per_trial: tuple[int, ...] = (42,)
     state: SearchState = field(init=False)
     rng: np.random.Generator = field(init=False)
     steps: int = field(init=False, default=0)
     best_snapshot: str | None = field(init=False, default=None)
+    # recipe key -> (task, seed) -> (dev_pgr, evaluation_id); a failed run has no entry
+    runs: dict[str, dict[tuple[str, int], tuple[float, int]]] = field(init=False, default_factory=dict)
+    method_dirs: dict[str, str] = field(init=False, default_factory=dict)  # recipe key -> its latest method dir
+    published: set[str] = field(init=False, default_factory=set)  # recipe keys
 
     def __post_init__(self) -> None:
         self.state = SearchState(bias=dict(self.direction.bias))
@@ -63,67 +89,144 @@ class SearchResearcher:
         self._resume()
 
     def _resume(self) -> None:
-        """Trials already run (and scored) are reloaded, never re-run."""
+        """Runs already made (and scored) are reloaded, never re-run."""
         if not self.trials_path.exists():
             return
         for line in self.trials_path.read_text().splitlines():
             entry = json.loads(line)
-            self.state.trials.append(Trial(Recipe.from_dict(entry["recipe"]), entry["score"],
-                                           int(entry.get("seeds_failed", 0))))
-            self.best_snapshot = entry.get("snapshot_id") or self.best_snapshot
-        self.steps = len(self.state.trials)
+            recipe = Recipe.from_dict(entry["recipe"]).canonical()
+            runs = entry.get("runs")
+            if runs is None:  # written before per-seed runs were recorded: seed 42 only, per-task means
+                per_task = entry.get("per_task") or {self.toolbox.tasks[0]: entry["score"] if entry["score"] > -1 else None}
+                runs = [{"task": task, "seed": 42, "dev_pgr": per_task.get(task), "evaluation_id": -1}
+                        for task in self.toolbox.tasks]
+            self._record(recipe, runs, entry.get("method_dir", ""))
+            if entry.get("snapshot_id"):
+                self.best_snapshot = entry["snapshot_id"]
+                self.published.add(recipe_key(recipe))
+            self.steps = max(self.steps, int(entry.get("step", self.steps)) + 1)
         self.rng = np.random.default_rng([self.seed, self.steps])
 
-    def step(self) -> dict[str, Any]:
-        """One research step: decide, run, record, and share if it improved."""
-        if self.steps % READ_FORUM_EVERY == 0:
-            self._read_leaderboard()
-        decision = self.policy(self.state, self.rng)
-        method_dir = f"candidates/c{self.steps:03d}-{decision.recipe.slug()}"
-        self.toolbox.call("write_file", {"path": f"{method_dir}/method.py",
-                                         "content": render_method(decision.recipe, decision.recipe.describe())})
-        raw = self.toolbox.call("run_experiment", {"method_dir": method_dir, "seeds": list(self.seeds_per_trial)})
+    def _trial(self, recipe: Recipe) -> Trial:
+        trial = self.state.find(recipe)
+        if trial is None:
+            trial = Trial(recipe)
+            self.state.trials.append(trial)
+        return trial
+
+    def _record(self, recipe: Recipe, runs: list[dict[str, Any]], method_dir: str) -> None:
+        """Fold one step's runs into the recipe's trial: a seed scores when every research task scored it."""
+        scored = self.runs.setdefault(recipe_key(recipe), {})
+        seeds = list(dict.fromkeys(int(r["seed"]) for r in runs))
+        for run in runs:
+            if run.get("dev_pgr") is not None:
+                scored[(str(run["task"]), int(run["seed"]))] = (float(run["dev_pgr"]), int(run["evaluation_id"]))
+        trial = self._trial(recipe)
+        for seed in seeds:
+            per_task = [scored.get((task, seed)) for task in self.toolbox.tasks]
+            if all(result is not None for result in per_task):
+                trial.seed_scores[seed] = float(np.mean([result[0] for result in per_task if result is not None]))
+            else:
+                trial.failed_seeds += 1
+        if method_dir:
+            self.method_dirs[recipe_key(recipe)] = method_dir
+
+    def _run(self, recipe: Recipe, seeds: tuple[int, ...], method_dir: str, why: str) -> list[dict[str, Any]]:
+        self.toolbox.call("write_file", {"path": f"{method_dir}/method.py", "content": render_method(recipe, why)})
+        raw = self.toolbox.call("run_experiment", {"method_dir": method_dir, "seeds": list(seeds)})
         try:
             summary = json.loads(raw)
         except json.JSONDecodeError:
-            summary = {"mean_dev_pgr": None, "error": raw}
-        score = summary.get("mean_dev_pgr")
+            summary = {}
         results = task_results(summary)
-        per_task = {task: result.get("mean_dev_pgr") for task, result in results.items()}
-        failed = sum(int(result.get("seeds_failed", 0)) for result in results.values())
-        if score is not None and any(per_task.get(task) is None for task in self.toolbox.tasks):
-            score = None  # a task with no score makes the trial a failure, whatever the summary says
-        previous_best = self.state.best()
-        entry: dict[str, Any] = {"step": self.steps, "action": decision.action, "why": decision.why,
-                                 "recipe": decision.recipe.to_dict(), "score": score if score is not None else -1.0,
-                                 "per_task": per_task, "seeds_failed": failed}
-        if score is not None and (previous_best is None or score > previous_best.score + IMPROVEMENT_MARGIN):
-            entry |= self._publish(method_dir, decision, summary, previous_best)
-        self.state.trials.append(Trial(decision.recipe, entry["score"], failed))
-        with self.trials_path.open("a") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        runs: list[dict[str, Any]] = []
+        for task in self.toolbox.tasks:
+            by_seed = {int(s["seed"]): s for s in results.get(task, {}).get("per_seed", []) if "seed" in s}
+            for seed in seeds:
+                run = by_seed.get(seed, {})
+                scored = run.get("dev_pgr") is not None and "evaluation_id" in run
+                runs.append({"task": task, "seed": seed, "dev_pgr": run.get("dev_pgr") if scored else None,
+                             "evaluation_id": run.get("evaluation_id") if scored else None})
+        self._record(recipe, runs, method_dir)
+        return runs
+
+    def step(self) -> dict[str, Any]:
+        """One research step: decide, run (and vanilla on the same seeds), record, and publish a promoted recipe."""
+        if self.steps % READ_FORUM_EVERY == 0:
+            self._read_leaderboard()
+        decision = self.policy(self.state, self.rng)
+        recipe = decision.recipe.canonical()
+        trial = self._trial(recipe)
+        seeds = tuple(s for s in decision.seeds if s not in trial.seed_scores)
+        method_dir = f"candidates/c{self.steps:03d}-{recipe.slug() if recipe != VANILLA else 'vanilla'}"
+        runs = self._run(recipe, seeds, method_dir, decision.why) if seeds else []
+        vanilla = self._trial(VANILLA)
+        missing = tuple(s for s in seeds if s not in vanilla.seed_scores and recipe != VANILLA)
+        if missing:
+            vanilla_runs = self._run(VANILLA, missing, f"candidates/c{self.steps:03d}-vanilla",
+                                     "vanilla: the strong student on weak soft labels")
+            self._write(self._entry(VANILLA, "baseline", "vanilla on the same seeds, for the paired gain",
+                                    vanilla_runs))
+        entry = self._entry(recipe, decision.action, decision.why, runs)
+        best = self.state.best()
+        if best is not None and recipe_key(best[0].recipe) not in self.published:
+            entry |= self._publish(best[0].recipe, decision, best[1])
+        self._write(entry)
         self.steps += 1
         return entry
 
-    def _publish(self, method_dir: str, decision: Decision, summary: dict[str, Any],
-                 previous: Trial | None) -> dict[str, Any]:
+    def _write(self, entry: dict[str, Any]) -> None:
+        with self.trials_path.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+    def _entry(self, recipe: Recipe, action: str, why: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+        trial = self._trial(recipe)
+        scored = self.runs.get(recipe_key(recipe), {})
+        per_task = {task: (float(np.mean(values)) if values else None) for task in self.toolbox.tasks
+                    for values in [[v[0] for (t, s), v in scored.items() if t == task and s in trial.seed_scores]]}
+        entry: dict[str, Any] = {"step": self.steps, "action": action, "why": why, "recipe": recipe.to_dict(),
+                                 "method_dir": self.method_dirs.get(recipe_key(recipe), ""), "runs": runs, "score": trial.score,
+                                 "per_task": per_task, "seeds_failed": trial.failed_seeds}
+        vanilla = self.state.vanilla()
+        gain = paired_gain(trial, vanilla) if vanilla is not None and recipe != VANILLA else None
+        if gain is not None and vanilla is not None:
+            best = self.state.best()
+            entry["paired"] = self._paired(recipe, trial, vanilla, gain)
+            entry["promoted"] = best is not None and best[0] is trial
+        return entry
+
+    def _paired(self, recipe: Recipe, trial: Trial, vanilla: Trial, gain: PairedGain) -> dict[str, Any]:
+        """Everything a lower-confidence-bound choice needs, on the seeds both sides scored."""
+        def evaluation_ids(of: Recipe) -> list[dict[str, Any]]:
+            return [{"task": task, "seed": seed, "evaluation_id": self.runs[recipe_key(of)][(task, seed)][1]}
+                    for seed in gain.seeds for task in self.toolbox.tasks]
+
+        return {"seeds": list(gain.seeds), "recipe_dev_pgr": [trial.seed_scores[s] for s in gain.seeds],
+                "vanilla_dev_pgr": [vanilla.seed_scores[s] for s in gain.seeds], "gain_mean": gain.mean,
+                "gain_low": gain.low if np.isfinite(gain.low) else None,
+                "gain_high": gain.high if np.isfinite(gain.high) else None, "confidence": 0.95,
+                "recipe_evaluation_ids": evaluation_ids(recipe), "vanilla_evaluation_ids": evaluation_ids(VANILLA)}
+
+    def _publish(self, recipe: Recipe, decision: Decision, gain: PairedGain) -> dict[str, Any]:
+        """Snapshot, share and ask to verify a recipe the policy promoted."""
+        self.published.add(recipe_key(recipe))
+        method_dir = self.method_dirs[recipe_key(recipe)]
         snapshot = json.loads(self.toolbox.call("save_snapshot", {
-            "method_dir": method_dir, "message": f"{decision.action}: {decision.recipe.describe()}",
+            "method_dir": method_dir, "message": f"{decision.action}: {recipe.describe()}",
             **({"parent_id": self.best_snapshot} if self.best_snapshot else {})}) or "{}")
         snapshot_id = snapshot.get("snapshot_id")
-        results = task_results(summary)
-        first = results.get(self.toolbox.tasks[0]) or next(iter(results.values()), {})
+        trial = self._trial(recipe)
+        ids = [v[1] for (task, _), v in sorted(self.runs[recipe_key(recipe)].items()) if task == self.toolbox.tasks[0]]
         # The finding cites the first research task's evaluation, so it lands on the forum's task.
-        evaluation_ids = [s["evaluation_id"] for s in first.get("per_seed", []) if "evaluation_id" in s]
-        if evaluation_ids:
-            before = f"{previous.score:.2f}" if previous else "nothing yet"
-            tasks = "" if len(results) < 2 else " (mean over tasks; " + ", ".join(
-                f"{task} {result['mean_dev_pgr']:.3f}" for task, result in results.items()) + ")"
+        if ids:
+            seeds = ", ".join(str(s) for s in gain.seeds)
             self.toolbox.call("share_finding", {
-                "type": "result", "title": f"{decision.recipe.describe()}"[:200],
-                "body": f"{decision.why}. Dev PGR {summary['mean_dev_pgr']:.3f}{tasks} (was {before}). "
-                        f"Recipe:\n{json.dumps(decision.recipe.to_dict(), sort_keys=True)}\nSnapshot {snapshot_id}.",
-                "tags": ["search", self.direction.name[:40]], "evaluation_id": evaluation_ids[0]})
+                "type": "result", "title": recipe.describe()[:200],
+                "body": f"{decision.why}. Dev PGR {trial.score:.3f} (mean over research tasks and seeds "
+                        f"{seeds}); paired gain over vanilla on the same seeds {gain.mean:+.3f}, 95% CI "
+                        f"[{gain.low:+.3f}, {gain.high:+.3f}]. "
+                        f"Recipe:\n{json.dumps(recipe.to_dict(), sort_keys=True)}\nSnapshot {snapshot_id}.",
+                "tags": ["search", self.direction.name[:40]], "evaluation_id": ids[0]})
         if snapshot_id:
             self.best_snapshot = snapshot_id
             self.toolbox.call("request_verification", {"snapshot_id": snapshot_id})
@@ -153,7 +256,7 @@ class SearchResearcher:
                 if row.get("dev_pgr") is not None and row.get("snapshot_id"):
                     seen.setdefault(str(row["snapshot_id"]), float(row["dev_pgr"]))
             dev.append(seen)
-        found: list[Trial] = []
+        found: list[SharedRecipe] = []
         for row in (boards[0] or [])[:5]:
             snapshot_id = row.get("snapshot_id")
             if row.get("dev_pgr") is None or not snapshot_id or not all(snapshot_id in d for d in dev):
@@ -162,5 +265,5 @@ class SearchResearcher:
             source = self.toolbox.call("read_file", {"path": f"prior_work/{snapshot_id}/method.py"})
             recipe = recipe_from_method(source)
             if recipe is not None:
-                found.append(Trial(recipe, sum(d[snapshot_id] for d in dev) / len(dev)))
+                found.append(SharedRecipe(recipe.canonical(), sum(d[snapshot_id] for d in dev) / len(dev)))
         self.state.forum_best = sorted(found, key=lambda t: -t.score)
