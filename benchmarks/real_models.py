@@ -1,60 +1,107 @@
-"""Real pretrained models on 2 CPU cores: encoder texts/s, and SmolLM2 LoRA train/infer tokens/s.
+"""Real pretrained models on 2 CPU cores: encoder texts/s old path vs new, ceilings; SmolLM2 LoRA tokens/s.
 
-    .venv/bin/python benchmarks/real_models.py [--texts 256] [--runs 3] [--skip-lm]
+    .venv/bin/python benchmarks/real_models.py [--texts 256] [--runs 3] [--ceiling] [--skip-lm]
 
-Encoders: texts/s of autow2s's feature path (EmbeddingStore: batched, content-hashed, written to a
-fresh cache) against plain `SentenceTransformer.encode` on the same texts in the same process;
-each measurement is repeated and the median kept, and a warm (cached) pass is timed too.
+Encoders: texts/s of autow2s's feature path (EmbeddingStore, written to a fresh cache each run) on
+the same task rows, in one process, interleaved run by run, median of --runs:
+- `before`: what autow2s did before issue 26: torch `SentenceTransformer.encode`, each text
+  prefixed with the task's constant question ("Question: … Answer: <snippet>");
+- `torch, answer only`: the same without the constant prefix;
+- `onnx fp32`: ONNX Runtime, graph optimisation on, batches sorted by length;
+- `onnx int8` (the `mpnet` backend now): the same with int8 dynamic quantisation.
+--ceiling also trains the ceiling (the strong model on ground truth, 3 seeds) on a small
+rt-sentiment instance from each variant's features: int8 is kept only if its ceiling stays
+within 0.01 accuracy of fp32's (issue 26).
 SmolLM2-135M: LoRA training and label-token inference tokens/s through the hf-lm backend.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+VARIANTS = {  # name -> (runtime, question prefixed to each text)
+    "before (torch, question prefix)": ("torch", True),
+    "torch, answer only": ("torch", False),
+    "onnx fp32, answer only": ("onnx", False),
+    "onnx int8, answer only (mpnet now)": ("onnx-int8", False),
+}
 
-def _texts(n: int) -> list[str]:
+
+def _rows(n: int) -> list[dict]:
     from autow2s.testbed.tasks.real import SPECS, Sizes, build
 
     task = build(SPECS["rt-sentiment"], 0, sizes=Sizes(train_label=n // 4, train_unlabel=n // 2, test=n - 3 * (n // 4)))
-    return [f"Question: {r['question']}\nAnswer: {r['choice']}" for s in task.splits.values() for r in s.rows][:n]
+    return [r for s in task.splits.values() for r in s.rows][:n]
 
 
-def bench_encoder(name: str, texts: list[str], runs: int) -> dict[str, float]:
-    from sentence_transformers import SentenceTransformer
-
+def _backend(runtime: str, prefix: bool):
     from autow2s.testbed.models.registry import get_backend
-    from autow2s.testbed.models.text.embed_cache import EmbeddingStore
-    from autow2s.testbed.models.text.encoder import load_sentence_encoder
 
-    backend = get_backend(name, "binary")
-    path = backend.model_path()
-    ours = load_sentence_encoder(path, backend.layers, backend.max_seq_length, "cpu")
-    plain = SentenceTransformer(path, device="cpu")
-    plain.max_seq_length = backend.max_seq_length
-    plain.encode(texts[:8])  # warm-up: first-call allocations are not what we measure
-    cold, warm, base = [], [], []
-    for _ in range(runs):
+    return dataclasses.replace(get_backend("mpnet", "binary"), runtime=runtime, include_question=prefix,
+                               name=f"mpnet-{runtime}-{'qa' if prefix else 'a'}")
+
+
+def bench_encoders(rows: list[dict], runs: int) -> dict[str, float]:
+    """Median texts/s per variant, from an empty cache each run; the variants interleaved run by run."""
+    from autow2s.testbed.models.text.common import encoder_texts
+    from autow2s.testbed.models.text.embed_cache import EmbeddingStore
+
+    speeds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for runtime, prefix in VARIANTS.values():  # warm-up: load, export and quantise once, not timed
+        backend = _backend(runtime, prefix)
         with tempfile.TemporaryDirectory() as cache:
-            store = EmbeddingStore(backend.model_key(), root=__import__("pathlib").Path(cache))
-            encode = lambda batch: ours.encode(batch, batch_size=backend.batch_size, convert_to_numpy=True)  # noqa: E731
-            start = time.perf_counter()
-            store.embed(texts, encode)
-            cold.append(len(texts) / (time.perf_counter() - start))
-            start = time.perf_counter()
-            store.embed(texts, encode)
-            warm.append(len(texts) / (time.perf_counter() - start))
-        start = time.perf_counter()
-        plain.encode(texts, batch_size=backend.batch_size, convert_to_numpy=True)
-        base.append(len(texts) / (time.perf_counter() - start))
-    return {"ours_cold": statistics.median(cold), "ours_warm": statistics.median(warm),
-            "plain": statistics.median(base)}
+            EmbeddingStore(backend.model_key(), root=Path(cache)).embed(
+                [t for r in rows[:8] for t in encoder_texts(r, prefix)], _encode_fn(backend))
+    for _ in range(runs):
+        for name, (runtime, prefix) in VARIANTS.items():
+            backend = _backend(runtime, prefix)
+            texts = [t for r in rows for t in encoder_texts(r, prefix)]
+            with tempfile.TemporaryDirectory() as cache:
+                store = EmbeddingStore(backend.model_key(), root=Path(cache))
+                start = time.perf_counter()
+                store.embed(texts, _encode_fn(backend))
+                speeds[name].append(len(texts) / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in speeds.items()}
+
+
+def _encode_fn(backend):
+    from autow2s.testbed.models.text.encoder import load_onnx_encoder, load_sentence_encoder
+
+    if backend.runtime == "torch":
+        model = load_sentence_encoder(backend.model_path(), None, backend.max_seq_length, "cpu")
+        return lambda batch: model.encode(batch, batch_size=backend.batch_size, convert_to_numpy=True)
+    model = load_onnx_encoder(backend.model_path(), backend.runtime, backend.max_seq_length)
+    return lambda batch: model.encode(batch, batch_size=backend.batch_size)
+
+
+def bench_ceilings(seeds: list[int], size: int) -> dict[str, list[float]]:
+    """Ceiling accuracy per seed from each variant's features, on one small rt-sentiment instance."""
+    from autow2s.testbed.cache import ArtifactCache
+    from autow2s.testbed.models.registry import register_backend
+    from autow2s.testbed.tasks.real import SPECS, Sizes, build
+    from autow2s.testbed.teachers import ceiling_probs
+
+    task = build(SPECS["rt-sentiment"], 0, sizes=Sizes(train_label=100, train_unlabel=size, test=size))
+    labels = task.labels("test")
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cache = ArtifactCache(Path(cache_dir))
+        for name, (runtime, prefix) in VARIANTS.items():
+            if name.startswith("torch"):
+                continue  # same model and numerics as `before`, less the prefix: the onnx fp32 row shows it
+            backend = _backend(runtime, prefix)
+            register_backend(backend)
+            out[name] = [float(np.mean((ceiling_probs(task, seed, cache, backend=backend.name) >= 0.5) == labels))
+                         for seed in seeds]
+    return out
 
 
 def bench_smollm2(n_rows: int) -> dict[str, float]:
@@ -83,17 +130,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ceiling", action="store_true", help="also compare the ceilings each variant gives")
+    parser.add_argument("--ceiling-size", type=int, default=600, help="train_unlabel and test items for --ceiling")
     parser.add_argument("--lm-rows", type=int, default=32)
     parser.add_argument("--skip-lm", action="store_true")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
-    texts = _texts(args.texts)
-    for name in ("mpnet", "minilm"):
-        figures = bench_encoder(name, texts, args.runs)
-        print(f"{name}: {len(texts)} texts, median of {args.runs}: autow2s (cold cache) {figures['ours_cold']:.1f} "
-              f"texts/s, plain SentenceTransformer.encode {figures['plain']:.1f} texts/s "
-              f"(ratio {figures['ours_cold'] / figures['plain']:.2f}); cached {figures['ours_warm']:.0f} texts/s "
-              f"({figures['ours_warm'] / figures['plain']:.0f}x plain)")
+    speeds = bench_encoders(_rows(args.texts), args.runs)
+    before = speeds["before (torch, question prefix)"]
+    for name, speed in speeds.items():
+        print(f"mpnet {name}: {speed:.1f} texts/s ({speed / before:.2f}x before); {args.texts} rows, median of "
+              f"{args.runs}")
+    if args.ceiling:
+        seeds = [42, 43, 44]
+        ceilings = bench_ceilings(seeds, args.ceiling_size)
+        for name, values in ceilings.items():
+            print(f"ceiling, {name}: {np.mean(values):.3f} (seeds {seeds}: {', '.join(f'{v:.3f}' for v in values)})")
+        fp32, int8 = ceilings["onnx fp32, answer only"], ceilings["onnx int8, answer only (mpnet now)"]
+        diff = [b - a for a, b in zip(fp32, int8)]
+        print(f"ceiling int8 - fp32, paired by seed: {np.mean(diff):+.4f} (per seed {', '.join(f'{d:+.3f}' for d in diff)})")
     if not args.skip_lm:
         lm = bench_smollm2(args.lm_rows)
         print(f"smollm2: {lm['rows']} rows, {lm['tokens']} tokens: LoRA training {lm['train_tok_s']:.1f} tokens/s "

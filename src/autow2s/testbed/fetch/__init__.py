@@ -10,6 +10,7 @@ from autow2s.testbed.fetch.sources import SOURCES, PinnedFile, Source
 from autow2s.testbed.fetch.store import (
     FetchError,
     SourceUnavailable,
+    check_listed,
     fetch,
     fetch_dir,
     is_fetched,
@@ -17,5 +18,5 @@ from autow2s.testbed.fetch.store import (
     source_file,
 )
 
-__all__ = ["SOURCES", "FetchError", "PinnedFile", "Source", "SourceUnavailable", "fetch", "fetch_dir", "is_fetched",
-           "source_dir", "source_file"]
+__all__ = ["SOURCES", "FetchError", "PinnedFile", "Source", "SourceUnavailable", "check_listed", "fetch", "fetch_dir",
+           "is_fetched", "source_dir", "source_file"]

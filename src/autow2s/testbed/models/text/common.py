@@ -55,14 +55,16 @@ def prompt_text(row: dict[str, Any]) -> str:
     return PAIRWISE_TEMPLATE.format(prompt=row["prompt"], first=row["first"], second=row["second"])
 
 
-def encoder_texts(row: dict[str, Any]) -> list[str]:
+def encoder_texts(row: dict[str, Any], include_question: bool = True) -> list[str]:
     """What an encoder embeds for a row: question and answer together, once per answer.
 
-    (Embedding question and answer apart, with their product as a feature, was tried and lost
-    about 0.07 ceiling accuracy on arith-verify: docs/text_backends.md.)
+    With include_question False a binary row embeds its answer alone: for a task whose question is
+    the same on every row (the real classification tasks), the prefix carries nothing and roughly
+    doubled the tokens to encode. (Embedding question and answer apart, with their product as a
+    feature, was tried and lost about 0.07 ceiling accuracy on arith-verify: docs/text_backends.md.)
     """
     if row_kind(row) == "binary":
-        return [f"Question: {row['question']}\nAnswer: {row['choice']}"]
+        return [f"Question: {row['question']}\nAnswer: {row['choice']}" if include_question else str(row["choice"])]
     return [f"Question: {row['prompt']}\nAnswer: {row['first']}", f"Question: {row['prompt']}\nAnswer: {row['second']}"]
 
 

