@@ -168,7 +168,9 @@ def test_flags_page_shows_probes_budget_refusals_and_sandbox_kills(page, dashboa
     client = dashboard.client(prober)
     assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": predictions}).status_code == 200
     near = [1.0 - p if i < 2 else p for i, p in enumerate(predictions)]  # two items flipped: a probe
-    assert client.post("/api/v1/evaluate", json={"task": task["name"], "predictions": near}).status_code == 409
+    # A near-duplicate of one's own submission is answered with its figure; of another researcher's, refused.
+    accomplice = dashboard.client(dashboard.create_researcher("accomplice-" + secrets.token_hex(3)))
+    assert accomplice.post("/api/v1/evaluate", json={"task": task["name"], "predictions": near}).status_code == 409
     thrifty = dashboard.create_researcher("thrifty-" + secrets.token_hex(3), budget_total=1)
     client = dashboard.client(thrifty)
     # Its own predictions: the prober's very same ones would be answered from the prober's evaluation, uncharged.

@@ -16,7 +16,7 @@ from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_dat
 from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 
 V1_KEYS = {"evaluation_id", "task", "dev_accuracy", "dev_pgr", "n_scored", "budget_left", "rate_left", "flags", "note",
-           "identical_to_evaluation"}
+           "identical_to_evaluation", "near_duplicate_of_evaluation", "items_changed", "min_items_changed"}
 ANCHOR_KEYS = {"transfer_acc", "pgr", "correct", "total", "fixed_weak_acc", "fixed_strong_acc", "evaluation_id",
                "budget_left", "warnings", "pgr_error"}
 
@@ -154,15 +154,18 @@ def test_budgets_survive_a_restart(lab_data: Path, tmp_path: Path) -> None:
         assert first.json()["budget_left"] == 2
         server.restart()
         client = server.client(token)
-        # The probing history came back: the first submission again is answered from its evaluation
-        # (free), and one that changes a single item is refused as a near-duplicate (charged).
+        # The probing history came back: the first submission again is answered from its evaluation (free),
+        # and so is one that changes a single item (a near-duplicate: the same figure, uncharged).
         again = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.2] * 200 + [0.9] * 200})
         assert again.status_code == 200 and again.json()["identical_to_evaluation"] == first.json()["evaluation_id"]
         assert again.json()["dev_accuracy"] == first.json()["dev_accuracy"] and again.json()["budget_left"] == 2
         near = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.2] * 199 + [0.9] * 201})
-        assert near.status_code == 409 and near.json()["earlier_evaluation_id"] == first.json()["evaluation_id"]
+        assert near.status_code == 200 and near.json()["near_duplicate_of_evaluation"] == first.json()["evaluation_id"]
+        assert near.json()["dev_accuracy"] == first.json()["dev_accuracy"] and near.json()["budget_left"] == 2
         second = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.9] * 200 + [0.2] * 200})
-        assert second.json()["budget_left"] == 0 and second.json()["evaluation_id"] > first.json()["evaluation_id"]
+        assert second.json()["budget_left"] == 1 and second.json()["evaluation_id"] > first.json()["evaluation_id"]
+        third = client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.9, 0.2] * 200})
+        assert third.json()["budget_left"] == 0
         assert client.post("/api/v1/evaluate", json={"task": "mini", "predictions": [0.5] * 400}).status_code == 429
 
 

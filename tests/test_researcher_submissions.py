@@ -1,8 +1,9 @@
 """Submissions through the researcher's tools against a real lab and a real sandbox.
 
 Deterministic methods are not punished (identical seeds are scored once, charged once, never
-flagged), a refused seed does not sink the other seeds, a second verification request returns the
-first run, and lab_status shows a researcher its own standing and nothing of anyone else's.
+flagged), a near-duplicate seed is answered from the earlier figure and does not sink the other
+seeds, a second verification request returns the first run, and lab_status shows a researcher its
+own standing and nothing of anyone else's.
 """
 
 from __future__ import annotations
@@ -63,16 +64,16 @@ def test_a_deterministic_method_on_three_seeds_is_scored_once_charged_once_not_f
     assert status["evaluations_total"] == 1
     assert status["budgets"]["evaluate"]["left"] == status["budgets"]["evaluate"]["total"] - 1
     assert status["evaluations_recent"][0]["flags"] == []
-    # A near-duplicate is still refused as probing (charged and flagged).
+    # A near-duplicate (an ablation that changes one prediction) is answered with the earlier figure: free, unflagged.
     toolbox.call("python", {"code": "import json\nrows = [json.loads(l) for l in open('/task/weak/test.jsonl')]\n"
                                     "p = [r['p'] for r in rows]\np[0] = 1 - p[0]\n"
                                     "json.dump({'predictions': p}, open('/workspace/near.json', 'w'))"})
-    refused = toolbox.call("evaluate_predictions", {"predictions_file": "near.json"})
-    assert refused.startswith("error: lab answered 409") and "differs from your evaluation" in refused
-    assert _charged(lab, "steady", "evaluate") == 2
+    near = toolbox.call("evaluate_predictions", {"predictions_file": "near.json"})
+    assert not near.startswith("error:") and "near-duplicate" in near and "not charged" in near, near
+    assert _charged(lab, "steady", "evaluate") == 1
 
 
-def test_a_refused_seed_keeps_the_other_seeds_scores_and_logs(make_toolbox) -> None:
+def test_a_near_duplicate_seed_is_answered_from_the_earlier_figure_and_the_logs_kept(make_toolbox) -> None:
     toolbox = make_toolbox("prober")
     toolbox.call("write_file", {"path": "m/method.py",
                                 "content": "def run(ctx):\n    ctx.log(seed=ctx.seed, note='hello')\n"
@@ -82,9 +83,10 @@ def test_a_refused_seed_keeps_the_other_seeds_scores_and_logs(make_toolbox) -> N
     result = json.loads(text)
     first, second, third = result["per_seed"]
     assert first["dev_pgr"] is not None and first["metrics"] == [{"seed": 1, "note": "hello"}]
-    assert "409" in second["error"] and "evaluation_id" not in second
+    # Seed 2 is a near-duplicate of seed 1 (two items flipped): answered with seed 1's figure, free, and said so.
+    assert second["evaluation_id"] == first["evaluation_id"] and "near-duplicate" in second["note"], second
     assert third["evaluation_id"] == first["evaluation_id"]  # seed 3 repeats seed 1: answered free
-    assert (result["seeds_scored"], result["seeds_failed"]) == (2, 1)
+    assert (result["seeds_scored"], result["seeds_failed"]) == (3, 0)
 
 
 def test_a_failing_seed_reports_its_stderr_and_the_call_goes_on(make_toolbox) -> None:

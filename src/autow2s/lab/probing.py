@@ -2,9 +2,14 @@
 
 Attacks it answers (the anchor saw the first two):
 - label flipping: resubmit an earlier submission with a few predictions changed and read each
-  item's label off the score difference. A submission within `min_changed` items of any earlier
-  one on the task, by any researcher (so colluders cannot flip between them), is refused and
-  flagged; the refusal depends only on the predictions, so it leaks nothing.
+  item's label off the score difference. A submission within `min_changed` items of one of the
+  researcher's own earlier ones is answered with that earlier evaluation's figure, free and not
+  flagged: the attacker learns nothing new, and an honest ablation learns that its change did nothing
+  the lab can measure. Within `min_changed` items of another researcher's, it is refused and flagged
+  (colluders cannot flip between them). Either way the answer depends only on the predictions and
+  figures already given, so it leaks nothing. What is flagged is a pattern: near-duplicates of many
+  different earlier evaluations in a short window (`pattern_size`), the signature of someone trying
+  flips against base after base.
 - guessing the most frequent answer: a (nearly) constant submission would read the dev class
   balance to the item; it is flagged and its score rounded much more coarsely.
 - many large random changes (boosting-style attacks that average over many submissions): the
@@ -21,9 +26,13 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from autow2s.lab.models import Evaluation
+from autow2s.lab.models import AuditEntry, Evaluation
+
+NEAR_DUPLICATE_OUTCOME = "near_duplicate"  # the audit outcome of a near-duplicate answered from an earlier figure
+PATTERN_WINDOW_S = 600.0
+PATTERN_MIN_EVALUATIONS = 5  # near-duplicates of this many different evaluations within the window are flagged
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,26 @@ class ProbeDetector:
             return Verdict(history.evaluation_ids[index], distance, history.reported[index], degenerate,
                            history.researcher_ids[index]), float("nan")
         return Verdict(None, len(bits), None, degenerate), self.coarsen(exact_dev_accuracy, n_dev, degenerate)
+
+    def own_near_duplicate(self, history: History, bits: np.ndarray, researcher_id: int) -> tuple[int, int] | None:
+        """(history index, items changed) of the researcher's own earlier submission closest to this one, when
+        it is within `min_changed` items (the closest, then the earliest); None when none is that close."""
+        close = [(distance, index) for index, distance in history.close_to(np.packbits(bits), self.min_changed(len(bits)))
+                 if history.researcher_ids[index] == researcher_id]
+        if not close:
+            return None
+        distance, index = min(close)
+        return index, distance
+
+    @staticmethod
+    def pattern_size(conn: Connection, researcher_id: int, task: str, earlier_id: int, now: float) -> int:
+        """How many different earlier evaluations this researcher's near-duplicates (this one included) were
+        close to in the last PATTERN_WINDOW_S: one ablated method gives 1; flips tried base after base give many.
+        Counted from the audit rows, in the scoring transaction, so every lab worker counts the same."""
+        earlier = set(conn.execute(select(func.distinct(AuditEntry.evaluation_id)).where(
+            AuditEntry.researcher_id == researcher_id, AuditEntry.task == task, AuditEntry.charged.is_(None),
+            AuditEntry.outcome == NEAR_DUPLICATE_OUTCOME, AuditEntry.created_at > now - PATTERN_WINDOW_S)).scalars())
+        return len(earlier | {earlier_id})
 
     @staticmethod
     def identical(history: History, bits: np.ndarray, researcher_id: int) -> int | None:

@@ -7,7 +7,11 @@ charge) before the answer leaves. Holdout correctness is stored and never return
 
 A submission whose predicted classes are identical to an earlier accepted submission on the task
 (anyone's) is answered from that evaluation: no charge, no flag, the same
-coarsened figure (so repeating it cannot average the noise away), and the reply says so.
+coarsened figure (so repeating it cannot average the noise away), and the reply says so. So is a
+near-duplicate of one of the researcher's own (fewer than the detector's minimum of items changed): an
+ablation that changes a handful of predictions learns that the lab cannot tell it apart, and a label
+flip learns nothing. Only a pattern is flagged: near-duplicates of many different evaluations in a short
+window (lab/probing.py). A near-duplicate of another researcher's submission is refused, free of charge.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from autow2s.lab.budgets import Standing, lock_task
 from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import AuditEntry, Evaluation
-from autow2s.lab.probing import History
+from autow2s.lab.probing import NEAR_DUPLICATE_OUTCOME, PATTERN_MIN_EVALUATIONS, PATTERN_WINDOW_S, History
 from autow2s.testbed.metrics import gap_message, pgr
 
 router = APIRouter(tags=["scoring"])
@@ -59,6 +63,14 @@ class EvaluateResponse(BaseModel):
     identical_to_evaluation: int | None = Field(
         default=None, description="set when this submission repeats an earlier one on the task exactly (yours or "
                                   "another researcher's): the answer is that evaluation's, and nothing was charged")
+    near_duplicate_of_evaluation: int | None = Field(
+        default=None, description="set when this submission differs from an earlier one of yours in fewer than "
+                                  "min_items_changed items: the answer is that evaluation's figure, and nothing was "
+                                  "charged (the lab cannot measure a change that small)")
+    items_changed: int | None = Field(default=None, description="with near_duplicate_of_evaluation: how many items "
+                                                                 "differ from it")
+    min_items_changed: int | None = Field(default=None, description="with near_duplicate_of_evaluation: the fewest "
+                                                                     "changed items the lab scores as a new submission")
 
 
 class AnchorRequest(BaseModel):
@@ -97,6 +109,10 @@ class Scored:
     weak_acc: float
     ceiling_acc: float
     identical_to: int | None = None
+    near_duplicate_of: int | None = None  # the researcher's own earlier evaluation this one is answered from
+    items_changed: int | None = None
+    min_items_changed: int | None = None
+    pattern: int = 0  # with near_duplicate_of: how many different evaluations the recent near-duplicates were of
 
 
 def _iso(timestamp: float) -> str:
@@ -147,6 +163,9 @@ def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: C
         return Scored(answer_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
                       task.n_dev, standing.total_left, standing.rate_left, repeat_flags, baselines.weak_dev_acc,
                       baselines.ceiling_dev_acc, identical_to=earlier_id), delta
+    near = lab.probes.own_near_duplicate(history, sub.bits, rid)
+    if near is not None:
+        return _near_duplicate_answer(lab, scope, sub, conn, history, *near), delta
     standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
     if not standing.allowed:  # not charged: the middleware audits the 429
         retry = _retry_headers(standing, sub.now)
@@ -155,25 +174,20 @@ def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: C
                         budget_left=standing.total_left), delta
     after = standing.charged()
     verdict, reported = lab.probes.judge(history, sub.bits, sub.dev_correct / task.n_dev, task.n_dev)
-    if verdict.near_duplicate_of is not None:
+    if verdict.near_duplicate_of is not None:  # another researcher's (the researcher's own were answered above)
         minimum = lab.probes.min_changed(task.n_test)
-        own = verdict.earlier_researcher == rid
-        if own:
-            whose, why, cost = "your evaluation", "that is how labels are probed", "It was charged and flagged"
-        else:  # refused all the same (colluders flip between tokens), but an independent near-twin costs nothing
-            whose, why, cost = ("evaluation", "the lab compares every submission with every researcher's, so "
-                                "researchers cannot pool their probes", "It was flagged, not charged")
-        message = (f"predictions: this submission differs from {whose} {verdict.near_duplicate_of} in only "
-                   f"{verdict.distance} of {task.n_test} items; the lab refuses submissions within {minimum} items of "
-                   f"an earlier one ({why}). {cost}; submit a genuinely different method's predictions")
-        conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe",
-                                                   charged="evaluate" if own else None, flags="near_duplicate",
+        # Refused all the same (colluders would flip between tokens), but an independent near-twin costs nothing.
+        message = (f"predictions: this submission differs from evaluation {verdict.near_duplicate_of} (another "
+                   f"researcher's) in only {verdict.distance} of {task.n_test} items; the lab compares every submission "
+                   f"with every researcher's and refuses one within {minimum} items of another researcher's, so "
+                   "researchers cannot pool their probes. It was flagged, not charged; submit a genuinely different "
+                   "method's predictions")
+        conn.execute(insert(AuditEntry), audit_row(scope, 409, outcome="refused_probe", flags="near_duplicate",
                                                    detail=message[:500]))
         return APIError(409, message, field="predictions", outcome="refused_probe",
-                        earlier_evaluation_id=verdict.near_duplicate_of,
-                        earlier_dev_accuracy=verdict.earlier_reported if own else None,
+                        earlier_evaluation_id=verdict.near_duplicate_of, earlier_dev_accuracy=None,
                         items_changed=verdict.distance, min_items_changed=minimum,
-                        budget_left=(after if own else standing).total_left), delta
+                        budget_left=standing.total_left), delta
     flags = ",".join(verdict.flags)
     evaluation_id = _insert_evaluation(conn, sub, reported, flags)
     conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="accepted", charged="evaluate",
@@ -181,6 +195,28 @@ def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: C
     return Scored(evaluation_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
                   task.n_dev, after.total_left, after.rate_left, verdict.flags, baselines.weak_dev_acc,
                   baselines.ceiling_dev_acc), delta
+
+
+def _near_duplicate_answer(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: Connection,
+                           history: History, index: int, distance: int) -> Scored:
+    """The researcher's own earlier evaluation's figure, uncharged: a change this small is below what the lab
+    scores, and answering it afresh is how labels are probed. Flagged only as part of a pattern (probing.py)."""
+    task, rid, baselines = sub.task, sub.researcher_id, sub.task.baselines
+    earlier_id, reported = history.evaluation_ids[index], history.reported[index]
+    pattern = lab.probes.pattern_size(conn, rid, task.name, earlier_id, sub.now)
+    flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
+    if pattern >= PATTERN_MIN_EVALUATIONS:
+        flags.append("probing_pattern")
+    minimum = lab.probes.min_changed(task.n_test)
+    conn.execute(insert(AuditEntry), audit_row(
+        scope, 200, outcome=NEAR_DUPLICATE_OUTCOME, evaluation_id=earlier_id, flags=",".join(flags),
+        detail=f"{distance} of {task.n_test} items from evaluation {earlier_id} (fewer than {minimum}); answered from "
+               f"it, not charged; near-duplicates of {pattern} different evaluation(s) in the window"))
+    standing = lab.budgets.standing(conn, rid, task.name, "evaluate", sub.now)
+    return Scored(earlier_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
+                  task.n_dev, standing.total_left, standing.rate_left, flags, baselines.weak_dev_acc,
+                  baselines.ceiling_dev_acc, near_duplicate_of=earlier_id, items_changed=distance,
+                  min_items_changed=minimum, pattern=pattern)
 
 
 def _insert_evaluation(conn: Connection, sub: _Submission, reported: float, flags: str) -> int:
@@ -227,6 +263,14 @@ def _note(scored: Scored) -> str:
         whose = "your evaluation" if scored.identical_to == scored.evaluation_id else "another researcher's evaluation"
         notes.append(f"identical to {whose} {scored.identical_to} (the same predicted class on every item): "
                      "answered from it; not charged and not flagged again")
+    if scored.near_duplicate_of is not None:
+        notes.append(f"near-duplicate: differs from your evaluation {scored.near_duplicate_of} in only "
+                     f"{scored.items_changed} items (the lab scores a submission afresh from {scored.min_items_changed} "
+                     f"changed items): answered with evaluation {scored.near_duplicate_of}'s figure, not charged; the "
+                     "change is too small for the lab to measure (verify both snapshots to compare them exactly)")
+        if "probing_pattern" in scored.flags:
+            notes.append(f"flagged for the lab's admin: near-duplicates of {scored.pattern} different evaluations "
+                         f"within {PATTERN_WINDOW_S / 60:.0f} minutes look like label probing")
     if scored.reported_pgr is None:
         notes.append(gap_message(scored.weak_acc, scored.ceiling_acc))
     if "degenerate" in scored.flags:
@@ -244,7 +288,8 @@ async def evaluate(body: EvaluateRequest, request: Request,
     return {"evaluation_id": scored.evaluation_id, "task": scored.task, "dev_accuracy": scored.reported_accuracy,
             "dev_pgr": scored.reported_pgr, "n_scored": scored.n_dev, "budget_left": scored.budget_left,
             "rate_left": scored.rate_left, "flags": scored.flags, "note": _note(scored),
-            "identical_to_evaluation": scored.identical_to}
+            "identical_to_evaluation": scored.identical_to, "near_duplicate_of_evaluation": scored.near_duplicate_of,
+            "items_changed": scored.items_changed, "min_items_changed": scored.min_items_changed}
 
 
 @router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"])
@@ -260,7 +305,7 @@ async def evaluate_predictions(body: AnchorRequest, request: Request,
     scored = await score_submission(request, principal, body.dataset, body.predictions, None, "anchor",
                                     task_field="dataset")
     warnings = [f"scored on the {scored.n_dev} dev items of test only; the accuracy is coarsened"]
-    if scored.identical_to is not None:
+    if scored.identical_to is not None or scored.near_duplicate_of is not None:
         warnings.append(_note(scored))
     if body.weak_model or body.strong_model:
         warnings.append("weak_model/strong_model are ignored: the lab's fixed baselines for this task are used")
