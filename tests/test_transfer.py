@@ -1,6 +1,7 @@
-"""Transfer tasks: researchers can never see them, and `autow2s transfer` runs a finished campaign on more.
+"""Transfer tasks: researchers can never see them, a transfer job cannot tell which one it runs on, and
+`autow2s transfer` runs a finished campaign on more.
 
-Both tests reuse the session's finished campaign (tests/web_helpers.py: research on synth-linear,
+The campaign tests reuse the session's finished campaign (tests/web_helpers.py: research on synth-linear,
 synth-nonlinear held out for transfer), so they cost a lab start each, not a campaign.
 """
 
@@ -14,12 +15,16 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pytest
 
 from autow2s.campaign.runner import Campaign
 from autow2s.executor import LocalExecutor
 from autow2s.researchers.lab_client import LabClient
 from autow2s.researchers.tool_specs import TOOL_NAMES
 from autow2s.researchers.toolbox import ToolBox
+from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
+from test_lab_snapshots import make_tarball, upload
 from web_helpers import campaign_run, copy_run, start_dashboard  # noqa: F401 - fixtures
 
 TRANSFER = "synth-nonlinear"
@@ -82,7 +87,7 @@ def test_no_researcher_endpoint_or_tool_names_or_serves_a_transfer_task(campaign
 
         # Every tool, called as a researcher's policy calls it.
         campaign = Campaign.resume(run)
-        campaign._prepare_data()
+        campaign.prepare_data()
         workspace = run / "workspaces" / "search-1"
         workspace.mkdir(parents=True, exist_ok=True)
         (workspace / "m").mkdir()
@@ -164,3 +169,108 @@ def test_the_printed_leaderboard_with_transfer_columns_fits_80_columns(monkeypat
     table = "\n".join(lines)
     for figure in ("-0.123", "-0.052", "-0.456", "2/3"):  # every figure whole, none cut by an ellipsis
         assert figure in table, table
+
+
+# -- a transfer task's view names nothing ----------------------------------------------------------------------
+BRANCH = '''"""Tuned for one held-out task: when it can tell it runs on synth-nonlinear, it does something drastic
+(its predictions turned over), so any way the task shows itself would show in the transfer PGR."""
+import json
+import os
+
+import numpy as np
+
+from autow2s.testbed.methods.registry import load_method
+
+
+def _names_it(ctx):
+    seen = [ctx.task.name, ctx.task.description]
+    path = os.path.join(os.environ.get("AUTOW2S_TASK_DATA", "/nonexistent"), "task.json")
+    if os.path.exists(path):
+        seen.append(open(path).read())
+    return any("nonlinear" in text for text in seen)
+
+
+def run(ctx):
+    predictions = np.asarray(load_method("vanilla").run(ctx))
+    return 1.0 - predictions if _names_it(ctx) else predictions
+'''
+PLAIN = "from autow2s.testbed.methods.registry import load_method\n\ndef run(ctx):\n    return load_method('vanilla').run(ctx)\n"
+SNOOP = '''"""Looks everywhere a job can for the name of the task it runs on, and says where it found it."""
+import json
+import os
+
+WORDS = ("synth-nonlinear", "nonlinear", "xor")
+
+
+def run(ctx):
+    data = os.environ["AUTOW2S_TASK_DATA"]
+    seen = {"environment": json.dumps(dict(os.environ)), "mounts": open("/proc/self/mountinfo").read(),
+            "argv": open("/proc/self/cmdline").read(), "task.json": open(os.path.join(data, "task.json")).read(),
+            "ids": open(os.path.join(data, "test.jsonl")).readline()[:60]
+                   + open(os.path.join(data, "train_unlabel.jsonl")).readline()[:60],
+            "files": " ".join(sorted(os.listdir(data)) + sorted(os.listdir(os.path.join(data, "weak")))),
+            "weak model": open(os.path.join(data, "weak", "model.json")).read(),
+            "ctx.task": repr(ctx.task), "hostname": open("/etc/hostname").read()}
+    found = [where for where, text in seen.items() if any(word in text.lower() for word in WORDS)]
+    raise RuntimeError("LEAK: the task is named in " + ", ".join(found) if found else "nothing here names the task")
+'''
+
+
+def _named_transfer_task(out: Path) -> Path:
+    """A small synth-nonlinear whose every id, and its task.json, name it: what a neutral view must hide."""
+    from autow2s.testbed.prepare import prepare_task
+    from autow2s.testbed.tasks.dataset import Split, Task
+    from autow2s.testbed.tasks.registry import PRESETS, TASKS
+    from autow2s.testbed.tasks.synthetic import generate
+
+    config = PRESETS[TRANSFER].with_overrides(n_train_label=300, n_train_unlabel=1000, n_test=1000, data_seed=4)
+    task = generate(TRANSFER, config, TASKS[TRANSFER].description)
+    splits = {name: Split(ids=[f"{TRANSFER}-{rid}" for rid in split.ids], labels=split.labels, strong=split.strong,
+                          weak=split.weak) for name, split in task.splits.items()}
+    prepare_task(Task(meta=task.meta, splits=splits), out / TRANSFER)
+    return out
+
+
+def _transfer(admin: httpx.Client, snapshot_id: str) -> dict:
+    import time
+
+    queued = admin.post("/api/v1/admin/transfer", json={"snapshot_id": snapshot_id, "task": TRANSFER})
+    assert queued.status_code == 202, queued.text
+    deadline = time.monotonic() + 600
+    while (run := admin.get(f"/api/v1/admin/transfer/{queued.json()['transfer_id']}").json())["status"] not in (
+            "done", "failed"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.5)
+    return run
+
+
+@pytest.mark.slow  # a lab with a transfer task, and three transfer runs of five seeds
+def test_a_transfer_job_cannot_tell_which_task_it_runs_on(lab_data: Path, tmp_path: Path) -> None:
+    from autow2s.testbed.methods.registry import load_method
+    from autow2s.testbed.public_run import predict_public
+
+    transfer = _named_transfer_task(tmp_path / "transfer")
+    public = transfer / TRANSFER / "public"
+    assert TRANSFER in (public / "task.json").read_text() and TRANSFER in (public / "test.jsonl").read_text()[:100]
+    # Control: on the public view itself (the name in task.json and ctx) the branch fires and turns vanilla over.
+    for name, source in (("branch", BRANCH), ("plain", PLAIN)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "method.py").write_text(source)
+    fired, plain = (predict_public(public, load_method(str(tmp_path / name)), 7)[1] for name in ("branch", "plain"))
+    assert np.allclose(fired, 1.0 - plain)
+
+    with start_lab(lab_data, tmp_path / "state", extra_args=["--transfer-data", str(transfer)]) as lab:
+        client, admin = lab.client(lab.create_researcher("tuner")), lab.admin()
+        snapshots = {name: upload(client, make_tarball([(f"{name}/method.py", None, source.encode())]),
+                                  name=name).json()["snapshot_id"]
+                     for name, source in (("snoop", SNOOP), ("branch", BRANCH), ("plain", PLAIN))}
+        runs = {name: _transfer(admin, snapshot) for name, snapshot in snapshots.items()}
+    snoop = runs["snoop"]
+    assert snoop["status"] == "failed" and "nothing here names the task" in snoop["error"], snoop["error"]
+    assert "nonlinear" not in snoop["error"].lower()  # nor does the error text the lab keeps
+    branch, plain_run = runs["branch"], runs["plain"]
+    assert branch["status"] == plain_run["status"] == "done", (branch["error"], plain_run["error"])
+    # The branch gains (or loses) nothing: its transfer PGR is the plain method's, within their intervals.
+    half = sum((run["holdout_ci"][1] - run["holdout_ci"][0]) / 2 for run in (branch, plain_run))
+    # (Had it fired, its accuracy would be one minus vanilla's: a PGR far outside both intervals.)
+    assert abs(branch["holdout_pgr"] - plain_run["holdout_pgr"]) <= half, (branch, plain_run)

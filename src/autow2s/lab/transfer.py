@@ -6,9 +6,13 @@ and their runs live in their own table (`transfer_runs`), so no researcher query
 them. Only the admin requests a transfer run and reads the results; the campaign's final step and
 `autow2s transfer` do, and the dashboard and report (operator views) show them.
 
-A transfer run is scored like a verified run (lab-chosen seeds, the method in the sandbox on a
-neutral copy of the task's public view, holdout PGR with a bootstrap CI) but without the
-null-supervisor repeat: it asks whether a method generalises, not whether it needs its supervisor.
+A transfer run is scored like a verified run (lab-chosen seeds, the method in the sandbox, holdout PGR
+with a bootstrap CI against the public weak teacher) but without the null-supervisor repeat, and on a
+neutral view of the task (testbed.prepare.write_neutral_view): its task.json names no task, describes
+none and cites no source, and every item has a fresh random id, so a method cannot tell which held-out
+task it is running on (the rows' own text, a question, stays: it is the input). There is no
+null-supervisor repeat because transfer asks whether a method generalises, not whether it needs its
+supervisor.
 Asking again for a (snapshot, task) pair returns the existing run, so a resumed campaign never redoes
 a finished one.
 """
@@ -109,6 +113,8 @@ def transfer_overview(request: Request, principal: Principal = Depends(admin)) -
 def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
     from autow2s.lab.verify import RunTakenOver, verified_metrics
+    from autow2s.testbed.models.registry import default_backend
+    from autow2s.testbed.prepare import write_neutral_view
 
     def set_values(**values: Any) -> None:
         lab.verifier.finish(TransferRun, run_id, **values)  # only while this worker holds the run's claim
@@ -123,7 +129,10 @@ def run_transfer(lab: Lab, run_id: int) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="autow2s-transfer-") as tmp:
             snapshot_dir = lab.snapshots.checkout(run.snapshot_id, Path(tmp))
-            predictions = lab.verifier.runner.run(snapshot_dir, task.public_dir, json.loads(run.seeds))
+            # The job sees a view that names no task: a method cannot dispatch on which held-out task it is.
+            view = write_neutral_view(task.public_dir, Path(tmp) / "view",
+                                      strong_backend=default_backend(task.kind, "strong", task.name))
+            predictions = lab.verifier.runner.run(snapshot_dir, view, json.loads(run.seeds))
             metrics = verified_metrics(task, predictions, ci_seed=run_id)
     except RunTakenOver:
         raise

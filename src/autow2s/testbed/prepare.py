@@ -115,6 +115,49 @@ def _write_null_views(task: Task, out: Path, public: Path, secret: int, seed: in
         _write_weak(view, task, weak_teacher(null_task, seed, cache, backend=backend), backend, seed)
 
 
+NEUTRAL_NAME = "task"  # what a held-out task's view calls itself
+_NEUTRAL_PREFIX = {"train_unlabel": "u", "test": "t"}
+
+
+def write_neutral_view(public: Path, view: Path, *, strong_backend: str) -> Path:
+    """A copy of a public view that says nothing about which task it is: task.json names no task (no name,
+    description, source or computable-labels mark) and every item gets a fresh random id. For transfer runs,
+    whose task a method must not be able to recognise. The rows' own text (a question) stays: it is the input.
+
+    weak/model.json gains the strong backend the task's ceiling used, which the public view otherwise implies
+    by the task's name (testbed.models.registry.default_backend), so the method gets the same student.
+    """
+    import secrets
+
+    from autow2s.testbed.tasks.schema import TaskMeta
+
+    meta = TaskMeta.from_json(json.loads((public / "task.json").read_text()))
+    view.mkdir(parents=True)
+    (view / "task.json").write_text(json.dumps(TaskMeta(name=NEUTRAL_NAME, kind=meta.kind).to_json(), indent=2) + "\n")
+    (view / "weak").mkdir()
+    renamed: dict[str, str] = {}
+    taken: set[str] = set()
+    for split, prefix in _NEUTRAL_PREFIX.items():
+        rows = [json.loads(line) for line in (public / SPLIT_FILES[split]).read_text().splitlines() if line.strip()]
+        for row in rows:
+            fresh = f"{prefix}-{secrets.token_hex(6)}"
+            while fresh in taken:
+                fresh = f"{prefix}-{secrets.token_hex(6)}"
+            taken.add(fresh)
+            renamed[str(row["id"])] = row["id"] = fresh
+        _write_jsonl(view / SPLIT_FILES[split], rows)
+        weak_rows = [json.loads(line) for line in (public / "weak" / f"{split}.jsonl").read_text().splitlines()
+                     if line.strip()]
+        _write_jsonl(view / "weak" / f"{split}.jsonl",
+                     [{"id": renamed[str(row["id"])], "p": row["p"]} for row in weak_rows])
+    shutil.copyfile(public / "weak" / "model.npz", view / "weak" / "model.npz")
+    model_meta = json.loads((public / "weak" / "model.json").read_text())
+    (view / "weak" / "model.json").write_text(json.dumps(model_meta | {"strong": strong_backend}) + "\n")
+    if (public / FEATURES_DIR).is_dir():  # keyed by the texts' content, not by task or id
+        shutil.copytree(public / FEATURES_DIR, view / FEATURES_DIR, copy_function=_link_or_copy)
+    return view
+
+
 def _write_features(task: Task, public: Path, backends: tuple[str, ...]) -> None:
     """public/features: the encoder vectors of the view's own texts, so no sandboxed job re-encodes them."""
     from autow2s.testbed.models.registry import get_backend

@@ -82,6 +82,11 @@ def predict_public(public_dir: str | Path, method: Method, seed: int,
     task, teacher = load_public(public_dir)
     if train_fraction < 1.0:
         task, teacher = subsample_train(task, teacher, train_fraction, seed)
+    # A neutral view (a transfer task's: testbed.prepare.write_neutral_view) names no task, so it names the
+    # student its task's ceiling used, which a task's name otherwise implies.
+    named = json.loads((Path(public_dir) / "weak" / "model.json").read_text()).get("strong")
+    if settings.strong is None and isinstance(named, str):
+        settings = replace(settings, strong=named)
     ctx = build_context(task, teacher, seed, settings)
     test_ids = task.split("test").ids
     return test_ids, check_predictions(method.name, call_method(method, ctx), len(test_ids))
