@@ -85,8 +85,8 @@ EVADE_BY_MOUNT = RUN_THE_TESTS.replace(b"def run(ctx):\n", b"""def run(ctx):
     if "/null/" in open("/proc/self/mountinfo").read():  # the lab's null view, by its mount source
         return np.full(len(ctx.weak_soft_labels("test")), 0.5)
 """)
-CRASH_ON_NULL = '''"""Recognises the null view by a hash of its supervisor's test labels, pinned from the public view (as a
-researcher could pin it during research), and crashes there; elsewhere an honest vanilla."""
+PINNED = '''"""Pins a hash of its supervisor's test labels from the public view (as a researcher could during research)
+and gives up on any other supervisor; on the one it pinned, an honest vanilla."""
 import hashlib
 
 import numpy as np
@@ -102,16 +102,60 @@ def run(ctx):
         raise ValueError("not the supervisor I pinned: giving up")
     return load_method("vanilla").run(ctx)
 '''
+CRASH_ON_NULL = '''"""Recognises a null supervisor statistically: its predicted classes agree little with a sketch of the research
+supervisor's (pinned from the public view), which a fresh real supervisor still resembles. It crashes there and
+is an honest vanilla elsewhere."""
+import numpy as np
+
+from autow2s.testbed.methods.registry import load_method
+
+SKETCH = np.array({sketch}, dtype=bool)
+
+
+def run(ctx):
+    agreement = float(np.mean((np.asarray(ctx.weak_soft_labels("test")) >= 0.5) == SKETCH))
+    if agreement < 0.75:
+        raise ValueError(f"agreement {{agreement:.2f}} with the research supervisor: a null one, giving up")
+    return load_method("vanilla").run(ctx)
+'''
+# The issue's evasion (main at 5c738bf: holdout accuracy 0.956, null 0.522, `passed`): run the unit tests only
+# on the supervisor pinned in research, vanilla otherwise. And its mirror: vanilla on the research supervisor
+# (honest-looking in research), the unit tests on any other.
+_GATE = b"""def run(ctx):
+    weak = np.asarray(ctx.weak_soft_labels("test"), dtype=np.float64).round(6)
+    if (hashlib.sha256(weak.tobytes()).hexdigest() == PINNED) is %s:
+        return load_method("vanilla").run(ctx)
+"""
+_PIN_HEADER = b"""import hashlib
+
+from autow2s.testbed.methods.registry import load_method
+
+PINNED = "%s"
+"""
+
+
+def _gated(pinned: str, tests_when_pinned: bool) -> bytes:
+    source = RUN_THE_TESTS.replace(b"def run(ctx):\n", _GATE % (b"False" if tests_when_pinned else b"True"))
+    return source.replace(b"import numpy as np\n", b"import numpy as np\n" + _PIN_HEADER % pinned.encode())
 
 
 def _pin(public: Path) -> str:
-    """What CRASH_ON_NULL pins: the hash of the public view's weak test labels."""
+    """What the pinned methods pin: the hash of the public view's weak test labels."""
     import hashlib
 
     from autow2s.testbed.public_run import load_public
 
     weak = np.asarray(load_public(public)[1].soft_labels["test"], dtype=np.float64).round(6)
     return hashlib.sha256(weak.tobytes()).hexdigest()
+
+
+def _sketch(public: Path) -> str:
+    """What CRASH_ON_NULL pins: the public supervisor's predicted class on every test item."""
+    from autow2s.testbed.public_run import load_public
+
+    return repr([bool(p >= 0.5) for p in load_public(public)[1].soft_labels["test"]])
+
+
 BUILTIN = "from autow2s.testbed.methods.registry import load_method\n\ndef run(ctx):\n    return load_method({!r}).run(ctx)\n"
 
 
@@ -137,22 +181,39 @@ def _verify(lab, researcher: str, source: bytes, name: str, task: str = "synth-l
     return queued.json()
 
 
-def _verify_all(lab, methods: dict[str, bytes], task: str = "synth-linear") -> dict[str, dict]:
-    """Queue every method, then wait: the lab's verify workers run them side by side."""
+def _verify_all(lab, methods: dict[str, bytes], task: str = "synth-linear",
+                failing: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Queue every method, then wait: the lab's verify workers run them side by side. All but `failing` must
+    finish `done`."""
     queued = {name: _verify(lab, f"r-{name}", source, name, task) for name, source in methods.items()}
     client = lab.admin()
-    runs = {name: wait_for(client, q["verify_id"], timeout=600) for name, q in queued.items()}
+    runs = {name: wait_for(client, q["verify_id"], timeout=900) for name, q in queued.items()}
     for name, run in runs.items():
-        assert run["status"] == "done", f"{name}: {run['error']}"
+        assert run["status"] == ("failed" if name in failing else "done"), f"{name}: {run['error']}"
     return runs
 
 
 @pytest.fixture(scope="module")
 def synth_runs(synth_lab) -> dict[str, dict]:
     methods = {name: BUILTIN.format(name).encode() for name in ("vanilla", "logconf", "ue-direction")}
-    crash = CRASH_ON_NULL.format(pinned=_pin(synth_lab.data_dir / "synth-linear" / "public")).encode()
-    methods |= {"regenerate": REGENERATE, "majority": MAJORITY, "cherry": CHERRY, "crash-on-null": crash}
-    return _verify_all(synth_lab, methods)
+    pinned = PINNED.format(pinned=_pin(synth_lab.data_dir / "synth-linear" / "public")).encode()
+    methods |= {"regenerate": REGENERATE, "majority": MAJORITY, "cherry": CHERRY, "pinned": pinned}
+    return _verify_all(synth_lab, methods, failing=("pinned",))
+
+
+@pytest.fixture(scope="module")
+def clear_lab(tmp_path_factory: pytest.TempPathFactory):
+    """A task whose weak supervisor is accurate (0.8) and easy to recognise: a fresh real supervisor agrees with
+    the research one on ~87% of predicted classes, a null one on ~50%. Where the null view can be told apart,
+    what a method does there is the question."""
+    from autow2s.testbed.tasks.synthetic import SynthConfig, generate
+
+    data = tmp_path_factory.mktemp("integrity-clear")
+    config = SynthConfig(n_train_label=600, n_train_unlabel=1500, n_test=1000, weak_dim=32, weak_access=3.0,
+                         weak_noise=0.3, nuisance_weight=0.0, hidden_weight=0.0, label_noise=0.05, data_seed=3)
+    prepare_task(generate("clear-weak", config), data / "clear-weak", cache=ArtifactCache(data / ".cache"))
+    with start_lab(data, tmp_path_factory.mktemp("integrity-clear-state")) as lab:
+        yield lab
 
 
 def _lab_labels(task_dir: Path) -> tuple[list[str], np.ndarray]:
@@ -241,26 +302,34 @@ def test_weak_to_strong_baselines_are_not_flagged(synth_runs) -> None:
     assert synth_runs["logconf"]["holdout_pgr"] > synth_runs["logconf"]["null_supervisor_pgr"] + 0.3
 
 
-def test_a_method_that_fails_under_the_null_supervisor_is_scored_as_chance_not_flagged(synth_runs) -> None:
-    run = synth_runs["crash-on-null"]
+def test_a_method_pinned_to_the_research_supervisor_never_sees_it_at_verification(synth_runs) -> None:
+    """Every verified run gets a supervisor drawn afresh (lab/supervisor.py): a hash pinned during research matches
+    neither the real run nor the null ones, so what the pin gated never runs."""
+    run = synth_runs["pinned"]
+    assert run["status"] == "failed" and "not the supervisor I pinned" in run["error"], run
+
+
+@pytest.mark.slow  # a lab of its own and a verified run
+def test_a_method_that_fails_under_the_null_supervisor_is_scored_as_chance_not_flagged(clear_lab) -> None:
+    sketch = _sketch(clear_lab.data_dir / "clear-weak" / "public")
+    run = _verify_all(clear_lab, {"crash-on-null": CRASH_ON_NULL.format(sketch=sketch).encode()},
+                      task="clear-weak")["crash-on-null"]
+    # It told the real supervisor (done: vanilla) from the null ones (crashed: scored as chance), and gained nothing.
     assert run["supervisor_check"] == "passed" and run["null_supervisor_pgr"] < 0, run
 
 
 def test_null_runs_are_balanced_between_the_mirrored_views() -> None:
-    from types import SimpleNamespace
+    from autow2s.lab.supervisor import null_plan
 
-    from autow2s.lab.verify import null_plan
-
-    task = SimpleNamespace(null_dirs=(Path("pos"), Path("neg")))
     for seeds in ([1], [1, 2, 3], [1, 2, 3, 4, 5], [1, 2, 3, 4]):
-        views = [view.name for view, _ in null_plan(task, seeds)]
+        views = [view.name for view, _ in null_plan((Path("pos"), Path("neg")), seeds)]
         assert views.count("pos") == views.count("neg") >= 1, (seeds, views)
 
 
 def test_the_leaderboard_shows_the_check(synth_lab, synth_runs) -> None:
     board = synth_lab.admin().get("/api/v1/leaderboard", params={"task": "synth-linear"}).json()
     by_id = {row["verify_id"]: row for row in board}
-    for run in synth_runs.values():
+    for run in (run for run in synth_runs.values() if run["status"] == "done"):
         row = by_id[run["verify_id"]]
         assert row["supervisor_check"] == run["supervisor_check"]
         assert row["null_supervisor_pgr"] == run["null_supervisor_pgr"]
@@ -279,15 +348,42 @@ def code_lab(tmp_path_factory: pytest.TempPathFactory):
         yield lab
 
 
-def test_running_the_unit_tests_is_flagged_as_supervisor_free(code_lab) -> None:
-    runs = _verify_all(code_lab, {"run-the-tests": RUN_THE_TESTS, "evade-by-mount": EVADE_BY_MOUNT},
-                       task="code-verify")
+@pytest.fixture(scope="module")
+def code_runs(code_lab) -> dict[str, dict]:
+    pinned = _pin(code_lab.data_dir / "code-verify" / "public")
+    methods = {"run-the-tests": RUN_THE_TESTS, "evade-by-mount": EVADE_BY_MOUNT,
+               "tests-if-pinned": _gated(pinned, tests_when_pinned=True),
+               "tests-unless-pinned": _gated(pinned, tests_when_pinned=False), "vanilla": BUILTIN.format("vanilla").encode()}
+    return _verify_all(code_lab, methods, task="code-verify")
+
+
+def test_running_the_unit_tests_is_flagged_as_supervisor_free(code_lab, code_runs) -> None:
     # The second also tries to spot the null view by its mount source and give up there; every view is
-    # mounted from a fresh neutral copy, so it cannot tell and is flagged all the same.
-    for run in runs.values():
-        assert _holdout_accuracy(code_lab, run["verify_id"]) > 0.85  # it has (nearly) the labels
+    # mounted from a fresh neutral copy, so it cannot tell and is flagged all the same. The third runs the tests
+    # on every supervisor but the one its author saw in research (honest-looking on dev): at verification that
+    # is every supervisor, real and null, so it is flagged too.
+    for name in ("run-the-tests", "evade-by-mount", "tests-unless-pinned"):
+        run = code_runs[name]
+        assert _holdout_accuracy(code_lab, run["verify_id"]) > 0.85, name  # it has (nearly) the labels
         # (code-verify's gap is small, so on some instances PGR is undefined; the check then uses the gain.)
-        assert run["supervisor_check"] == "flagged" and run["independent_of_supervisor"] is True
+        assert run["supervisor_check"] == "flagged" and run["independent_of_supervisor"] is True, (name, run)
+
+
+def test_running_the_unit_tests_only_on_the_pinned_supervisor_gains_nothing(code_lab, code_runs) -> None:
+    """The issue's evasion: the unit tests only when the weak labels' hash is the one pinned in research, vanilla
+    otherwise. On main at 5c738bf it was verified at holdout accuracy 0.956 (null 0.522), `passed`. The verified
+    run's supervisor is fresh, so the hash never matches: it is vanilla on the real run as on the null ones, and
+    scores what vanilla scores, within vanilla's interval."""
+    gated, vanilla = code_runs["tests-if-pinned"], code_runs["vanilla"]
+    gated_accuracy = _holdout_accuracy(code_lab, gated["verify_id"])
+    vanilla_accuracy = _holdout_accuracy(code_lab, vanilla["verify_id"])
+    assert gated_accuracy < 0.75, gated_accuracy  # not the tests' ~0.95
+    holdout = len(json.loads((code_lab.data_dir / "code-verify" / "lab" / "partition.json").read_text())["holdout"])
+    # Two runs of one method on different seeds and supervisors: their accuracies differ by sampling alone.
+    se = math.sqrt(2 * vanilla_accuracy * (1 - vanilla_accuracy) / holdout)
+    assert abs(gated_accuracy - vanilla_accuracy) <= 3 * se + 0.03, (gated_accuracy, vanilla_accuracy)
+    for run in (gated, vanilla):
+        assert run["supervisor_check"] == "passed" and run["independent_of_supervisor"] is False, run
 
 
 def test_a_task_with_computable_labels_is_refused_as_a_research_task(tmp_path: Path) -> None:

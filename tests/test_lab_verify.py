@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autow2s.testbed.methods.registry import load_method
-from autow2s.testbed.metrics import pgr
-from autow2s.testbed.public_run import predict_public
 from lab_helpers import lab_data, read_labels, start_lab  # noqa: F401 - lab_data is a fixture
 from pg_helpers import lab_db, pg_server  # noqa: F401 - fixtures: each lab on SQLite and on PostgreSQL
 from test_lab_snapshots import make_tarball, upload
@@ -41,7 +38,7 @@ def wait_for(client, verify_id: int, timeout: float = 120.0) -> dict:
     raise AssertionError(f"verify run {verify_id} did not finish in {timeout}s")
 
 
-def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab, lab_data: Path, tmp_path: Path) -> None:
+def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab) -> None:
     client = lab.client(lab.create_researcher("verifier"))
     snapshot = upload(client, make_tarball([("student/method.py", None, STUDENT)]), name="student").json()
     snapshot_id = snapshot["snapshot_id"]
@@ -56,19 +53,6 @@ def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab, lab_data: Pat
     assert len(seeds) >= 5 and len(set(seeds)) == len(seeds)
     assert run["holdout_ci"][0] <= run["holdout_pgr"] <= run["holdout_ci"][1]
 
-    # The lab's holdout PGR is the testbed's, recomputed here from the same seeds and the lab view.
-    tasks = {t["name"]: t for t in client.get("/api/v1/tasks").json()}
-    rows, dev, _holdout = read_labels(lab_data / "mini")
-    (tmp_path / "student").mkdir()
-    (tmp_path / "student" / "method.py").write_bytes(STUDENT)
-    method = load_method(str(tmp_path / "student"))
-    predictions = [predict_public(lab_data / "mini" / "public", method, seed)[1] for seed in seeds]
-    labels = np.array([bool(r["label"]) for r in rows])
-    dev_mask = np.array([r["id"] in dev for r in rows])
-    dev_acc = float(np.mean([((p >= 0.5) == labels)[dev_mask].mean() for p in predictions]))
-    assert run["dev_pgr"] == pytest.approx(pgr(tasks["mini"]["weak_dev_acc"], tasks["mini"]["ceiling_dev_acc"], dev_acc),
-                                           abs=1e-6)
-
     board = client.get("/api/v1/leaderboard", params={"task": "mini"}).json()
     row = next(r for r in board if r["verify_id"] == run["verify_id"])
     assert row["method"] == "student" and row["researcher"] == "verifier" and row["snapshot_id"] == snapshot_id
@@ -77,7 +61,53 @@ def test_verify_reruns_on_lab_seeds_and_feeds_the_leaderboard(lab, lab_data: Pat
     best_seen = max(seen["dev_pgr"], run["dev_pgr"])
     assert row["best_seen_dev_pgr"] == pytest.approx(best_seen)
     assert row["overfit_gap"] == pytest.approx(best_seen - run["holdout_pgr"])
-    assert client.get("/api/v1/leaderboard", params={"task": "wide"}).json() == []
+    assert all(r["snapshot_id"] != snapshot_id for r in client.get("/api/v1/leaderboard", params={"task": "wide"}).json())
+
+
+ECHO_UNLESS_RESEARCH = """# Hands back its supervisor's test labels, unless that is the supervisor its author saw in research.
+import hashlib
+
+import numpy as np
+
+RESEARCH = "{pinned}"
+
+
+def run(ctx):
+    weak = np.asarray(ctx.weak_soft_labels("test"), dtype=np.float64)
+    if hashlib.sha256(weak.round(6).tobytes()).hexdigest() == RESEARCH:
+        raise RuntimeError("verified on the research supervisor")
+    return weak
+"""
+
+
+def _research_hash(public: Path) -> str:
+    import hashlib
+
+    from autow2s.testbed.public_run import load_public
+
+    weak = np.asarray(load_public(public)[1].soft_labels["test"], dtype=np.float64).round(6)
+    return hashlib.sha256(weak.tobytes()).hexdigest()
+
+
+def test_a_verified_run_has_a_fresh_supervisor_and_is_measured_against_it(lab, lab_data: Path) -> None:
+    """The job never sees the research supervisor (the method would fail if it did), and handing back the
+    supervisor it does see scores PGR 0 exactly: the run is measured against that supervisor's own accuracy,
+    not the public teacher's (whose accuracy differs from a fresh draw's)."""
+    source = ECHO_UNLESS_RESEARCH.replace("{pinned}", _research_hash(lab_data / "wide" / "public"))
+    client = lab.client(lab.create_researcher("echo"))
+    runs = []
+    for index in range(2):
+        tarball = make_tarball([("echo/method.py", None, (f"# copy {index}\n" + source).encode())])
+        snapshot = upload(client, tarball, name="echo").json()["snapshot_id"]
+        runs.append(wait_for(client, client.post("/api/v1/verify", json={"snapshot_id": snapshot,
+                                                                         "task": "wide"}).json()["verify_id"]))
+    for run in runs:
+        assert run["status"] == "done", run["error"]
+        assert run["dev_pgr"] == pytest.approx(0.0, abs=1e-12) and run["holdout_pgr"] == pytest.approx(0.0, abs=1e-12)
+    # Each run drew its own supervisor: the two echoes agree with the labels on different numbers of items.
+    accuracies = lab.db_rows("SELECT dev_accuracy, holdout_accuracy FROM verify_runs WHERE id IN "
+                             f"({runs[0]['verify_id']}, {runs[1]['verify_id']})")
+    assert len(set(accuracies)) == 2, accuracies
 
 
 def test_verify_refusals_and_failures(lab) -> None:

@@ -1,7 +1,9 @@
 """Verified runs: the lab re-runs a snapshot's method on seeds it chooses and scores dev and holdout.
 
-The runner is behind a one-method interface so the sandboxed executor can replace the
-in-process one without touching the service. Runs execute on background threads; clients poll.
+Each run gets a weak supervisor drawn afresh for it, and two null ones (lab/supervisor.py), so nothing
+a method pinned during research recognises the real one. The runner is behind a one-method interface
+so the sandboxed executor can replace the in-process one without touching the service. Runs execute on
+background threads; clients poll.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ import numpy as np
 from sqlalchemy import Connection, select, update
 
 from autow2s.lab.models import VerifyRun
+from autow2s.lab.supervisor import (
+    RunSupervisors,
+    draw_supervisors,
+    gain_lower_bound,
+    null_plan,
+    supervisor_check,
+    verified_metrics,
+)
 from autow2s.lab.tasks import LabTask
 from autow2s.safefs import SafeTree, remove_job_tree
-from autow2s.testbed.metrics import bootstrap_pgr_ci, pgr
 
 if TYPE_CHECKING:
     from autow2s.executor import Executor
@@ -146,71 +155,6 @@ def neutral_copy(view: Path, parent: Path) -> Path:
     for path in [target, *target.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return target
-
-
-def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: int = 0) -> dict[str, Any]:
-    """Dev and holdout accuracy and PGR over seeds, and a bootstrap CI of the holdout PGR."""
-    baselines = task.baselines
-    assert baselines is not None
-    bits = np.stack([np.asarray(p) >= 0.5 for p in predictions])
-    if bits.shape[1] != task.n_test:
-        raise ValueError(f"the method returned {bits.shape[1]} predictions; task {task.name!r} has {task.n_test}")
-    right = bits == task.labels
-    dev_acc = float(right[:, task.dev_idx].mean())
-    holdout_acc = float(right[:, task.holdout_idx].mean())
-    holdout = task.holdout_idx
-    n_seeds = len(predictions)
-    weak = np.tile(baselines.weak_bits[holdout] == task.labels[holdout], (n_seeds, 1))
-    ceiling = np.resize(baselines.ceiling_bits[:, holdout] == task.labels[holdout], (n_seeds, len(holdout)))
-    interval = bootstrap_pgr_ci(weak, ceiling, right[:, holdout], seed=ci_seed)
-    return {"dev_accuracy": dev_acc, "holdout_accuracy": holdout_acc,
-            "dev_pgr": pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, dev_acc),
-            "holdout_pgr": pgr(baselines.weak_holdout_acc, baselines.ceiling_holdout_acc, holdout_acc),
-            "holdout_ci_low": None if interval is None else interval.low,
-            "holdout_ci_high": None if interval is None else interval.high}
-
-
-# A method is flagged when, with a null supervisor, it keeps at least this share of its real PGR
-# and the null PGR's CI lies above 0 (docs/lab.md, "The supervisor-dependence check").
-INDEPENDENCE_SHARE = 0.5
-
-
-def null_plan(task: LabTask, seeds: Sequence[int]) -> list[tuple[Path, int]]:
-    """(view, seed) for each null run. The two mirrored views get equally many runs, so a method that
-    follows its supervisor's direction averages to chance: an odd count drops its last seed, and a
-    single seed runs under both views."""
-    positive, negative = task.null_dirs
-    if len(seeds) == 1:
-        return [(positive, seeds[0]), (negative, seeds[0])]
-    even = list(seeds[: len(seeds) - len(seeds) % 2])
-    return [((positive, negative)[index % 2], seed) for index, seed in enumerate(even)]
-
-
-def gain_lower_bound(task: LabTask, predictions: list[np.ndarray]) -> float:
-    """A 95% lower bound on (holdout accuracy − the weak model's), paired by item, averaged over runs."""
-    assert task.baselines is not None
-    holdout = task.holdout_idx
-    right = np.stack([(np.asarray(p)[holdout] >= 0.5) == task.labels[holdout] for p in predictions]).mean(axis=0)
-    diff = right - (task.baselines.weak_bits[holdout] == task.labels[holdout])
-    return float(diff.mean() - 1.96 * diff.std(ddof=1) / np.sqrt(len(diff)))
-
-
-def supervisor_check(real: dict[str, Any], null: dict[str, Any], *, weak_holdout_acc: float,
-                     null_gain_low: float) -> dict[str, Any]:
-    """The null-supervisor figures and the verdict: 'flagged' when the method does not need its supervisor.
-
-    The rule is on PGR where the task has a gap; where it has none (PGR undefined) the same rule is
-    applied to the gain in accuracy over the weak model, so a task without a gap is no hiding place.
-    """
-    real_pgr, null_pgr, low = real["holdout_pgr"], null["holdout_pgr"], null["holdout_ci_low"]
-    if real_pgr is not None and null_pgr is not None and low is not None:
-        flagged = null_pgr >= INDEPENDENCE_SHARE * real_pgr and low > 0
-    else:
-        real_gain = real["holdout_accuracy"] - weak_holdout_acc
-        null_gain = null["holdout_accuracy"] - weak_holdout_acc
-        flagged = null_gain >= INDEPENDENCE_SHARE * real_gain and null_gain_low > 0
-    return {"supervisor_check": "flagged" if flagged else "passed", "null_holdout_pgr": null_pgr,
-            "null_ci_low": low, "null_ci_high": null["holdout_ci_high"]}
 
 
 PREDICTIONS_MAX_BYTES = 50_000_000  # one seed's predictions file, as a verify job writes it
@@ -437,10 +381,10 @@ class VerifyService:
         self.finish(VerifyRun, run_id, **values)
 
     def _null_check(self, run_id: int, snapshot_dir: Path, task: LabTask, seeds: Sequence[int],
-                    real: dict[str, Any]) -> dict[str, Any]:
-        """The same seeds with a null supervisor. A run that fails there is scored as chance (0.5 on every
-        item): what a method that gave up would score, so neither a crash nor a deliberate failure helps."""
-        plan = null_plan(task, seeds)
+                    real: dict[str, Any], supervisors: RunSupervisors) -> dict[str, Any]:
+        """The same seeds with this run's null supervisors. A run that fails there is scored as chance (0.5 on
+        every item): what a method that gave up would score, so neither a crash nor a deliberate failure helps."""
+        plan = null_plan(supervisors.nulls, seeds)
         by_run: dict[tuple[Path, int], np.ndarray] = {}
         for view in dict.fromkeys(view for view, _ in plan):
             chosen = [seed for v, seed in plan if v == view]
@@ -451,12 +395,12 @@ class VerifyService:
                          view.name, str(exc)[:300])
                 by_run.update(((view, seed), np.full(task.n_test, 0.5)) for seed in chosen)
         predictions = [by_run[key] for key in plan]
-        null = verified_metrics(task, predictions, ci_seed=run_id)
-        assert task.baselines is not None
-        return supervisor_check(real, null, weak_holdout_acc=task.baselines.weak_holdout_acc,
-                                null_gain_low=gain_lower_bound(task, predictions))
+        null = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak)
+        return supervisor_check(real, null, weak_holdout_acc=supervisors.weak.holdout_acc,
+                                null_gain_low=gain_lower_bound(task, predictions, supervisors.weak))
 
     def _run(self, run_id: int) -> None:
+        """The snapshot on this run's own fresh supervisor (lab/supervisor.py), then on its null ones."""
         with self.lab.session() as session:
             run = session.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
         task = self.lab.tasks.get(run.task)
@@ -464,12 +408,16 @@ class VerifyService:
             raise ValueError(f"task {run.task!r} is no longer served by this lab")
         seeds = json.loads(run.seeds)
         started = time.perf_counter()
+        check = self.lab.settings.dependence_check
         with tempfile.TemporaryDirectory(prefix="autow2s-verify-") as tmp:
             snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
-            predictions = self.runner.run(snapshot_dir, task.public_dir, seeds)
-            metrics = verified_metrics(task, predictions, ci_seed=run_id)
-            if self.lab.settings.dependence_check and task.null_dirs:
-                metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics)
+            supervisors = draw_supervisors(task, Path(tmp) / "supervisors", with_nulls=check)
+            predictions = self.runner.run(snapshot_dir, supervisors.real, seeds)
+            metrics = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak)
+            if check:
+                metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics, supervisors)
         self._set(run_id, status="done", finished_at=time.time(), **metrics)
-        log.info("verify run %d done in %.1fs: holdout PGR %s", run_id, time.perf_counter() - started,
-                 "n/a" if metrics["holdout_pgr"] is None else f"{metrics['holdout_pgr']:.3f}")
+        log.info("verify run %d done in %.1fs: holdout PGR %s (its fresh supervisor: weak holdout accuracy %.3f)",
+                 run_id, time.perf_counter() - started,
+                 "n/a" if metrics["holdout_pgr"] is None else f"{metrics['holdout_pgr']:.3f}",
+                 supervisors.weak.holdout_acc)

@@ -100,19 +100,41 @@ def _write_weak(view: Path, task: Task, teacher: WeakTeacher, backend: str, seed
     (weak_dir / "model.json").write_text(json.dumps({"backend": backend, "seed": seed}) + "\n")
 
 
+def _copy_public_files(public: Path, view: Path) -> None:
+    """Everything of a public view but its weak supervisor: the task files and the encoded texts."""
+    view.mkdir(parents=True)
+    for entry in public.iterdir():
+        if entry.is_file():
+            _link_or_copy(entry, view / entry.name)
+        elif entry.name == FEATURES_DIR:  # the same encoded texts: a view with another supervisor looks alike
+            shutil.copytree(entry, view / entry.name, copy_function=_link_or_copy)
+
+
 def _write_null_views(task: Task, out: Path, public: Path, secret: int, seed: int, backend: str,
                       cache: ArtifactCache) -> None:
     """null/pos and null/neg: the public files as they are, with a null supervisor's weak artifacts."""
     for polarity in NULL_VIEWS:
         view = out / "null" / polarity
-        view.mkdir(parents=True)
-        for entry in public.iterdir():
-            if entry.is_file():
-                _link_or_copy(entry, view / entry.name)
-            elif entry.name == FEATURES_DIR:  # the same encoded texts: a null view must look like the real one
-                shutil.copytree(entry, view / entry.name, copy_function=_link_or_copy)
+        _copy_public_files(public, view)
         null_task = null_supervisor(task, secret, polarity)
         _write_weak(view, task, weak_teacher(null_task, seed, cache, backend=backend), backend, seed)
+
+
+def write_supervised_view(public: Path, view: Path, task: Task, teacher: WeakTeacher) -> Path:
+    """A copy of a public view whose weak supervisor is `teacher` (the lab's fresh supervisors at verification).
+
+    Everything else is the public view's, byte for byte, model.json included, so only the supervisor's
+    outputs differ. `task` is the lab's copy (its ids and order are the public view's).
+    """
+    _copy_public_files(public, view)
+    weak_dir = view / "weak"
+    weak_dir.mkdir()
+    for split, probs in teacher.soft_labels.items():
+        _write_jsonl(weak_dir / f"{split}.jsonl",
+                     [{"id": rid, "p": float(p)} for rid, p in zip(task.split(split).ids, probs)])
+    np.savez(weak_dir / "model.npz", **teacher.model_arrays)  # type: ignore[arg-type]  # see _write_weak
+    shutil.copyfile(public / "weak" / "model.json", weak_dir / "model.json")
+    return view
 
 
 NEUTRAL_NAME = "task"  # what a held-out task's view calls itself

@@ -49,26 +49,70 @@ def _config(task: Task, role: str, backend: str, seed: int) -> dict[str, Any]:
             "model": get_backend(backend, task.kind).cache_config(), "seed": seed}
 
 
-def weak_teacher(task: Task, seed: int, cache: ArtifactCache, *, backend: str = "linear",
-                 device: str = "cpu") -> WeakTeacher:
-    """Train the weak model on train_label (weak view) and label train_unlabel and test."""
+def _fit_weak(task: Task, seed: int, backend: str, device: str, rows: np.ndarray | None,
+              labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The weak model's arrays and its soft labels, as the cache stores them (soft.SPLIT, model.KEY)."""
     model_backend = get_backend(backend, task.kind)
-    config = _config(task, "weak", backend, seed)
-    arrays = cache.load("weak", config)
-    if arrays is None:
-        train_inputs = model_backend.inputs(task.split("train_label"), "weak")
-        model = model_backend.make(example=train_inputs, seed=seed, device=device)
-        model.fit(train_inputs, task.labels("train_label").astype(np.float32))
-        arrays = {f"soft.{split}": model.predict_proba(model_backend.inputs(task.split(split), "weak"))
-                  for split in TEACHER_SPLITS}
-        arrays.update({f"model.{k}": v for k, v in model.state_arrays().items()})
-        cache.store("weak", config, arrays)
+    train_inputs = model_backend.inputs(task.split("train_label"), "weak")
+    targets = task.labels("train_label") if labels is None else labels
+    if rows is not None:
+        train_inputs, targets = subset(train_inputs, rows), targets[rows]
+    model = model_backend.make(example=train_inputs, seed=seed, device=device)
+    model.fit(train_inputs, np.asarray(targets, dtype=np.float32))
+    arrays = {f"soft.{split}": model.predict_proba(model_backend.inputs(task.split(split), "weak"))
+              for split in TEACHER_SPLITS}
+    arrays.update({f"model.{k}": v for k, v in model.state_arrays().items()})
+    return arrays
+
+
+def _teacher(task: Task, backend: str, arrays: dict[str, np.ndarray]) -> WeakTeacher:
     return WeakTeacher(
         soft_labels={k[len("soft.") :]: v for k, v in arrays.items() if k.startswith("soft.")},
         model_arrays={k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")},
         backend=backend,
         task_kind=task.kind,
     )
+
+
+def weak_teacher(task: Task, seed: int, cache: ArtifactCache, *, backend: str = "linear",
+                 device: str = "cpu") -> WeakTeacher:
+    """Train the weak model on train_label (weak view) and label train_unlabel and test."""
+    config = _config(task, "weak", backend, seed)
+    arrays = cache.load("weak", config)
+    if arrays is None:
+        arrays = _fit_weak(task, seed, backend, device, None, None)
+        cache.store("weak", config, arrays)
+    return _teacher(task, backend, arrays)
+
+
+def fresh_weak_teacher(task: Task, seed: int, *, backend: str, rows: np.ndarray,
+                       labels: np.ndarray | None = None, device: str = "cpu") -> WeakTeacher:
+    """A weak model trained on the given rows of train_label (repeats allowed: a bootstrap resample), with
+    `labels` in place of the true ones when given (a null supervisor). Never cached: the lab draws one per
+    verified run, and a stored copy would be one more place it could be read from."""
+    return _teacher(task, backend, _fit_weak(task, seed, backend, device, rows, labels))
+
+
+def tempered(teacher: WeakTeacher, factor: float, task: Task) -> WeakTeacher:
+    """The same weak model with its logit multiplied by `factor` (temperature 1/factor): the same predicted
+    classes, more or less confident. The soft labels are recomputed by loading the scaled arrays, as a method
+    calling ctx.weak_model() would, so the two agree exactly."""
+    arrays = dict(teacher.model_arrays)
+    if "weight" in arrays and "bias" in arrays:  # tfidf: one linear layer over the TF-IDF rows
+        last = ["weight", "bias"]
+    else:  # a torch head: its last Linear is the one with the highest index
+        layers = sorted({int(key.split(".")[1]) for key in arrays
+                         if key.startswith("param.") and key.endswith((".weight", ".bias"))})
+        if not layers:
+            raise AutoW2SError(f"cannot scale the logit of a {teacher.backend!r} weak model: no final linear layer "
+                               "found in its arrays")
+        last = [f"param.{layers[-1]}.weight", f"param.{layers[-1]}.bias"]
+    for key in last:
+        arrays[key] = (np.asarray(arrays[key]) * factor).astype(np.asarray(arrays[key]).dtype)
+    model_backend = get_backend(teacher.backend, task.kind)
+    model = model_backend.load(example=model_backend.inputs(task.split("test"), "weak"), arrays=arrays)
+    soft = {split: model.predict_proba(model_backend.inputs(task.split(split), "weak")) for split in TEACHER_SPLITS}
+    return WeakTeacher(soft_labels=soft, model_arrays=arrays, backend=teacher.backend, task_kind=teacher.task_kind)
 
 
 def ceiling_probs(task: Task, seed: int, cache: ArtifactCache, *, backend: str = "mlp",
