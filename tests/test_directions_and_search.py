@@ -196,7 +196,8 @@ def test_the_researcher_pairs_every_run_with_vanilla_and_promotes_only_a_confirm
     researcher = SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
                                   trials_path=tmp_path / "trials.jsonl", policy=_scripted(decisions))
     entries = [researcher.step() for _ in range(5)]
-    # vanilla ran once per (task, seed) it was needed on: 42 first, 43-45 with LUCKY's confirmation
+    # vanilla ran once per (task, seed) it was needed on: 42 first, 43 and 45 with LUCKY's confirmation (LUCKY
+    # failed seed 44: nothing to pair), 44 with STEADY's
     assert sorted(lab.ran(Recipe())) == sorted((t, s) for t in ("a", "b") for s in (42, 43, 44, 45))
     lucky = entries[2]
     assert lucky["score"] > 0.2 and lucky["seeds_failed"] == 1  # seed 44 missed task b: failed, not scored
@@ -220,7 +221,8 @@ def test_the_researcher_pairs_every_run_with_vanilla_and_promotes_only_a_confirm
     (shared,) = [args for tool, args in lab.calls if tool == "share_finding"]
     assert "paired gain over vanilla" in shared["body"] and shared["evaluation_id"] == ids[(recipe_key(STEADY), "a", 42)]
     lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
-    assert [e["action"] for e in lines] == ["baseline", "draft", "baseline", "confirm", "draft", "confirm"]
+    assert [e["action"] for e in lines] == ["baseline", "draft", "baseline", "confirm", "draft", "baseline", "confirm"]
+    assert [r["seed"] for r in lines[5]["runs"] if r["task"] == "a"] == [44]
     # Resume: the same state from trials.jsonl, nothing re-run, nothing published twice.
     resumed = SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
                                trials_path=tmp_path / "trials.jsonl",

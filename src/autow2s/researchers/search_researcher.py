@@ -9,9 +9,10 @@ A seed's score is the mean dev PGR over the research tasks; a seed with no score
 as failed. Each step appends to trials.jsonl what the campaign needs to choose by a lower confidence
 bound: "runs" (task, seed, dev_pgr, evaluation_id of this step), and for a recipe other than vanilla
 "paired" (its seeds, the recipe's and vanilla's per-seed dev PGR on them, the gain's mean and 95%
-t-interval, and both sides' evaluation ids), "promoted", and "snapshot_id" when it was published.
-"score" (mean dev PGR over the recipe's scored seeds so far), "per_task" and "seeds_failed" are
-cumulative over the recipe's steps. See search_policy for the promotion rule.
+t-interval, and both sides' evaluation ids), "promoted" (whether it is the researcher's best after
+this step), and "snapshot_id" when it was published. "score" (mean dev PGR over the recipe's scored
+seeds so far), "per_task" (the same, per task) and "seeds_failed" are cumulative over the recipe's
+steps. See search_policy for the promotion rule.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ class SearchResearcher:
         method_dir = f"candidates/c{self.steps:03d}-{recipe.slug() if recipe != VANILLA else 'vanilla'}"
         runs = self._run(recipe, seeds, method_dir, decision.why) if seeds else []
         vanilla = self._trial(VANILLA)
-        missing = tuple(s for s in seeds if s not in vanilla.seed_scores and recipe != VANILLA)
+        # vanilla on the seeds this recipe scored and vanilla has not: nothing to pair with a failed seed
+        missing = tuple(s for s in seeds if s in trial.seed_scores and s not in vanilla.seed_scores
+                        and recipe != VANILLA)
         if missing:
             vanilla_runs = self._run(VANILLA, missing, f"candidates/c{self.steps:03d}-vanilla",
                                      "vanilla: the strong student on weak soft labels")
@@ -182,8 +185,10 @@ class SearchResearcher:
     def _entry(self, recipe: Recipe, action: str, why: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         trial = self._trial(recipe)
         scored = self.runs.get(recipe_key(recipe), {})
-        per_task = {task: (float(np.mean(values)) if values else None) for task in self.toolbox.tasks
-                    for values in [[v[0] for (t, s), v in scored.items() if t == task and s in trial.seed_scores]]}
+        per_task: dict[str, float | None] = {}
+        for task in self.toolbox.tasks:  # over the seeds that scored on every task, like the score
+            values = [pgr for (where, seed), (pgr, _) in scored.items() if where == task and seed in trial.seed_scores]
+            per_task[task] = float(np.mean(values)) if values else None
         entry: dict[str, Any] = {"step": self.steps, "action": action, "why": why, "recipe": recipe.to_dict(),
                                  "method_dir": self.method_dirs.get(recipe_key(recipe), ""), "runs": runs, "score": trial.score,
                                  "per_task": per_task, "seeds_failed": trial.failed_seeds}
