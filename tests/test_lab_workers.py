@@ -3,7 +3,8 @@
 Budgets, rate limits, the probing history and the verify queue live in the database, so 32
 concurrent clients spread over two workers get exactly their budget, every request has exactly
 one audit row, a verified run is queued once and executed once, and killing one worker with
-kill -9 loses nothing that was acknowledged.
+kill -9 loses nothing that was acknowledged. Lab hosts whose clocks disagree count the same rate
+window (the database's clock), and labs started together on an empty database all come up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from test_lab_snapshots import make_tarball, upload
 
 CLIENTS = 32
 N_TEST = 400
+FAKE_CLOCK = Path(__file__).resolve().parent / "fake_clock"  # sitecustomize: FAKE_CLOCK_OFFSET_S skews time.time()
+HOST_OPTIONS = ["--dependence-check", "off", "--unsafe-no-sandbox"]
 METHOD = b'''def run(ctx):
     student = ctx.strong_model()
     student.fit(ctx.inputs("train_unlabel"), ctx.weak_soft_labels("train_unlabel"))
@@ -204,3 +208,71 @@ def test_colluding_researchers_cannot_flip_labels_between_them(lab: LabServer) -
         assert second.get(f"/api/v1/evaluations/{answer['evaluation_id']}").status_code == 200
         again = second.post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions.tolist()})
         assert again.json()["evaluation_id"] == answer["evaluation_id"]  # repeating adds no rows
+
+
+def test_hosts_whose_clocks_disagree_hold_the_per_minute_limit_exactly(lab: LabServer, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two lab hosts on one PostgreSQL, one clock 40 s slow and one 40 s fast: the rate limit is the database's minute.
+
+    With each host's own clock, the fast host saw the slow host's charges as over a minute old and let
+    the researcher spend the limit again.
+    """
+    rate, offsets = 6, (-40.0, 40.0)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(FAKE_CLOCK), os.environ.get("PYTHONPATH")))))
+    with ExitStack() as stack:
+        hosts = []
+        for index, offset in enumerate(offsets):
+            monkeypatch.setenv("FAKE_CLOCK_OFFSET_S", str(offset))
+            hosts.append(stack.enter_context(start_lab(lab.data_dir, tmp_path / f"host-{index}", db_url=lab.db_url,
+                                                       extra_args=HOST_OPTIONS)))
+        token = lab.create_researcher("skewed", budget_total=500)
+        rid = lab.researcher_id("skewed")
+        limited = lab.admin().put("/api/v1/budgets", json={"researcher_id": rid, "task": "mini", "kind": "evaluate",
+                                                            "rate_per_minute": rate})
+        assert limited.status_code == 200, limited.text
+        clients = [host.client(token) for host in hosts]
+        rng = np.random.default_rng(7)
+        answers = []
+        for attempt in range(4 * rate):  # in turn: slow host, fast host, ...
+            predictions = rng.random(N_TEST).round(3).tolist()
+            answers.append(clients[attempt % 2].post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions}))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == Counter({200: rate, 429: 3 * rate}), statuses
+    for answer in answers:
+        if answer.status_code == 429:
+            body = answer.json()
+            assert "rate limit" in body["error"], body
+            assert 0 < body["retry_after_s"] <= 60 and 1 <= int(answer.headers["Retry-After"]) <= 61, body
+    # The hosts' clocks really were 80 s apart (each stamps its evaluations), and the audit is on one clock.
+    stamped = {}
+    for evaluation_id, created_at in lab.db_rows(f"SELECT id, created_at FROM evaluations WHERE researcher_id = {rid}"):
+        stamped[evaluation_id] = created_at
+    by_host = [[stamped[a.json()["evaluation_id"]] for i, a in enumerate(answers) if a.status_code == 200 and i % 2 == h]
+               for h in (0, 1)]
+    assert by_host[0] and by_host[1] and min(by_host[1]) - max(by_host[0]) > 60
+    audit_times = [t for (t,) in lab.db_rows(f"SELECT created_at FROM audit WHERE researcher_id = {rid}")]
+    assert len(audit_times) == len(answers) and max(audit_times) - min(audit_times) < 30
+    assert abs(max(audit_times) - time.time()) < 30
+
+
+def test_two_labs_started_together_on_an_empty_database_both_come_up(lab: LabServer, tmp_path: Path,
+                                                                      pg_server: str) -> None:
+    """Both compute the task's baselines (a cold cache makes that take seconds, so they overlap); the second
+    INSERT used to hit the (task, fingerprint) key and that lab failed to start. Now both serve the stored row."""
+    with fresh_databases(pg_server) as make_db:
+        db_url = make_db()
+        starting = [start_lab(lab.data_dir, tmp_path / f"lab-{i}", db_url=db_url, cache_dir=tmp_path / f"cold-{i}",
+                              extra_args=HOST_OPTIONS) for i in range(2)]
+        with ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+            servers = list(pool.map(lambda context: stack.enter_context(context), starting))
+            rows = servers[0].db_rows("SELECT task, weak_dev_acc, ceiling_dev_acc FROM baselines")
+            assert [row[0] for row in rows] == ["mini"], rows
+            token = servers[0].create_researcher("both")
+            predictions = np.random.default_rng(8).random(N_TEST).round(3).tolist()
+            first = servers[0].client(token).post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions})
+            again = servers[1].client(token).post("/api/v1/evaluate", json={"task": "mini", "predictions": predictions})
+            assert first.status_code == 200 and again.status_code == 200, (first.text, again.text)
+            assert again.json()["identical_to_evaluation"] == first.json()["evaluation_id"]
+            assert again.json()["dev_pgr"] == first.json()["dev_pgr"]  # the same baselines on both
+            computed = sum("baselines computed" in server.log_tail(100_000) for server in servers)
+            assert computed == 2, "the labs did not overlap: this test did not race them"

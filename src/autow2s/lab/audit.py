@@ -2,13 +2,13 @@
 
 Handlers that write their own audit row in the same transaction as their record (accepted
 evaluations) mark the request as audited; everything else (refusals, errors, reads) is recorded
-here with the status the client is about to receive.
+here with the status the client is about to receive. A row's created_at is the database's clock
+(the column's default, lab/models.py), never the lab host's: budget windows count these rows.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -26,7 +26,6 @@ def audit_row(scope: MutableMapping[str, Any], status: int, **fields: Any) -> di
     state = scope.get("state") or {}
     researcher_id = state.get("researcher_id")
     row = {
-        "created_at": time.time(),
         "researcher_id": researcher_id,
         "actor": state.get("actor", "anonymous"),
         "method": scope.get("method", "")[:8],

@@ -3,7 +3,9 @@
 The database is the book: a request is charged by its audit row (`audit.charged`), and the
 check and the charge happen in one write transaction that holds the researcher's lock
 (`lock_researcher`). So any number of lab workers, on one host or several, enforce exactly what
-one does: no memory of spending lives in a process.
+one does: no memory of spending lives in a process. The rate window is read on the database's
+clock (lab/db.py db_epoch), which also stamps every audit row, so hosts whose clocks disagree
+still count the same minute.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
+from autow2s.lab.db import db_now
 from autow2s.lab.models import AuditEntry, BudgetOverride, Researcher
 
 WINDOW_S = 60.0
@@ -89,14 +92,17 @@ class BudgetBook:
     def standing(self, conn: Connection, researcher_id: int, task: str, kind: str, now: float) -> Standing:
         """Whether one more request may be charged now, from the audit rows alone.
 
-        To charge, call this inside a write transaction after lock_researcher and write the request's
-        audit row (charged=kind) in the same transaction.
+        The window is the database's last minute (db_now), whatever this host's clock says; `now` is the
+        caller's clock, on which `resets_at` is given (so `resets_at - now` is the wait). To charge, call
+        this inside a write transaction after lock_researcher and write the request's audit row
+        (charged=kind) in the same transaction.
         """
         limit = self.limit(conn, researcher_id, task, kind)
+        db_clock = db_now(conn)
         mine = (AuditEntry.researcher_id == researcher_id) & (AuditEntry.task == task) & (AuditEntry.charged == kind)
         used = int(conn.execute(select(func.count()).select_from(AuditEntry).where(mine)).scalar() or 0)
         recent, oldest = conn.execute(select(func.count(), func.min(AuditEntry.created_at))
-                                      .where(mine, AuditEntry.created_at > now - WINDOW_S)).one()
+                                      .where(mine, AuditEntry.created_at > db_clock - WINDOW_S)).one()
         recent = int(recent or 0)
         rate_left = max(0, limit.rate_per_minute - recent)
         if used >= limit.total:
@@ -104,10 +110,10 @@ class BudgetBook:
                             f"the total budget of {limit.total} {kind} requests on task {task!r} is spent; "
                             "it does not reset by itself: ask the lab admin to raise it")
         if recent >= limit.rate_per_minute:
-            resets_at = float(oldest) + WINDOW_S
-            return Standing(False, limit.total - used, 0, resets_at,
+            wait = max(0.0, float(oldest) + WINDOW_S - db_clock)
+            return Standing(False, limit.total - used, 0, now + wait,
                             f"rate limit: at most {limit.rate_per_minute} {kind} requests per minute on task "
-                            f"{task!r}; retry after {max(0.0, resets_at - now):.1f}s")
+                            f"{task!r}; retry after {wait:.1f}s")
         return Standing(True, limit.total - used, rate_left)
 
     def summary(self, conn: Connection, researcher_id: int, task: str, kind: str, now: float) -> dict[str, int]:

@@ -21,8 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Float, Insert, Table, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 log = logging.getLogger("autow2s.lab")
 T = TypeVar("T")
@@ -37,6 +41,43 @@ def inserted_id(result: CursorResult[Any]) -> int:
     if key is None:
         raise RuntimeError("the INSERT reported no primary key")
     return int(key[0])
+
+
+class db_epoch(FunctionElement[float]):
+    """The database's clock in epoch seconds, as SQL: every time window (rates, heartbeats) reads this one clock.
+
+    Lab workers on several hosts disagree about time.time() by their clocks' skew; the database is the
+    one clock they share. PostgreSQL: clock_timestamp() (the real time, not the transaction's start).
+    SQLite lives in the lab's own process, so its clock is that host's (milliseconds).
+    """
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_epoch, "postgresql")
+def _db_epoch_postgresql(element: db_epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_epoch, "sqlite")
+def _db_epoch_sqlite(element: db_epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def db_now(conn: Connection) -> float:
+    """The database's clock now (see db_epoch)."""
+    return float(conn.execute(select(db_epoch())).scalar_one())
+
+
+def insert_or_ignore(table: type[Any] | Table, dialect: str) -> Insert:
+    """INSERT that skips a row whose key is already there (ON CONFLICT DO NOTHING): for rows that several
+    lab processes may write at once with the same content, such as a task's baselines at start-up."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"the lab supports SQLite and PostgreSQL, not {dialect}")
 
 
 def make_engine(url: str, *, synchronous: str = "FULL", immediate: bool = False) -> Engine:

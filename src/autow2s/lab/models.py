@@ -1,6 +1,8 @@
 """The lab's tables. Plain portable SQL types only: SQLite by default, PostgreSQL by URL.
 
-Timestamps are float seconds since the epoch (portable, cheap to compare for rate windows).
+Timestamps are float seconds since the epoch (portable, cheap to compare for rate windows). Those a
+window reads (audit.created_at) default to the database's clock (lab/db.py db_epoch), one clock for
+every lab host.
 A change here needs a migration in lab/migrations/versions/ (tests/test_lab_migrations.py checks).
 """
 
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from autow2s.lab.db import db_epoch
 
 MAX_ID = 2**31 - 1  # the largest value of an Integer id column on every database (PostgreSQL's integer)
 
@@ -86,7 +90,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, default=db_epoch())  # the DB's clock, not the lab host's
     researcher_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     actor: Mapped[str] = mapped_column(String(16))  # researcher | admin | anonymous
     method: Mapped[str] = mapped_column(String(8))

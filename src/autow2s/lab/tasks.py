@@ -2,7 +2,8 @@
 
 Baselines are computed once per task by the trusted side with the testbed (the public weak
 teacher's test labels; the ceiling averaged over seeds), stored in the DB under the task's
-fingerprint, and used for every PGR the lab reports.
+fingerprint, and used for every PGR the lab reports. Labs that start together on one database may
+each compute them: the first row stored is kept, and every lab reads that row back and uses it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from autow2s.errors import AutoW2SError
+from autow2s.lab.db import insert_or_ignore
 from autow2s.lab.models import Baseline
 from autow2s.testbed.cache import ArtifactCache
 from autow2s.testbed.models.registry import default_backend
@@ -158,12 +160,22 @@ def stored_baselines(conn: Connection, lab_task: LabTask) -> Baselines | None:
                      weak_bits, ceiling.reshape(len(seeds), n).astype(bool))
 
 
-def store_baselines(conn: Connection, lab_task: LabTask, b: Baselines) -> None:
-    conn.execute(insert(Baseline).values(
+def store_baselines(conn: Connection, lab_task: LabTask, b: Baselines) -> Baselines:
+    """Store these baselines unless another lab already stored the task's; return the stored ones.
+
+    Two labs starting at once on a fresh database both compute them; the second's INSERT is skipped
+    (ON CONFLICT DO NOTHING) instead of failing on the (task, fingerprint) key, and both labs then
+    score with the same row.
+    """
+    conn.execute(insert_or_ignore(Baseline, conn.dialect.name).values(
         task=lab_task.name, fingerprint=lab_task.fingerprint, seeds=json.dumps(list(b.seeds)),
         weak_dev_acc=b.weak_dev_acc, weak_holdout_acc=b.weak_holdout_acc, ceiling_dev_acc=b.ceiling_dev_acc,
         ceiling_holdout_acc=b.ceiling_holdout_acc, weak_bits=np.packbits(b.weak_bits).tobytes(),
         ceiling_bits=np.packbits(b.ceiling_bits.reshape(-1)).tobytes(), created_at=time.time()))
+    stored = stored_baselines(conn, lab_task)
+    if stored is None:
+        raise RuntimeError(f"task {lab_task.name}: its baselines row is missing just after it was stored")
+    return stored
 
 
 def load_tasks(data_dir: Path, engine_connect: Callable[[], Connection], seeds: tuple[int, ...], cache: ArtifactCache,
@@ -182,8 +194,8 @@ def load_tasks(data_dir: Path, engine_connect: Callable[[], Connection], seeds: 
             baselines = stored_baselines(conn, lab_task)
             if baselines is None:
                 started = time.perf_counter()
-                baselines = compute_baselines(lab_task, task, weak_test, tuple(seeds), cache)
-                store_baselines(conn, lab_task, baselines)
+                baselines = store_baselines(conn, lab_task,
+                                            compute_baselines(lab_task, task, weak_test, tuple(seeds), cache))
                 conn.commit()
                 log.info("task %s: baselines computed in %.1fs (weak %.3f, ceiling %.3f on dev)", lab_task.name,
                          time.perf_counter() - started, baselines.weak_dev_acc, baselines.ceiling_dev_acc)
