@@ -1,5 +1,7 @@
 """Schema migrations on SQLite and PostgreSQL: a lab DB of the first release, full of rows, survives
-`autow2s lab upgrade` intact; `serve` refuses it until then; and models.py matches the newest migration."""
+`autow2s lab upgrade` intact; `serve` refuses it until then; and models.py matches the newest migration.
+DBs of the releases before revisions (2026-11-26, 2026-11-30) are recognised and upgraded too, and one
+that matches no release is refused in one line."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, create_engine, inspect, select, text
 
 import first_release_models
+import models_2026_11_26
+import models_2026_11_30
 from autow2s.errors import AutoW2SError
 from autow2s.lab.db import make_engine
 from autow2s.lab.models import TABLES
@@ -129,12 +133,14 @@ def fill(engine: Engine, rows: dict[str, list[dict[str, Any]]]) -> None:
     search = make_search(engine)
     with engine.begin() as conn:
         for table in TABLES.sorted_tables:  # parents first
-            conn.execute(metadata.tables[table.name].insert(), rows[table.name])
+            if table.name in rows:
+                conn.execute(metadata.tables[table.name].insert(), rows[table.name])
         for finding in rows["findings"]:
             search.index(conn, finding["id"], finding["title"], finding["body"], finding["tags"])
         if conn.dialect.name == "postgresql":  # ids were given: move the sequences past them, as inserts would
             for name in ("researchers", "evaluations", "audit", "verify_runs", "transfer_runs", "findings", "comments"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
+                if name in rows:
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
 
 
 def dump(engine: Engine, rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -180,7 +186,7 @@ def test_upgrade_keeps_every_row_and_serve_waits_for_it(engine: Engine, db_url: 
     refused = subprocess.run([sys.executable, "-m", "autow2s.cli", *serve_args], capture_output=True, text=True,
                              timeout=120, env={**_env(), "AUTOW2S_ADMIN_TOKEN": "admin-" + "x" * 20})
     assert refused.returncode == 2, refused.stderr[-2000:]
-    needed = f"schema revision {FIRST_RELEASE} but this autow2s needs {head_revision()}"
+    needed = f"schema revision {FIRST_RELEASE} but this autow2s needs schema revision {head_revision()}"
     assert needed in refused.stderr and "autow2s lab upgrade --" in refused.stderr
     assert dump(engine, rows) == rows
 
@@ -240,6 +246,80 @@ def test_a_db_from_before_migrations_is_the_first_release(engine: Engine, db_url
     with engine.connect() as conn:
         assert make_search(engine).search(conn, "bootstrapping", 10) == [1]
     assert schema_diff(engine) == []
+
+
+NULL_SUPERVISOR_COLUMNS = ("supervisor_check", "null_holdout_pgr", "null_ci_low", "null_ci_high")
+OLDER_RELEASES = {"2026-11-26": models_2026_11_26, "2026-11-30": models_2026_11_30}
+
+
+def pre_revision_db(engine: Engine, models: Any) -> None:
+    """A lab DB as an older release made it: its create_all, and on SQLite the FTS5 table its search made."""
+    models.TABLES.create_all(engine)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.execute(text("CREATE VIRTUAL TABLE findings_fts USING fts5(title, body, tags, "
+                              "tokenize='porter unicode61')"))
+
+
+@pytest.mark.parametrize("release", sorted(OLDER_RELEASES))
+def test_a_db_from_an_older_release_is_recognised_and_upgraded_with_every_row(engine: Engine, db_url: str,
+                                                                             release: str) -> None:
+    """Issue 29: a 2026-11-30 DB was taken for 0001 and then failed in 0002 with "no such table: transfer_runs"."""
+    models = OLDER_RELEASES[release]
+    pre_revision_db(engine, models)
+    rows = {name: table_rows for name, table_rows in first_release_rows().items() if name in models.TABLES.tables}
+    assert "transfer_runs" not in rows
+    if "supervisor_check" not in models.TABLES.tables["verify_runs"].c:
+        rows["verify_runs"] = [{k: v for k, v in row.items() if k not in NULL_SUPERVISOR_COLUMNS}
+                               for row in rows["verify_runs"]]
+    fill(engine, rows)
+    with engine.connect() as conn:
+        assert current_revision(conn) == release
+    with pytest.raises(AutoW2SError) as refused:
+        ensure_schema(engine)  # what serve does first
+    message = str(refused.value)
+    assert f"the schema of the lab of {release}" in message and f"needs schema revision {head_revision()}" in message
+    assert "`autow2s lab upgrade --" in message and "\n" not in message
+    assert dump(engine, rows) == rows
+
+    upgraded = cli("lab", "upgrade", "--db", db_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"{release} -> {head_revision()}" in upgraded.stdout
+    assert dump(engine, rows) == rows
+    ensure_schema(engine)  # serve's check passes now
+    with engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+        checks = conn.execute(text("SELECT id, supervisor_check, null_holdout_pgr FROM verify_runs ORDER BY id")).all()
+        if release == "2026-11-26":  # runs made before the null-supervisor check existed were not checked
+            assert [tuple(row) for row in checks] == [(1, "not checked", None), (2, "not checked", None)]
+        else:
+            assert [tuple(row) for row in checks] == [(1, "passed", 0.01), (2, "not checked", None)]
+        assert conn.execute(text("SELECT count(*) FROM transfer_runs")).scalar() == 0
+        assert make_search(engine).search(conn, "bootstrapping", 10) == [1]
+    assert schema_diff(engine) == []
+    with engine.begin() as conn:  # the lab can write what it could not before
+        conn.execute(text("INSERT INTO transfer_runs (snapshot_id, task, seeds, status, error, created_at) "
+                          "VALUES ('" + "a" * 40 + "', 'held-out', '[1]', 'queued', '', 1.0)"))
+        conn.execute(text("INSERT INTO verify_runs (researcher_id, snapshot_id, task, seeds, status, error, "
+                          "supervisor_check, created_at) VALUES (1, '" + "c" * 40 + "', 'mini', '[2]', 'queued', '', "
+                          "'not checked', 2.0)"))
+
+
+def test_a_db_that_matches_no_release_is_refused_in_one_line(engine: Engine, db_url: str) -> None:
+    """Lab tables, no revision, and a shape no release made (here: a table gone): refused, never guessed at."""
+    pre_revision_db(engine, models_2026_11_30)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE votes"))
+    with pytest.raises(AutoW2SError) as refused:
+        ensure_schema(engine)
+    message = str(refused.value)
+    assert "has lab tables but no schema revision, and they match no autow2s release" in message
+    assert "no table votes" in message and "restore it from a backup" in message and "\n" not in message
+    upgrade = cli("lab", "upgrade", "--db", db_url)
+    assert upgrade.returncode == 2 and "match no autow2s release" in upgrade.stderr
+    assert len(upgrade.stderr.strip().splitlines()) == 1, upgrade.stderr
+    with engine.connect() as conn:
+        assert not inspect(conn).has_table("alembic_version")  # nothing was changed
 
 
 def test_the_first_migration_is_the_first_releases_schema(engine: Engine) -> None:

@@ -2,11 +2,14 @@
 
 Alembic manages it (lab/migrations, configured here in code: no alembic.ini). `serve` creates a
 fresh DB at the newest revision and refuses an older or newer one; `autow2s lab upgrade` migrates,
-backing a SQLite file up first.
+backing a SQLite file up first. A DB from before revisions is recognised by its tables
+(lab/migrations/pre_alembic.py) and migrated from the release that made it; one that matches no
+release is refused.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -18,14 +21,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from autow2s.errors import AutoW2SError
+from autow2s.lab.migrations import pre_alembic
 from autow2s.lab.models import TABLES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-PRE_ALEMBIC_REVISION = "0001"  # every lab DB made before migrations existed has this schema
+PRE_ALEMBIC_REVISION = pre_alembic.FIRST_RELEASE  # the newest schema made before migrations existed
 PG_LOCK_KEY = 7_170_017  # one migrating process at a time when several lab workers start together
 
 
@@ -48,15 +52,37 @@ def known_revisions() -> list[str]:
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The DB's revision; None for an empty DB. Lab tables without alembic_version are the first release's."""
+    """The DB's revision; None for an empty DB.
+
+    Lab tables without a recorded revision are from before migrations: 0001, or the label of an older
+    release (pre_alembic.RELEASES), told apart by their tables; AutoW2SError if they match none.
+    """
     tables = set(inspect(conn).get_table_names())
     if "alembic_version" in tables:
         revision = MigrationContext.configure(conn).get_current_revision()
         if revision is not None:
             return revision
     if tables & set(TABLES.tables):
-        return PRE_ALEMBIC_REVISION
+        return pre_alembic.release_of(conn, first_release_columns())
     return None
+
+
+@functools.cache
+def first_release_columns() -> dict[str, frozenset[str]]:
+    """Each table of revision 0001 with its columns, read off migration 0001 run on an in-memory SQLite."""
+    engine = create_engine("sqlite://")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), PRE_ALEMBIC_REVISION)
+            inspector = inspect(conn)
+            return {name: frozenset(column["name"] for column in inspector.get_columns(name))
+                    for name in inspector.get_table_names() if name in TABLES.tables}
+    finally:
+        engine.dispose()
+
+
+def _schema_named(revision: str) -> str:
+    return pre_alembic.describe(revision) if revision in pre_alembic.LABELS else f"schema revision {revision}"
 
 
 def include_in_schema_diff(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
@@ -97,11 +123,12 @@ def ensure_schema(engine: Engine) -> None:
     if revision == head:
         return
     where = engine.url.render_as_string(hide_password=True)
-    if revision not in known_revisions():
+    if revision not in known_revisions() and revision not in pre_alembic.LABELS:
         raise AutoW2SError(f"the lab DB {where} has schema revision {revision}, newer than this autow2s knows "
                            f"(its newest is {head}): upgrade autow2s to the version that wrote it")
-    raise AutoW2SError(f"the lab DB {where} has schema revision {revision} but this autow2s needs {head}: "
-                       f"run `{upgrade_command(engine)}` (it backs a SQLite DB up first), then start the lab again")
+    raise AutoW2SError(f"the lab DB {where} has {_schema_named(revision)} but this autow2s needs schema revision "
+                       f"{head}: run `{upgrade_command(engine)}` (it backs a SQLite DB up first), then start the lab "
+                       "again")
 
 
 @dataclass(frozen=True)
@@ -125,7 +152,7 @@ def upgrade_database(engine: Engine, *, on_backup: Callable[[Path], None] | None
         revision = current_revision(conn)
     if revision == head:
         return UpgradeResult(revision, head, None)
-    if revision is not None and revision not in known_revisions():
+    if revision is not None and revision not in known_revisions() and revision not in pre_alembic.LABELS:
         raise AutoW2SError(f"the lab DB has schema revision {revision}, newer than this autow2s knows (its newest "
                            f"is {head}): upgrade autow2s instead")
     backup = _backup_sqlite(engine, revision) if revision is not None else None
@@ -140,7 +167,9 @@ def upgrade_database(engine: Engine, *, on_backup: Callable[[Path], None] | None
 def _upgrade(conn: Connection, *, from_revision: str | None) -> None:
     config = alembic_config(conn)
     if from_revision is not None and MigrationContext.configure(conn).get_current_revision() is None:
-        command.stamp(config, PRE_ALEMBIC_REVISION)  # lab tables but no recorded revision: the first release's
+        if from_revision in pre_alembic.LABELS:  # an older release's tables: first what 0001 added to them
+            pre_alembic.bring_to_first_release(conn, from_revision)
+        command.stamp(config, PRE_ALEMBIC_REVISION)  # lab tables but no recorded revision: now 0001's
     command.upgrade(config, "head")
 
 
