@@ -64,7 +64,7 @@ def test_regularisation_fields_reach_the_student_and_unused_fields_do_not_tell_r
     assert Recipe(spread_k=64).canonical() == Recipe()
     assert Recipe(early_stopping=False, patience=3).canonical() == Recipe(early_stopping=False)
     assert Recipe(relabel="spread", spread_k=64).canonical() != Recipe(relabel="spread")
-    with pytest.raises(AutoW2SError, match="spread_alpha=1.0"):
+    with pytest.raises(AutoW2SError, match=r"spread_alpha=1\.0"):
         Recipe(relabel="spread", spread_alpha=1.0)
     with pytest.raises(AutoW2SError, match="spread_metric='manhattan'"):
         Recipe(spread_metric="manhattan")
