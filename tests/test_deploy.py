@@ -135,6 +135,21 @@ def wait_finished(process: subprocess.Popen[bytes], log: Path) -> None:
     assert process.returncode == 0, f"the campaign failed:\n{log.read_text()[-4000:]}"
 
 
+def files_with_labels(root: Path) -> list[str]:
+    """Files under root that hold labels: a lab/ or null/ view, a partition or instance seed, or a jsonl row
+    with a label (the lab's views write `label`; the public view never does)."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if {"lab", "null"} & set(relative.parts[:-1]) or path.name in ("partition.json", "instance.json"):
+            found.append(str(relative))
+        elif path.suffix == ".jsonl" and any('"label"' in line and "label" in json.loads(line)
+                                             for line in path.read_text(errors="replace").splitlines()
+                                             if line.startswith("{")):
+            found.append(str(relative))
+    return found
+
+
 def trials(run: Path) -> int:
     return sum(len(path.read_text().splitlines()) for path in (run / "researchers").glob("*/trials.jsonl"))
 
@@ -228,6 +243,11 @@ def test_deploy_md_one_lab_two_campaigns_and_a_resume(tmp_path: Path, deploy_db:
         assert own["vanilla"]["researcher"] == "baseline-vanilla"
         assert own["vanilla"]["snapshot"] in {r["snapshot_id"] for r in board if r["researcher"].startswith(cid)}
     assert "nothing to do" in upgraded, upgraded
+    # Labels stay on the lab's host: the campaigns prepared their tasks' public view only.
+    for run in (run_a, run_b):
+        assert (run / "data" / values["TASK"] / "public" / "test.jsonl").is_file()
+        assert files_with_labels(run) == [], f"{run} holds labels"
+    assert files_with_labels(Path(values["DATA"])), "the check finds the lab's own labels"
     print(f"docs/deploy.md on {values['LAB_DB'].split(':')[0]}: {time.monotonic() - started:.0f} s")
 
 
@@ -270,3 +290,27 @@ def test_a_campaign_reads_only_its_own_rows_of_a_shared_lab_under_its_own_names(
         ("search-1", "s1", False), ("baseline-vanilla", "v1", True)]
     assert mine["vanilla"]["snapshot_id"] == "v1"
     assert own_overview(overview, False, kept) is overview  # the campaign's own lab: every row is its own
+
+
+def test_a_campaign_on_a_shared_lab_prepares_its_tasks_without_labels(tmp_path: Path) -> None:
+    """Issue 29: with --lab every campaign host used to write RUN/data/TASK/lab/ (labels, partition, instance
+    seed) and null/; docs/deploy.md says labels stay on the lab's host. Its own lab still gets both views."""
+    from autow2s.campaign.runner import Campaign
+    from autow2s.campaign.state import CampaignConfig
+
+    views = {}
+    for shared in (True, False):
+        config = CampaignConfig(tasks=("synth-linear",), researchers=(("search", 1),), instance_seed=1234,
+                                lab_url="http://127.0.0.1:9" if shared else None)
+        campaign = Campaign.create(tmp_path / f"run-shared-{shared}", config)
+        name = campaign._prepare("synth-linear", campaign.paths.data)
+        views[shared] = campaign.paths.data / name
+        assert (views[shared] / "public" / "weak" / "model.json").is_file()
+    assert files_with_labels(tmp_path / "run-shared-True") == []
+    own = files_with_labels(tmp_path / "run-shared-False")
+    assert any(path.endswith("lab/test.jsonl") for path in own) and any("/null/" in path for path in own)
+    # The public view is the same either way: what the shared lab's own public view is for this instance.
+    for path in sorted((views[False] / "public").rglob("*")):
+        if path.is_file():
+            twin = views[True] / "public" / path.relative_to(views[False] / "public")
+            assert twin.read_bytes() == path.read_bytes(), path

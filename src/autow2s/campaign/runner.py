@@ -107,15 +107,17 @@ class Campaign:
             partial = parent / f".{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             drawn = resolve_task(task, self.config.instance_seed)
+            shared = bool(self.config.lab_url)  # the shared lab's host holds lab/ and null/: write public/ only
             if parent != self.paths.transfer_data:
-                self.console.print(f"preparing task {drawn.task.name} (lab and public views, secret instance)…")
+                views = "the public view; the shared lab holds the labels" if shared else "lab and public views"
+                self.console.print(f"preparing task {drawn.task.name} ({views}, secret instance)…")
             elif self.config.transfer_drawn:  # a secret draw: named only at the end
                 self.console.print(f"preparing held-out transfer task {number} of {len(self.config.transfer_tasks)} "
                                    "(a secret draw, named at the end)…")
             else:
                 self.console.print(f"preparing transfer task (held out) {drawn.task.name}…")
             prepare_task(drawn.task, partial, seed=self.config.seed, instance_seed=drawn.instance_seed,
-                         instance_chosen_by_user=drawn.chosen_by_user)
+                         instance_chosen_by_user=drawn.chosen_by_user, public_only=shared)
             os.replace(partial, target)
         return name
 

@@ -208,25 +208,31 @@ def prepare_task(
     weak_backend: str | None = None,
     instance_seed: int | None = None,
     instance_chosen_by_user: bool = False,
+    public_only: bool = False,
 ) -> dict[str, Path]:
     """Write out/lab (labels, partition, secret), out/public (no labels, weak artifacts) and out/null.
 
     instance_seed is the seed a generated task was drawn from; for a task directory it is None and
     a fresh secret is drawn for the partition and the null supervisor. Either way it goes to lab/ only.
+    public_only: out/public alone, and no file with a label (a campaign host on a shared lab, whose own
+    host holds lab/ and null/).
     """
     lab, public, null = out / "lab", out / "public", out / "null"
     for path in (lab, public, null):
         if path.exists():
             shutil.rmtree(path)
-    for path in (lab, public):
+    views = (public,) if public_only else (lab, public)
+    for path in views:
         path.mkdir(parents=True)
     secret = instance_seed if instance_seed is not None else draw_instance_seed()
-    write_instance(lab, task.name, secret, chosen_by_user=instance_chosen_by_user)
+    if not public_only:
+        write_instance(lab, task.name, secret, chosen_by_user=instance_chosen_by_user)
     meta = task.meta.to_json()
-    for directory in (lab, public):
+    for directory in views:
         (directory / "task.json").write_text(json.dumps(meta, indent=2) + "\n")
     for split, filename in SPLIT_FILES.items():
-        _write_jsonl(lab / filename, _rows(task, task.split(split), with_labels=True))
+        if not public_only:
+            _write_jsonl(lab / filename, _rows(task, task.split(split), with_labels=True))
         if split != "train_label":
             _write_jsonl(public / filename, _rows(task, task.split(split), with_labels=False))
     # The partition comes from the secret: a public seed would tell a method which items are dev.
@@ -236,10 +242,13 @@ def prepare_task(
     partition = {"dev_fraction": dev_fraction,
                  "dev": [rid for rid, dev in zip(test_ids, mask) if dev],
                  "holdout": [rid for rid, dev in zip(test_ids, mask) if not dev]}
-    (lab / "partition.json").write_text(json.dumps(partition) + "\n")
+    if not public_only:
+        (lab / "partition.json").write_text(json.dumps(partition) + "\n")
     weak_backend = weak_backend or default_backend(task.kind, "weak", task.name)
     cache = cache or ArtifactCache()
     _write_features(task, public, (default_backend(task.kind, "strong", task.name), weak_backend))
     _write_weak(public, task, weak_teacher(task, seed, cache, backend=weak_backend), weak_backend, seed)
+    if public_only:
+        return {"public": public}
     _write_null_views(task, out, public, secret, seed, weak_backend, cache)
     return {"lab": lab, "public": public, "null": null}
