@@ -45,10 +45,12 @@ run: $(STAMP) system-deps-run
 test: $(STAMP) system-deps-test
 	$(PY) -m pytest -q -n 3
 
-# ruff (style and likely bugs) and mypy (types; configured in pyproject.toml). CI runs it before the tests.
+# ruff (style and likely bugs), mypy (types) and import-linter (the layers of docs/architecture.md, no
+# import cycles); all configured in pyproject.toml. CI runs it before the tests.
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 # Day-to-day: everything except campaigns, the browser, the Ray cluster and verifying labs (tests/conftest.py).
 # Three workers: measured 2 min 10 s against 2 min 22 s with two, in one run on a quiet 2-core machine;

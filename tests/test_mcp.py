@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -51,9 +52,22 @@ def _text(result: Any) -> str:
 
 async def _exercise(session: Any, run: Path) -> dict[str, Any]:
     """Every check, through one client session; returns what the assertions need."""
-    await session.initialize()
+    init = await session.initialize()
     listed = (await session.list_tools()).tools
-    seen: dict[str, Any] = {"tools": {tool.name: tool.input_schema for tool in listed}, "outputs": []}
+    seen: dict[str, Any] = {"tools": {tool.name: tool.input_schema for tool in listed}, "outputs": [],
+                            "instructions": init.instructions}
+    # What a harness shows besides tools: the research brief (a slash command) and resources (attachable context).
+    prompts = (await session.list_prompts()).prompts
+    seen["prompts"] = [prompt.name for prompt in prompts]
+    brief = await session.get_prompt("research_brief", {})
+    seen["brief"] = "\n".join(m.content.text for m in brief.messages)
+    seen["resources"] = {str(r.uri): r.name for r in (await session.list_resources()).resources}
+    seen["read"] = {uri: "\n".join(c.text for c in (await session.read_resource(uri)).contents)
+                    for uri in seen["resources"]}
+    # Every path the instructions name must exist where they say (in a job, or for read_file).
+    named = sorted(set(re.findall(r"(/(?:reference|forum|workspace|task)[\w./-]*)", init.instructions or "")))
+    seen["named_paths"] = {path: _text(await session.call_tool("bash", {"command": f"ls -d {path.rstrip('./')}"}))
+                           for path in named}
 
     async def call(name: str, arguments: dict[str, Any]) -> Any:
         result = await session.call_tool(name, arguments)
@@ -79,6 +93,21 @@ async def _exercise(session: Any, run: Path) -> dict[str, Any]:
 
 def _check(seen: dict[str, Any], run: Path) -> None:
     assert seen["tools"] == {spec.name: spec.parameters for spec in TOOLS}  # all 18, schemas exactly ours
+    assert "METHOD_REFERENCE" not in seen["instructions"] and "/reference/METHOD_API.md" in seen["instructions"]
+    assert len(seen["named_paths"]) >= 3, seen["named_paths"]
+    for path, listing in seen["named_paths"].items():
+        assert listing.startswith("exit 0"), (path, listing)
+    assert seen["prompts"] == ["research_brief"]
+    brief = seen["brief"]
+    for expected in ("synth-linear", "Your starting direction", "evaluate requests", "Budget left",
+                     "/reference/METHOD_API.md", "Your notebook"):
+        assert expected in brief, expected
+    resources = seen["resources"]
+    assert {"autow2s://reference/METHOD_API.md", "autow2s://notebook"} <= set(resources)
+    forum = [uri for uri in resources if uri.startswith("autow2s://forum/")]
+    assert forum, resources  # the campaign's findings, one resource each
+    assert "ctx.strong_model" in seen["read"]["autow2s://reference/METHOD_API.md"]
+    assert seen["read"][forum[0]].startswith("# ") and "type:" in seen["read"][forum[0]]
 
     sandbox = seen["pwd"]
     assert not sandbox.is_error
@@ -186,26 +215,64 @@ def test_mcp_over_streamable_http(campaign_run: Path, tmp_path: Path) -> None:
         assert _labs_serving(run)  # no campaign was running: the server started the run's lab itself
     finally:
         server.terminate()
+        stopped = time.monotonic()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+    # SIGTERM, as harnesses stop servers: the server, its lab and its lab.url are gone within seconds.
+    assert time.monotonic() - stopped < 7, "autow2s mcp took more than 7 s to exit on SIGTERM"
     assert not (run / "lab.url").exists()
 
 
 def test_mcp_hides_every_other_workspace_and_refuses_odd_names(campaign_run: Path,
                                                                tmp_path: Path) -> None:
+    from autow2s.campaign.attach import ResearcherTools
     from autow2s.campaign.runner import Campaign
+    from autow2s.campaign.state import researcher_names
     from autow2s.errors import AutoW2SError
-    from autow2s.researchers.mcp_server import ResearcherTools
 
     run = _run_copy(campaign_run, tmp_path)
     (run / "workspaces" / "claude-code-1").mkdir()  # a harness attached earlier under a name of its own
-    others = ResearcherTools(run, RESEARCHER)._others(Campaign.resume(run))
+    campaign = Campaign.resume(run)
+    others = ResearcherTools(run, RESEARCHER)._others(campaign, researcher_names(campaign.config.researchers))
     assert set(others) == {run / "workspaces" / OTHER, run / "workspaces" / "claude-code-1"}
     with pytest.raises(AutoW2SError, match="letters, digits"):
         ResearcherTools(run, "../search-2")
+
+
+def test_an_attached_researchers_jobs_end_with_the_campaigns_research(campaign_run: Path, tmp_path: Path) -> None:
+    """Attached to a campaign that is researching, a job stops at the campaign's deadline, and once the campaign
+    verifies nothing new starts (its jobs would otherwise run through the final verification)."""
+    from autow2s.campaign.attach import RESEARCH_OVER, ResearcherTools
+    from autow2s.campaign.state import CampaignConfig
+    from autow2s.rundir.layout import RunDir, RunState
+
+    run = _run_copy(campaign_run, tmp_path)
+    paths = RunDir(run)
+    budget = CampaignConfig.load(paths).budget_s
+    state = RunState.load(paths.state)
+    state.phase, state.elapsed_s = "researching", budget - 12.0  # 12 s of research left
+    state.save(paths.state)
+    with start_dashboard(run) as lab:
+        (run / "lab.url").write_text(lab.url + "\n")
+        tools = ResearcherTools(run, RESEARCHER).start()
+        try:
+            assert tools.wait_ready(120) is None
+            started = time.monotonic()
+            reply = tools.call("bash", {"command": "sleep 300; echo woke"})
+            took = time.monotonic() - started
+            assert took < 40 and "woke" not in reply, (took, reply)
+            assert "deadline" in reply or "time is up" in reply, reply
+            state = RunState.load(paths.state)
+            state.phase = "verifying"
+            state.save(paths.state)
+            time.sleep(3)  # the server reads the campaign's state every 2 s
+            assert tools.call("bash", {"command": "echo late"}) == RESEARCH_OVER
+            assert not tools.call("lab_status", {}).startswith("error")  # reading still works
+        finally:
+            tools.close()
 
 
 # -- the agent-sdk researcher, end to end: the real Claude Code CLI against a local Messages server ----------------

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER
+from autow2s.board_rules import BASELINE_RESEARCHER
 from web_helpers import browser, campaign_run, copy_run, screenshots, shoot  # noqa: F401 - fixtures
 
 

@@ -50,7 +50,7 @@ def test_a_drawn_set_is_recorded_in_campaign_json_masked_and_not_named_before_th
                             transfer_pool=("synth-nonlinear", "synth-pairwise"), researchers=(("search", 1),))
     output = io.StringIO()
     campaign = Campaign.create(tmp_path / "run", config, Console(file=output, width=200))
-    campaign._prepare_data()
+    campaign.prepare_data()
     printed = output.getvalue()
     assert "held-out transfer task 1 of 1 (a secret draw, named at the end)" in printed
     assert "nonlinear" not in printed and "synth-nonlinear" in (tmp_path / "run" / "campaign.json").read_text()
@@ -61,7 +61,7 @@ def test_a_drawn_set_is_recorded_in_campaign_json_masked_and_not_named_before_th
     # a fixed list (`--transfer-tasks LIST`) is named as before
     named = CampaignConfig(tasks=("synth-linear",), transfer_tasks=("synth-nonlinear",))
     output = io.StringIO()
-    Campaign.create(tmp_path / "named", named, Console(file=output, width=200))._prepare_data()
+    Campaign.create(tmp_path / "named", named, Console(file=output, width=200)).prepare_data()
     assert "transfer task (held out) synth-nonlinear" in output.getvalue()
 
 

@@ -279,7 +279,7 @@ from autow2s.lab.cli import lab_app, serve  # noqa: E402 - light: the server's i
 
 app.command()(serve)
 app.add_typer(lab_app, name="lab")
-from autow2s.researchers.mcp_server import mcp_command  # noqa: E402 - light: the mcp SDK loads inside the command
+from autow2s.campaign.attach import mcp_command  # noqa: E402 - light: the mcp SDK loads inside the command
 
 app.command("mcp")(mcp_command)
 

@@ -20,11 +20,11 @@ from autow2s.campaign.researchers import (
     normalise_verifications,
     on_event,
 )
-from autow2s.campaign.state import CampaignConfig
+from autow2s.campaign.state import CampaignConfig, researcher_names
 from autow2s.campaign.verify import final_verification
 from autow2s.errors import AutoW2SError
 from autow2s.researchers.accounting import Ledger, load_prices, save_prices
-from autow2s.researchers.directions import assign_directions, load_directions
+from autow2s.researchers.directions import Direction, assign_directions, load_directions
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.researchers.toolbox import ToolBox
 from autow2s.rundir.layout import RunDir, RunState, write_json_atomic
@@ -83,7 +83,7 @@ class Campaign:
             self.state.save(self.paths.state)
 
     # -- the lab -----------------------------------------------------------------------------
-    def _prepare_data(self) -> None:
+    def prepare_data(self) -> None:
         """Prepare every research and transfer task once; a kill mid-way leaves only `.partial` folders."""
         self.task_names = tuple(self._prepare(task, self.paths.data) for task in self.config.tasks)
         self.transfer_names = tuple(self._prepare(task, self.paths.transfer_data, number)
@@ -135,7 +135,7 @@ class Campaign:
             os.replace(partial, target)
         return target
 
-    def _start_lab(self, secrets: dict[str, Any]) -> str:
+    def start_lab(self, secrets: dict[str, Any]) -> str:
         if self.config.lab_url:
             token = os.environ.get("AUTOW2S_ADMIN_TOKEN")
             if not token:
@@ -161,7 +161,7 @@ class Campaign:
         self.console.print(f"dashboard (live while the campaign runs): {self.lab_process.url}/dashboard/")
         return self.lab_process.url
 
-    def _token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str:
+    def researcher_token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str:
         """The researcher's lab token, registered once; on a shared lab under a name unique to this campaign."""
         tokens = secrets.setdefault("researchers", {})
         if name not in tokens:
@@ -196,8 +196,8 @@ class Campaign:
             self.console.print(f"campaign already finished; leaderboard at {self.paths.leaderboard}")
             return self.paths.leaderboard
         secrets = self.paths.load_secrets()
-        self._prepare_data()
-        lab_url = self._start_lab(secrets)
+        self.prepare_data()
+        lab_url = self.start_lab(secrets)
         executor = self._executor()
         try:
             workers = self._workers(lab_url, secrets, executor)
@@ -240,9 +240,9 @@ class Campaign:
 
         check_disjoint(self.config.tasks, wanted)
         secrets = self.paths.load_secrets()
-        self._prepare_data()
+        self.prepare_data()
         self.transfer_names = tuple(dict.fromkeys(self._prepare(task, self.paths.transfer_data) for task in wanted))
-        lab_url = self._start_lab(secrets)
+        lab_url = self.start_lab(secrets)
         try:
             admin = LabClient(lab_url, secrets["admin_token"])
             self._restore_statuses()
@@ -294,17 +294,24 @@ class Campaign:
         """One researcher's tools: its workspace and notebook, its own lab token, and a sandbox that hides the
         lab's files and `others` (the other researchers' workspaces). Used by the campaign and `autow2s mcp`.
 
-        Needs `_prepare_data()` first; options go to ToolBox (on_event, deadline, stop).
+        Needs `prepare_data()` first; options go to ToolBox (on_event, deadline, stop).
         """
         researcher_dir = self.paths.researcher_dir(name)
         researcher_dir.mkdir(parents=True, exist_ok=True)
         workspace = self.paths.workspace(name)
         workspace.mkdir(parents=True, exist_ok=True)
         return ToolBox(name=name, tasks=self.task_names, workspace=workspace, task_view=self.task_view,
-                       lab=LabClient(lab_url, self._token(lab_url, secrets, name)), executor=executor,
+                       lab=LabClient(lab_url, self.researcher_token(lab_url, secrets, name)), executor=executor,
                        notebook_path=researcher_dir / "notebook.md", view_dir=researcher_dir / "view",
+                       record_dir=researcher_dir,
                        hidden=self.hidden + tuple(others),
                        limits=RESEARCH_JOB_LIMITS, error_log=researcher_dir / "errors.log", **options)
+
+    def direction_for(self, name: str) -> Direction:
+        """A researcher's starting direction: the campaign's own assignment, and the next one for a new name."""
+        names = researcher_names(self.config.researchers)
+        index = names.index(name) if name in names else len(names)
+        return assign_directions(index + 1, load_directions(self.config.directions_file))[index]
 
     def _workers(self, lab_url: str, secrets: dict[str, Any], executor) -> list[ResearcherWorker]:
         directions = assign_directions(sum(n for _, n in self.config.researchers),
@@ -316,7 +323,7 @@ class Campaign:
         remaining = max(0.0, self.config.budget_s - self.state.elapsed_s)
         deadline = time.monotonic() + remaining
         kinds = [kind for kind, count in self.config.researchers for _ in range(count)]
-        names = [f"{kind}-{i + 1}" for i, kind in enumerate(kinds)]
+        names = researcher_names(self.config.researchers)
         workers = []
         for index, (kind, name) in enumerate(zip(kinds, names)):
             direction = directions[index]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER
+from autow2s.board_rules import BASELINE_RESEARCHER
 
 CAMPAIGN_ID = "lab_campaign_id"  # the key in secrets.json
 SEPARATOR = "."  # never part of a local name (kind-N or baseline-vanilla), allowed in a lab name

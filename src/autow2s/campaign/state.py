@@ -69,6 +69,12 @@ class CampaignConfig:
         return cls.from_json(paths.config_json())
 
 
+def researcher_names(researchers: tuple[tuple[str, int], ...]) -> list[str]:
+    """The campaign's researchers by name, in order: search-1, search-2, claude-3, ... (one place for the rule)."""
+    kinds = [kind for kind, count in researchers for _ in range(count)]
+    return [f"{kind}-{i + 1}" for i, kind in enumerate(kinds)]
+
+
 def format_researchers(researchers: tuple[tuple[str, int], ...]) -> str:
     """((kind, count), ...) -> 'search:2,claude:1', the form --researchers takes."""
     return ",".join(f"{kind}:{count}" for kind, count in researchers)

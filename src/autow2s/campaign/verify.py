@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from autow2s.board_rules import BASELINE_RESEARCHER as BASELINE
+from autow2s.board_rules import supervised
+from autow2s.campaign.selection import choose
 from autow2s.campaign.shared_lab import own_overview
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER as BASELINE
-from autow2s.lab.leaderboard import supervised
+from autow2s.researchers.experiment_log import ExperimentLog
 from autow2s.researchers.lab_client import LabClient, LabError, pack_method_dir
 from autow2s.safefs import SafeTree
 from autow2s.testbed.methods.composed import Recipe, render_method
 
 if TYPE_CHECKING:
-    from autow2s.campaign.runner import Campaign
+    from rich.console import Console
+
+    from autow2s.campaign.researchers import ResearcherStatus
+    from autow2s.campaign.state import CampaignConfig
+    from autow2s.rundir.layout import RunDir, RunState
+
+
+class Campaign(Protocol):
+    """What the final step uses of a campaign (campaign/runner.py's Campaign), named here so this module
+    needs nothing of the runner's (which calls it)."""
+
+    paths: RunDir
+    config: CampaignConfig
+    state: RunState
+    console: Console
+    statuses: dict[str, ResearcherStatus]
+    task_names: tuple[str, ...]
+    transfer_names: tuple[str, ...]
+
+    def persist(self) -> None: ...
+    def researcher_token(self, lab_url: str, secrets: dict[str, Any], name: str) -> str: ...
 
 VERIFY_WAIT_S = 300.0
 TRANSFER_WAIT_S = 900.0
@@ -37,18 +58,30 @@ def _wait(client: LabClient, verify_ids: list[int], timeout: float) -> dict[int,
     return done
 
 
-def _best_candidates(campaign: Campaign, k: int) -> list[tuple[str, str, float]]:
-    """(researcher, snapshot_id, dev score) of each researcher's best snapshotted trial, best first."""
-    best: dict[str, tuple[str, str, float]] = {}
-    for name in campaign.statuses:
-        trials = campaign.paths.researcher_dir(name) / "trials.jsonl"
-        if not trials.exists():
-            continue
-        for line in trials.read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("snapshot_id") and (name not in best or entry["score"] > best[name][2]):
-                best[name] = (name, entry["snapshot_id"], entry["score"])
-    return sorted(best.values(), key=lambda row: -row[2])[:k]
+def _best_candidates(campaign: Campaign, lab_url: str, secrets: dict[str, Any], k: int) -> list[tuple[str, str]]:
+    """(researcher, snapshot_id) of the k methods to verify: every researcher's run_experiment results (whatever
+    kind of researcher), ranked by the lower confidence bound of research dev PGR (campaign/selection.py). A
+    chosen method is saved as a snapshot of its researcher's from the code that ran, once (kept in state.json)."""
+    logs = {name: ExperimentLog(campaign.paths.researcher_dir(name), name) for name in campaign.statuses}
+    results = [result for log in logs.values() for result in log.results()]
+    chosen = choose(results, tuple(campaign.task_names), k)
+    if chosen:
+        campaign.console.print("verifying, by the lower 95% bound of research dev PGR over seeds:")
+    picked = []
+    for candidate in chosen:
+        campaign.console.print(f"  {candidate.describe()}")
+        snapshot = campaign.state.candidate_snapshots.get(candidate.method_sha)
+        if snapshot is None:
+            client = LabClient(lab_url, secrets["researchers"][candidate.researcher])
+            message = (f"{candidate.method_dir}: research dev PGR {candidate.research_pgr:+.3f} (95% lower bound "
+                       f"{candidate.lower_bound:+.3f}), chosen by the campaign from {candidate.researcher}'s experiments")
+            snapshot = client.save_snapshot(logs[candidate.researcher].method(candidate.method_sha),
+                                            name=candidate.method_dir.rsplit("/", 1)[-1][:64], message=message)[
+                "snapshot_id"]
+            campaign.state.candidate_snapshots[candidate.method_sha] = snapshot
+            campaign.persist()
+        picked.append((candidate.researcher, snapshot))
+    return picked
 
 
 def _baseline_snapshot(campaign: Campaign, client: LabClient) -> str:
@@ -93,7 +126,7 @@ def final_verification(campaign: Campaign, lab_url: str, secrets: dict[str, Any]
     tasks = campaign.task_names
     console = campaign.console
     console.print("verifying the best snapshots and the vanilla baseline on lab-chosen seeds…")
-    baseline_client = LabClient(lab_url, campaign._token(lab_url, secrets, BASELINE))
+    baseline_client = LabClient(lab_url, campaign.researcher_token(lab_url, secrets, BASELINE))
     baseline_snapshot = _baseline_snapshot(campaign, baseline_client)
     request_deadline = time.monotonic() + REQUEST_WAIT_S
     for task in tasks:
@@ -101,7 +134,7 @@ def final_verification(campaign: Campaign, lab_url: str, secrets: dict[str, Any]
             campaign.state.baseline_verify_ids[task] = _request(baseline_client, baseline_snapshot, task, console,
                                                                 request_deadline)
             campaign.persist()
-    for name, snapshot_id, _score in _best_candidates(campaign, campaign.config.verify_top_k):
+    for name, snapshot_id in _best_candidates(campaign, lab_url, secrets, campaign.config.verify_top_k):
         status = campaign.statuses[name]
         client = LabClient(lab_url, secrets["researchers"][name])
         for task in tasks:

@@ -8,15 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from autow2s.board_rules import BASELINE_RESEARCHER, is_baseline_researcher, supervised
 from autow2s.lab.models import Evaluation, Snapshot, VerifyRun
 
-BASELINE_RESEARCHER = "baseline-vanilla"  # the campaign verifies vanilla under this name, as every view's reference
-
-
-def is_baseline_researcher(name: str) -> bool:
-    """A campaign's vanilla reference: `baseline-vanilla`, or `<campaign id>.baseline-vanilla` for a campaign
-    that joined a shared lab (campaign/shared_lab.py); with several, any of them is vanilla on lab seeds."""
-    return name == BASELINE_RESEARCHER or name.endswith("." + BASELINE_RESEARCHER)
+__all__ = ["BASELINE_RESEARCHER", "is_baseline_researcher", "leaderboard_rows", "supervised",
+           "supervisor_fields"]  # the lab's own modules import the shared rules from here too
 
 
 def leaderboard_rows(session: Session, task: str, names: dict[int, str], limit: int = 1000) -> list[dict[str, Any]]:
@@ -52,11 +48,3 @@ def supervisor_fields(run: VerifyRun) -> dict[str, Any]:
     independent = {"flagged": True, "passed": False}.get(check)
     return {"supervisor_check": check, "null_supervisor_pgr": run.null_holdout_pgr, "null_supervisor_ci": ci,
             "independent_of_supervisor": independent}
-
-
-def supervised(row: dict[str, Any]) -> bool:
-    """Whether a row belongs on the main board: its check passed or was not run.
-
-    Flagged runs go to the supervisor-free section.
-    """
-    return row["supervisor_check"] in ("passed", "not checked")

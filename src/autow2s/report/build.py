@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER, supervised
+from autow2s.board_rules import BASELINE_RESEARCHER, supervised
 from autow2s.lab.web.render import fmt_pgr, fmt_time
 from autow2s.report import plots
 from autow2s.report.data import ReportData, collect

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from autow2s.board_rules import BASELINE_RESEARCHER, supervised
 from autow2s.errors import AutoW2SError
-from autow2s.lab.leaderboard import BASELINE_RESEARCHER, supervised
 from autow2s.lab.web import queries
 from autow2s.lab.web.queries import Point
 from autow2s.rundir import JobKills, RunDir, RunView, read_run_view

@@ -24,7 +24,9 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autow2s.researchers.lab_client import LabError
+from autow2s.errors import AutoW2SError
+from autow2s.researchers.experiment_log import ExperimentLog, ExperimentResult
+from autow2s.researchers.lab_client import LabError, pack_method_dir
 from autow2s.researchers.output import ToolError
 from autow2s.safefs import SafeTree, UnsafePathError
 
@@ -78,8 +80,10 @@ class _Host(Protocol):
     """What ExperimentTools' methods use of `self`: the ToolBox it is mixed into (_one_seed included)."""
 
     lab: LabClient
+    name: str
     tasks: tuple[str, ...]
     workspace: Path
+    experiment_log: ExperimentLog | None
 
     @property
     def files(self) -> SafeTree: ...
@@ -95,6 +99,7 @@ class _Host(Protocol):
     def _job_text(self, result: Any) -> str: ...
     def _one_seed(self, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
                   record: ExperimentRecord) -> dict[str, Any]: ...
+    def _keep_method(self, rel_method: str) -> str | None: ...
 
 
 if TYPE_CHECKING:
@@ -116,9 +121,11 @@ class ExperimentTools:
         chosen = [self.check_task(name, "run_experiment") for name in dict.fromkeys(tasks or self.tasks)]
         seeds = list(dict.fromkeys(seeds or [42]))
         run_id = uuid.uuid4().hex[:10]
+        method_sha = self._keep_method(rel_method)  # the code as it runs now, for the campaign's final choice
         results: dict[str, dict[str, Any]] = {}
+        records: dict[str, ExperimentRecord] = {}
         for task in chosen:
-            record = ExperimentRecord(rel_method, seeds, [], [], quick, task)
+            record = records[task] = ExperimentRecord(rel_method, seeds, [], [], quick, task)
             per_seed = [self._one_seed(task, rel_method, run_id, seed, quick, record) for seed in seeds]
             complete = len(record.evaluation_ids) == len(seeds)
             results[task] = {"scored": _scored(len(record.evaluation_ids), len(seeds), "seeds"),
@@ -140,7 +147,22 @@ class ExperimentTools:
         # the campaign's best dev PGR (read from the event's mean_dev_pgr) comes from runs on all of them.
         partial = set(chosen) != set(self.tasks)
         self.on_event("experiment", {**summary, "mean_dev_pgr": None} if partial else summary)
+        if method_sha is not None and self.experiment_log is not None:
+            scored = {task: {"seeds": [entry["seed"] for entry in results[task]["per_seed"]],
+                             "dev_pgrs": [entry.get("dev_pgr") for entry in results[task]["per_seed"]],
+                             "evaluation_ids": [entry.get("evaluation_id") for entry in results[task]["per_seed"]]}
+                      for task in records}
+            self.experiment_log.append(ExperimentResult(self.name, rel_method, method_sha, quick, scored))
         return summary
+
+    def _keep_method(self: _Host, rel_method: str) -> str | None:
+        """Store the packed method folder in the researcher's log (None: no log, or it cannot be packed now)."""
+        if self.experiment_log is None:
+            return None
+        try:
+            return self.experiment_log.store_method(pack_method_dir(self.files, rel_method))
+        except (AutoW2SError, OSError):
+            return None  # too big or unreadable to snapshot: run_experiment still runs it, unrecorded
 
     def _one_seed(self: _Host, task: str, rel_method: str, run_id: str, seed: int, quick: bool,
                   record: ExperimentRecord) -> dict[str, Any]:

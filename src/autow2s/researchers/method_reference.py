@@ -71,7 +71,8 @@ def run(ctx):
 ## The library: baselines and Recipe
 
 `autow2s.testbed.methods` holds the baselines (vanilla, vanilla-hard, confident, logconf, product,
-temperature, label-smoothing, bootstrap, ensemble, knn-relabel, ue-direction, composed). Helpers in
+temperature, label-smoothing, bootstrap, ensemble, knn-relabel, ue-direction, label-spreading,
+label-propagation, self-training, co-training, composed). Helpers in
 `autow2s.testbed.methods.common`: `fit_predict(ctx, targets, rows=None, weights=None, loss="xent",
 loss_params=None, predict_on=("test",), **hparams)` -> list of predictions, `harden(p)`,
 `representation(ctx, split)`.
@@ -82,8 +83,23 @@ vanilla. Fields:
 - relabel: "none" | "knn" (knn_k = 32) | "bootstrap" (bootstrap_rounds = 1, bootstrap_weight = 0.7)
 - confident_margin: keep items with |p - 0.5| >= margin (0 keeps all; must be < 0.5)
 - loss: "xent" | "logconf" | "product" (aux_coef = 0.5, warmup_frac = 0.2, product_beta = 1.0)
-- members: ensemble size (>= 1, bootstrap resamples)
+- members: ensemble size (>= 1), member_resample: "bootstrap" | "none" (every member on every item)
 - hparams: dict passed to ctx.strong_model (e.g. {"epochs": 40, "hidden": 128})
+
+The classic semi-supervised families, as relabelling steps (each is also a baseline of its own):
+- relabel "spread": label spreading on a kNN graph of the strong representation (the feature
+  vectors, or the strong student's embedding on text tasks), rank-matched back to the weak labels'
+  distribution: spread_k = 16, spread_alpha = 0.99 (share taken from the neighbours, in [0, 1)),
+  spread_metric "cosine" | "euclidean", spread_normalization "symmetric" | "random-walk"
+  (label propagation). Helpers: `autow2s.testbed.methods.label_spreading.spread_labels(ctx, soft,
+  k=..., alpha=..., metric=..., normalization=...)`, `knn_graph(matrix, k, metric)`, `spread(...)`.
+- relabel "self-train": round r gives the r * relabel_fraction items the student is most sure of
+  its hardened label (relabel_rounds = 2, relabel_fraction = 0.2; predictions out of fold).
+- relabel "co-train": two students on two random halves of the representation's columns teach each
+  other their most confident items (same rounds and fraction; cotrain_views "split", or
+  "strong-weak" on features tasks only).
+- Regularisation: weight_decay (None keeps the student's default), patience (early-stopping
+  patience in epochs), early_stopping = False (no validation slice: every epoch, last weights).
 
 ```python
 from autow2s.testbed.methods.composed import Recipe, run_recipe
@@ -98,6 +114,24 @@ def run(ctx):
 
 `Recipe.from_dict({...})` refuses unknown fields and lists the known ones;
 `render_method(recipe)` returns a self-contained method.py for a recipe.
+
+## Looking at the data: dev_context
+
+In the `python` tool, `dev_context(task=None, seed=0)` gives the very ctx your `run(ctx)` gets on a
+research task (the only one by default; name it with several), built from the public view at /task:
+
+```python
+from autow2s.testbed.dev import dev_context
+from autow2s.testbed.methods.common import representation
+
+ctx = dev_context()                       # or dev_context("rt-sentiment", seed=1)
+weak = ctx.weak_soft_labels("train_unlabel")
+X = representation(ctx, "train_unlabel")  # the strong model's features (encoded texts on text tasks)
+print(weak.mean(), (abs(weak - 0.5) > 0.3).mean(), X.shape)
+```
+
+It holds no labels (the public view has none), so nothing you see there is dev or holdout truth;
+the lab's dev score stays the only measurement of a method.
 
 ## Scoring, in short
 

@@ -68,8 +68,8 @@ class PromptLimits:
     answer; a task whose status could not be read is left out, and None or {} when none could be)."""
 
     job_limits: Limits
-    max_turns: int
-    context_tokens: int
+    max_turns: int | None  # None: no conversation of ours (an attached harness runs its own)
+    context_tokens: int | None
     labs: dict[str, dict[str, Any]] | None = None
     seconds_left: float | None = None
     several_tasks: bool = False  # name each task's figures even if only one task's status could be read
@@ -93,7 +93,7 @@ def describe_tasks(tasks: Sequence[str]) -> str:
     return (f"Your research tasks ({len(tasks)}): {', '.join(tasks)}. Your workspace is /workspace; each task's "
             f"public data is read-only in its own directory: {views}. run_experiment runs your method on every "
             "research task by default (tasks=[...] picks some) and reports each task's dev PGR and their mean "
-            "(null if any task has no scored seed); evaluate_predictions needs task=<name>; leaderboard and "
+            "(null unless every seed of every task was scored); evaluate_predictions needs task=<name>; leaderboard and "
             "lab_status take task=<name>; request_verification verifies a snapshot on every research task.")
 
 
@@ -118,9 +118,12 @@ def describe_limits(limits: PromptLimits) -> str:
                      ", so it takes several times one experiment's run time; wait for it instead of polling.")
     if not labs:
         lines.append("- Dev scoring and verification have budgets and per-minute rates; lab_status shows them.")
-    lines.append(f"- This conversation: at most {limits.max_turns} model turns; past about {limits.context_tokens:,} "
-                 "tokens of history, the oldest tool results are replaced by one-line summaries. Long tool output "
-                 "keeps its head and tail; the marker says how to read the cut lines (read_file with a line range).")
+    if limits.max_turns is not None and limits.context_tokens is not None:
+        lines.append(f"- This conversation: at most {limits.max_turns} model turns; past about "
+                     f"{limits.context_tokens:,} tokens of history, the oldest tool results are replaced by one-line "
+                     "summaries.")
+    lines.append("- Long tool output keeps its head and tail; the marker says how to read the cut lines (read_file "
+                 "with a line range).")
     return "\n".join(lines)
 
 
@@ -157,6 +160,14 @@ def standing_line(limits: PromptLimits | None) -> str:
     if limits is not None and limits.seconds_left is not None:
         parts.append(f"The campaign ends in about {max(0.0, limits.seconds_left) / 60:.0f} minutes.")
     return " ".join(parts)
+
+
+def research_brief(tasks: Sequence[str], direction: Direction, limits: PromptLimits, notebook: str) -> str:
+    """What an attached agent (MCP) starts from: the same system prompt, where it stands now, and its notebook."""
+    standing = standing_line(limits)
+    return (system_prompt(tasks, direction, limits) + ("\nWhere you stand: " + standing if standing else "") +
+            "\n\nYour notebook (the `notebook` tool keeps it; it is your memory between sessions):\n---\n" +
+            (notebook.strip() or "(empty)") + "\n---\n")
 
 
 def user_prompt(iteration: int, notebook: str, limits: PromptLimits | None = None) -> str:

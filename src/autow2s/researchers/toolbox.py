@@ -20,6 +20,7 @@ from typing import Any
 
 from autow2s.errors import AutoW2SError
 from autow2s.executor.base import Executor, JobSpec
+from autow2s.researchers.experiment_log import ExperimentLog
 from autow2s.researchers.experiments import ExperimentRecord, ExperimentTools
 from autow2s.researchers.lab_client import LabClient, LabError
 from autow2s.researchers.lab_tools import LabTools
@@ -47,6 +48,8 @@ class ToolBox(WorkspaceFiles, ExperimentTools, LabTools):
         that task's public view itself (/task/train_unlabel.jsonl ...); with several it holds one
         public view per task (/task/<name>/train_unlabel.jsonl ...).
     error_log: where every tool error (and the traceback of any bug) is appended; None: nowhere.
+    record_dir: a host folder (the researcher's own in a campaign) where every run_experiment's per-seed
+        results and the method it ran are kept, so the campaign can verify the best of any researcher.
     view_dir: the host folder (outside the workspace) with the researcher's read-only views, the forum
         mirror and the method reference, mounted at /forum and /reference in every job
         (researchers/views.py); by default `view-NAME` beside the notebook.
@@ -68,6 +71,7 @@ class ToolBox(WorkspaceFiles, ExperimentTools, LabTools):
     deadline: float | None = None
     stop: threading.Event | None = None
     view_dir: Path | None = None
+    record_dir: Path | None = None  # where run_experiment's results and methods are kept (experiment_log.py)
 
     def __post_init__(self) -> None:
         self.tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
@@ -77,6 +81,7 @@ class ToolBox(WorkspaceFiles, ExperimentTools, LabTools):
             raise AutoW2SError(f"research tasks must be distinct, got {', '.join(self.tasks)}")
         if self.view_dir is None:
             self.view_dir = self.notebook_path.parent / f"view-{self.name}"
+        self.experiment_log = ExperimentLog(self.record_dir, self.name) if self.record_dir is not None else None
         prepare_view(self.view_dir)
         self._forum_mirrored_at: float | None = None
 

@@ -138,6 +138,8 @@ class RunState:
     baseline_verify_ids: dict[str, int] = field(default_factory=dict)
     baseline_snapshot: str | None = None
     transfer_ids: dict[str, int] = field(default_factory=dict)  # "<snapshot>:<task>" -> transfer run id
+    # The methods the final step chose from researchers' experiments, saved as snapshots (method sha -> id).
+    candidate_snapshots: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> RunState:
@@ -146,7 +148,8 @@ class RunState:
         data = json.loads(path.read_text())
         return cls(phase=data["phase"], elapsed_s=data["elapsed_s"], researchers=researcher_entries(data["researchers"]),
                    baseline_verify_ids=dict(data.get("baseline_verify_ids") or {}),
-                   baseline_snapshot=data.get("baseline_snapshot"), transfer_ids=dict(data.get("transfer_ids") or {}))
+                   baseline_snapshot=data.get("baseline_snapshot"), transfer_ids=dict(data.get("transfer_ids") or {}),
+                   candidate_snapshots=dict(data.get("candidate_snapshots") or {}))
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, asdict(self))
