@@ -71,7 +71,7 @@ def test_one_speech_stays_in_one_split_and_splits_stay_balanced(name):
         seen: dict[str, str] = {}
         for split in ("train_label", "train_unlabel", "test"):
             labels = task.labels(split)
-            assert len(labels) == SPECS[name].sizes.__getattribute__(split) and abs(2 * int(labels.sum())
+            assert len(labels) == getattr(SPECS[name].sizes, split) and abs(2 * int(labels.sum())
                                                                                      - len(labels)) <= 1
             for _, text in _texts(task, split):
                 assert seen.setdefault(group_of[text], split) == split, f"{group_of[text]} is in two splits"
