@@ -55,7 +55,7 @@ def test_leaderboard_rows_equal_the_api_and_link_to_snapshots_and_findings(page,
         else:
             assert null == expected["supervisor_check"]
         assert ("supervisor-free" in row["cells"][1]) == bool(expected["independent_of_supervisor"])
-        assert gap == ("—" if expected["overfit_gap"] is None else f"{expected['overfit_gap']:.3f}")
+        assert gap == ("—" if expected["dev_holdout_gap"] is None else f"{expected['dev_holdout_gap']:.3f}")
     shoot(page, screenshots, "leaderboard")
 
     page.click("#leaderboard th >> text=holdout PGR")  # sortable: the first click sorts best first

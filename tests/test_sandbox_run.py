@@ -154,3 +154,23 @@ def test_unreadable_task_data_gets_a_clear_error(tmp_path: Path) -> None:
     private.mkdir(mode=0o700)
     with pytest.raises(Exception, match="chmod -R a\\+rX"):
         run_sandboxed(SandboxConfig(workspace=make_workspace(tmp_path), task_data=private), ["true"])
+
+
+def test_a_niced_job_keeps_its_niceness_and_cannot_lower_it(tmp_path: Path) -> None:
+    """Verified runs start at nice 10 so that researchers' experiments get the CPU first (VERIFY_JOB_LIMITS)."""
+    from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
+
+    assert VERIFY_JOB_LIMITS.nice == 10
+    code = ("import os\nprint('NICE', os.nice(0))\ntry:\n    os.nice(-10)\n    print('LOWERED', os.nice(0))\n"
+            "except PermissionError:\n    print('REFUSED')\n")
+    for unsafe in (False, True):
+        config = SandboxConfig(workspace=make_workspace(tmp_path, f"ws-{unsafe}"), limits=Limits(wall_seconds=30, nice=10),
+                               unsafe_no_sandbox=unsafe)
+        lines: list[bytes] = []
+        result = run_sandboxed(config, ["python3", "-c", code], stdout=lines.append, stderr=lines.append)
+        text = b"".join(lines).decode()
+        assert result.exit_code == 0 and "NICE 10" in text, text
+        if not unsafe or os.geteuid() != 0:  # only root outside a sandbox may lower it again
+            assert "REFUSED" in text, text
+    with pytest.raises(ValueError, match="nice must be between 0 and 19"):
+        Limits(nice=-5)

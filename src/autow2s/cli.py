@@ -507,7 +507,7 @@ def dashboard(
     """Reopen a campaign's lab and serve its read-only dashboard (see docs/dashboard.md)."""
 
     def body() -> None:
-        from autow2s.lab.web.launch import serve_run_dir
+        from autow2s.lab.launch import serve_run_dir
 
         serve_run_dir(run_dir, host=host, port=port)
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,9 @@ class LabProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> LabProcess:
+    def start(self, on_wait: Callable[[float], None] | None = None) -> LabProcess:
+        """Start `autow2s serve` and wait until it answers; on_wait(seconds waited) is called about once a second
+        meanwhile (a lab's first start computes every task's baselines: tens of seconds)."""
         env = dict(os.environ) | {"AUTOW2S_ADMIN_TOKEN": self.admin_token, "PYTHONUNBUFFERED": "1"}
         for _attempt in range(3):
             self.port = free_port()
@@ -62,14 +65,19 @@ class LabProcess:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             preexec_fn=_die_with_parent)
             log.close()
-            if self._wait_ready():
+            if self._wait_ready(on_wait):
                 return self
             self.stop()
         raise AutoW2SError(f"the lab server did not start; see {self.log_path}")
 
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + READY_TIMEOUT_S
+    def _wait_ready(self, on_wait: Callable[[float], None] | None = None) -> bool:
+        started = time.monotonic()
+        deadline = started + READY_TIMEOUT_S
+        told = 0
         while time.monotonic() < deadline:
+            if on_wait is not None and time.monotonic() - started >= told + 1:
+                told = int(time.monotonic() - started)
+                on_wait(time.monotonic() - started)
             assert self.process is not None
             if self.process.poll() is not None:
                 return False

@@ -152,11 +152,16 @@ class Campaign:
             extra += ("--budget-total", str(self.config.eval_budget))
         if not self.config.dependence_check:
             extra += ("--dependence-check", "off")
-        self.console.print("starting the lab on loopback…")
         if self.transfer_names:
             extra += ("--transfer-data", str(self.paths.transfer_data))
-        self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
-                                      self.paths.lab_log, extra_args=extra).start()
+        tasks = len(self.task_names) + len(self.transfer_names)
+        with self.console.status("starting the lab on loopback…") as status:
+            def waited(seconds: float) -> None:
+                status.update(f"starting the lab on loopback: it computes the weak teacher and the ceiling of each "
+                              f"of {tasks} task(s) over its baseline seeds on its first start… {seconds:.0f} s")
+            self.lab_process = LabProcess(self.paths.data, self.paths.lab_state, secrets["admin_token"],
+                                          self.paths.lab_log, extra_args=extra).start(on_wait=waited)
+        self.console.print(f"the lab is up (baselines of {tasks} task(s) ready)")
         self.paths.lab_url_file.write_text(self.lab_process.url + "\n")  # read by `autow2s dashboard`
         self.console.print(f"dashboard (live while the campaign runs): {self.lab_process.url}/dashboard/")
         return self.lab_process.url

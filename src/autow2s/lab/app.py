@@ -55,7 +55,7 @@ def app_from_environment() -> FastAPI:
     """
     import os
 
-    from autow2s.lab.cli import configure_logging
+    from autow2s.lab.auth import configure_logging
 
     admin_token = admin_token_from_env()
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"), (admin_token,))

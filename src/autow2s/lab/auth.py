@@ -12,6 +12,7 @@ import hmac
 import logging
 import re
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -171,3 +172,17 @@ def redacted_path(scope: Mapping[str, Any]) -> str:
         path = "/r/<redacted>" + path
     query = scope.get("query_string", b"").decode("latin-1")
     return redact(path + ("?" + query if query else ""))[:300]
+
+
+def configure_logging(level: str, secrets_to_hide: tuple[str, ...]) -> None:
+    """One stderr handler whose filter redacts tokens from every record, uvicorn's included."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets_to_hide))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

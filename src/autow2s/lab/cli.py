@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,22 +94,6 @@ def serve(
         raise typer.Exit(code=2) from None
 
 
-def configure_logging(level: str, secrets_to_hide: tuple[str, ...]) -> None:
-    """One stderr handler whose filter redacts tokens from every record, uvicorn's included."""
-    from autow2s.lab.auth import RedactingFilter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets_to_hide))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
-
-
 def check_schema(settings: LabSettings) -> None:
     """Create a fresh DB's schema, or raise AutoW2SError (naming `autow2s lab upgrade`) on an old or newer one."""
     from autow2s.lab.db import make_engine
@@ -132,6 +114,8 @@ def run_server(settings: LabSettings, *, host: str, port: int, log_level: str = 
     load; each worker then keeps nothing that matters in memory (see docs/lab.md, "Several workers").
     """
     import os
+
+    from autow2s.lab.auth import configure_logging
 
     configure_logging(log_level, (settings.admin_token,))
     check_schema(settings)  # first, and before uvicorn: in its lifespan an AutoW2SError would be a traceback, exit 3

@@ -148,3 +148,8 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": payload})
+
+
+class RunTakenOver(RuntimeError):
+    """Another worker took a verified or transfer run over (this one stalled past verify.STALE_AFTER_S): its result
+    is not ours to write. Here rather than in verify.py, so transfer.py needs nothing of verify.py's."""

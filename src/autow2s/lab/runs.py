@@ -61,15 +61,17 @@ class VerifyOut(BaseModel):
 class LeaderboardRow(BaseModel):
     rank: int
     verify_id: int
-    method: str
+    method: str = Field(description="the snapshot message's first line (the folder's name if it has none)")
+    snapshot_name: str = Field(description="the name of the method folder the snapshot was saved from")
     researcher: str
     snapshot_id: str
     dev_pgr: float | None
     holdout_pgr: float | None
     holdout_ci: list[float] | None
     best_seen_dev_pgr: float | None = Field(description="the best dev PGR this researcher was shown on the task")
-    overfit_gap: float | None = Field(description="best_seen_dev_pgr - holdout_pgr; large values suggest overfitting "
-                                                  "to dev or gaming the scorer")
+    dev_holdout_gap: float | None = Field(description="this run's dev PGR - its holdout PGR (same seeds, same "
+                                                      "supervisor): a large gap suggests a method fitted to the dev "
+                                                      "items or the scorer")
     n_seeds: int
     finished_at: float | None
     supervisor_check: str = Field(description=SUPERVISOR_CHECK_HELP)

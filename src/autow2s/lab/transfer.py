@@ -112,8 +112,8 @@ def transfer_overview(request: Request, principal: Principal = Depends(admin)) -
 
 def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
+    from autow2s.lab.errors import RunTakenOver
     from autow2s.lab.supervisor import verified_metrics
-    from autow2s.lab.verify import RunTakenOver
     from autow2s.testbed.models.registry import default_backend
     from autow2s.testbed.prepare import write_neutral_view
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from sqlalchemy import Connection, select, update
 
+from autow2s.lab.errors import RunTakenOver
 from autow2s.lab.models import VerifyRun
 from autow2s.lab.supervisor import (
     RunSupervisors,
@@ -205,10 +206,6 @@ def db_now(conn: Connection) -> float:
     else:
         expression = "SELECT (julianday('now') - 2440587.5) * 86400.0"
     return float(conn.exec_driver_sql(expression).scalar_one())
-
-
-class RunTakenOver(RuntimeError):
-    """Another worker took this run over (this one stalled past STALE_AFTER_S): its result is not ours to write."""
 
 
 class VerifyService:

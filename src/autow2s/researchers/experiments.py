@@ -20,6 +20,7 @@ task); `task_results` reads either shape.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -59,6 +60,20 @@ def _tail(text: str, chars: int = STDERR_TAIL_CHARS) -> str:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _timing(results: dict[str, dict[str, Any]], total: float) -> dict[str, float]:
+    """The call's wall time split into the jobs' own run time, the sandbox around them, the lab's scoring, and
+    the tool's own work (packing the method, reading outputs): benchmarks/experiment_overhead.py reports these."""
+    parts = {"jobs_s": 0.0, "sandbox_s": 0.0, "scoring_s": 0.0}
+    for result in results.values():
+        for entry in result["per_seed"]:
+            timing = entry.get("timing", {})
+            parts["jobs_s"] += timing.get("job_s", 0.0)
+            parts["sandbox_s"] += timing.get("sandbox_s", 0.0)
+            parts["scoring_s"] += timing.get("scoring_s", 0.0)
+    parts["tool_s"] = max(0.0, total - sum(parts.values()))
+    return {"total_s": round(total, 2), **{name: round(value, 2) for name, value in parts.items()}}
 
 
 def _scored(done: int, total: int, what: str) -> str:
@@ -121,6 +136,7 @@ class ExperimentTools:
         chosen = [self.check_task(name, "run_experiment") for name in dict.fromkeys(tasks or self.tasks)]
         seeds = list(dict.fromkeys(seeds or [42]))
         run_id = uuid.uuid4().hex[:10]
+        started = time.monotonic()
         method_sha = self._keep_method(rel_method)  # the code as it runs now, for the campaign's final choice
         results: dict[str, dict[str, Any]] = {}
         records: dict[str, ExperimentRecord] = {}
@@ -143,6 +159,7 @@ class ExperimentTools:
                        "quick": quick, "tasks": results}
         else:
             summary = {**results[chosen[0]], "method_dir": rel_method, "quick": quick, "task": chosen[0]}
+        summary["timing"] = _timing(results, time.monotonic() - started)
         # A run on some of the research tasks counts as an experiment, but its mean is not the suite's:
         # the campaign's best dev PGR (read from the event's mean_dev_pgr) comes from runs on all of them.
         partial = set(chosen) != set(self.tasks)
@@ -172,12 +189,18 @@ class ExperimentTools:
                    "--method", f"{{workspace}}/{rel_method}", "--seed", str(seed), "--out", f"{{workspace}}/{out}"]
         if quick:
             command += ["--train-fraction", str(QUICK_FRACTION)]
+        started = time.monotonic()
         try:
             name = f"experiment-{task}-{seed}" if self.several_tasks else f"experiment-{seed}"
             result = self._run_job(tuple(command), name, warm=True)
         except ToolError as exc:
             return {"seed": seed, "error": str(exc)}
-        entry: dict[str, Any] = {"seed": seed, "stderr_tail": _tail(result.stderr_tail)}
+        ran = time.monotonic() - started
+        job = float(result.wall_seconds or 0.0)
+        # Where the seed's time went: the job itself, and the sandbox around it (a warm sandbox's first start
+        # imports torch; then a fork per job), then the lab's scoring (below).
+        timing = {"job_s": round(job, 2), "sandbox_s": round(max(0.0, ran - job), 2)}
+        entry: dict[str, Any] = {"seed": seed, "stderr_tail": _tail(result.stderr_tail), "timing": timing}
         if not result.ok:
             entry["error"] = self._job_text(result)[:3000]
             return entry
@@ -187,11 +210,14 @@ class ExperimentTools:
         except (OSError, UnsafePathError, ValueError, KeyError, TypeError) as exc:
             entry["error"] = f"the run ended without readable predictions at {out} ({type(exc).__name__}: {exc})"
             return entry
+        asked = time.monotonic()
         try:
             scored = self.lab.evaluate(task, predictions)
         except LabError as exc:
             entry["error"] = f"the lab did not score this seed: {exc}"
             return entry
+        finally:
+            timing["scoring_s"] = round(time.monotonic() - asked, 2)
         record.dev_pgrs.append(scored["dev_pgr"])
         record.evaluation_ids.append(scored["evaluation_id"])
         entry.update({"evaluation_id": scored["evaluation_id"], "dev_pgr": scored["dev_pgr"],

@@ -44,6 +44,9 @@ class Limits:
     tmp_bytes: int = 256 * MiB  # each of /tmp and /dev/shm (RAM-backed, on top of memory_bytes)
     # Kernel backstop on address space, beyond memory_bytes; GPU jobs turn it off (CUDA maps tens of GiB).
     address_space_slack_bytes: int | None = 4 * GiB
+    # Scheduling niceness (0-19) the job starts with: a verified run yields the CPU to researchers' experiments.
+    # The job cannot lower it again (no CAP_SYS_NICE in the sandbox).
+    nice: int = 0
 
     def __post_init__(self) -> None:
         if not self.wall_seconds > 0:
@@ -52,6 +55,8 @@ class Limits:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive or None, got {value}")
+        if not 0 <= self.nice <= 19:
+            raise ValueError(f"nice must be between 0 and 19, got {self.nice}")
         if self.max_processes is not None and self.max_processes < 4:
             raise ValueError(f"max_processes must be at least 4 (the shell and its helpers), got {self.max_processes}")
 
@@ -76,7 +81,8 @@ class Limits:
 # experiment (campaign/runner.py) and one seed of a verified or transfer run (lab/verify.py, which scales
 # the wall time by the number of seeds). Inside a job, ctx.time_left() counts down to its wall limit.
 RESEARCH_JOB_LIMITS = Limits(wall_seconds=300, memory_bytes=3 * GiB)
-VERIFY_JOB_LIMITS = Limits(wall_seconds=600, memory_bytes=4 * GiB)
+# Verified and transfer runs (the lab's) run at nice 10: during research they take the CPU researchers leave.
+VERIFY_JOB_LIMITS = Limits(wall_seconds=600, memory_bytes=4 * GiB, nice=10)
 
 
 def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str, int]:
@@ -97,6 +103,8 @@ def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str
         rlimits["RLIMIT_FSIZE"] = limits.disk_bytes
     if limits.memory_bytes is not None and limits.address_space_slack_bytes is not None and not gpu:
         rlimits["RLIMIT_AS"] = limits.memory_bytes + limits.address_space_slack_bytes
+    if limits.nice:
+        rlimits["NICE"] = limits.nice  # not an rlimit: the launcher calls os.nice with it
     return rlimits
 
 
@@ -114,6 +122,9 @@ if lifeline >= 0:
     os.close(lifeline)
 for item in filter(None, spec.split(",")):
     name, value = item.split("=")
+    if name == "NICE":
+        os.nice(int(value))
+        continue
     resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 if os.getuid() == 0 and uid != 0:
     import ctypes

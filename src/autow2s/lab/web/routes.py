@@ -25,7 +25,7 @@ from autow2s.lab.web.render import STATIC, default_task, job_kills, not_found, p
 
 router = APIRouter(include_in_schema=False)  # HTML pages: not part of the lab's API schema
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-SORTABLE = ("rank", "method", "researcher", "dev_pgr", "holdout_pgr", "overfit_gap", "n_seeds", "finished_at")
+SORTABLE = ("rank", "method", "researcher", "dev_pgr", "holdout_pgr", "dev_holdout_gap", "n_seeds", "finished_at")
 FORUM_PAGE = 50
 TAG = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 FORUM_TYPES: tuple[forum.FindingType, ...] = ("result", "hypothesis", "insight", "error")
