@@ -1,24 +1,7 @@
-"""Host-side access to trees that sandboxed code can write: the one way trusted code touches them.
-
-Why: a job runs while the host reads and writes its workspace (and a verify job's folder), and it
-can swap any file or directory there for a symlink, a FIFO or a hard-to-delete tree at any
-moment, including between the host's check and its use. So every access here
-- names a path *relative to a tree's root* (no absolute paths, no `..`),
-- opens it relative to a directory file descriptor and never follows a symlink on any component
-  (`openat2` with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS where the kernel
-  has it; otherwise one `O_NOFOLLOW` open per component),
-- opens only regular files and directories, with O_NONBLOCK, so a FIFO can neither block nor be read,
-- caps what it reads,
-- writes new content to a fresh file made with O_CREAT | O_EXCL and renames it into place
-  (`renameat` replaces a planted symlink; it never writes through one),
-- removes trees and changes modes through file descriptors only.
-
-docs/sandbox.md lists every host-side site that uses it, and tests/test_host_writes.py attacks each.
-"""
+"""SafeTree: every host-side read, write, walk and removal inside a tree a job can write (see autow2s.safefs)."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import secrets
@@ -27,87 +10,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from autow2s.errors import AutoW2SError
-
-DEFAULT_MAX_READ_BYTES = 20_000_000
-MAX_DEPTH = 1024  # directory levels a walk descends (each level holds one file descriptor)
-_SYS_OPENAT2 = 437  # the same number on every Linux architecture that has it (x86_64, aarch64, ...)
-_RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x02, 0x04, 0x08
-_BASE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _BASE_FLAGS
-
-
-class UnsafePathError(AutoW2SError):
-    """The host refused a path in a tree a job can write: a symlink, a FIFO, `..`, or too large."""
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-class _Openat2:
-    """openat2(2) through libc's syscall(); `available` turns False for good after ENOSYS or EPERM."""
-
-    def __init__(self) -> None:
-        self.available = os.uname().sysname == "Linux"
-        self._syscall: Callable[..., int] | None = None
-
-    def __call__(self, dir_fd: int, path: str, flags: int, mode: int) -> int | None:
-        """The new fd, or None when the kernel has no openat2 (the caller walks component by component)."""
-        if not self.available:
-            return None
-        if self._syscall is None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.syscall.restype = ctypes.c_long
-            self._syscall = libc.syscall
-        creates = flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE  # O_TMPFILE includes O_DIRECTORY
-        mode = mode if creates else 0  # openat2 refuses a mode it would not use
-        how = _OpenHow(flags, mode, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
-        fd = self._syscall(ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), ctypes.c_char_p(os.fsencode(path)),
-                           ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
-        if fd >= 0:
-            return int(fd)
-        code = ctypes.get_errno()
-        if code in (errno.ENOSYS, errno.EPERM):  # an old kernel, or a seccomp filter that forbids it
-            self.available = False
-            return None
-        raise OSError(code, os.strerror(code), path)
-
-
-_openat2 = _Openat2()
-
-
-def split_relative(relative: str | os.PathLike[str]) -> tuple[str, ...]:
-    """'a/b/./c' -> ('a', 'b', 'c'); '' and '.' -> (). Absolute paths and `..` are refused, not resolved."""
-    text = os.fspath(relative)
-    if "\0" in text:
-        raise UnsafePathError(f"{text!r}: a path with a NUL byte")
-    if text.startswith("/"):
-        raise UnsafePathError(f"{text}: an absolute path; give a path relative to the folder")
-    parts = tuple(part for part in text.split("/") if part not in ("", "."))
-    if ".." in parts:
-        raise UnsafePathError(f"{text}: `..` is not allowed; give a path inside the folder")
-    return parts
-
-
-def _describe(error: OSError, shown: str) -> OSError | UnsafePathError:
-    """A plain OSError for a missing path; an UnsafePathError that says why for a link in the way."""
-    if error.errno in (errno.ELOOP, errno.EXDEV):
-        return UnsafePathError(f"{shown}: a symbolic link is in the way; the host does not follow links in this "
-                               "folder (remove the link, or use the real path)")
-    if error.errno == errno.ENOTDIR:
-        return UnsafePathError(f"{shown}: a part of this path is a symbolic link or a file, not a directory; the "
-                               "host does not follow links in this folder")
-    return OSError(error.errno, error.strerror, shown)
-
-
-def _file_kind(mode: int) -> str:
-    for check, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"),
-                        (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
-                        (stat.S_ISBLK, "device")):
-        if check(mode):
-            return name
-    return "special file"
+from autow2s.safefs.primitives import (
+    BASE_FLAGS,
+    DEFAULT_MAX_READ_BYTES,
+    DIR_FLAGS,
+    MAX_DEPTH,
+    UnsafePathError,
+    describe,
+    file_kind,
+    make_writable,
+    open_dir_writable,
+    openat2,
+    split_relative,
+)
 
 
 @dataclass(frozen=True)
@@ -129,23 +44,23 @@ class SafeTree:
 
     # -- opening ---------------------------------------------------------------------------
     def _root_fd(self) -> int:
-        return os.open(self.root, _DIR_FLAGS)
+        return os.open(self.root, DIR_FLAGS)
 
     def _open(self, parts: tuple[str, ...], flags: int, mode: int = 0o600, shown: str = "") -> int:
         """Open root/parts with no symlink followed anywhere; the caller closes the fd."""
-        flags |= _BASE_FLAGS
+        flags |= BASE_FLAGS
         root = self._root_fd()
         try:
             if not parts:
                 return os.dup(root) if flags & os.O_DIRECTORY else os.open(".", flags, mode, dir_fd=root)
             try:
-                fd = _openat2(root, "/".join(parts), flags, mode)
+                fd = openat2(root, "/".join(parts), flags, mode)
                 if fd is not None:
                     return fd
                 current = root
                 try:
                     for name in parts[:-1]:
-                        following = os.open(name, _DIR_FLAGS, dir_fd=current)
+                        following = os.open(name, DIR_FLAGS, dir_fd=current)
                         if current != root:
                             os.close(current)
                         current = following
@@ -154,7 +69,7 @@ class SafeTree:
                     if current != root:
                         os.close(current)
             except OSError as exc:
-                raise _describe(exc, shown or "/".join(parts)) from None
+                raise describe(exc, shown or "/".join(parts)) from None
         finally:
             os.close(root)
 
@@ -162,7 +77,7 @@ class SafeTree:
         """A directory's fd; with create, missing directories on the way are made (never through a link)."""
         shown = "/".join(parts) or "."
         try:
-            return self._open(parts, _DIR_FLAGS, shown=shown)
+            return self._open(parts, DIR_FLAGS, shown=shown)
         except FileNotFoundError:
             if not create:
                 raise
@@ -174,9 +89,9 @@ class SafeTree:
                 except FileExistsError:
                     pass
                 try:
-                    following = os.open(name, _DIR_FLAGS, dir_fd=current)
+                    following = os.open(name, DIR_FLAGS, dir_fd=current)
                 except OSError as exc:
-                    raise _describe(exc, "/".join(parts[:index + 1])) from None
+                    raise describe(exc, "/".join(parts[:index + 1])) from None
                 os.close(current)
                 current = following
             result, current = current, -1
@@ -205,7 +120,7 @@ class SafeTree:
     def kind(self, relative: str | os.PathLike[str]) -> str | None:
         """'file', 'directory', 'symbolic link', 'FIFO', ... or None when nothing is there."""
         info = self.lstat(relative)
-        return None if info is None else _file_kind(info.st_mode)
+        return None if info is None else file_kind(info.st_mode)
 
     def is_file(self, relative: str | os.PathLike[str]) -> bool:
         return self.kind(relative) == "file"
@@ -223,7 +138,7 @@ class SafeTree:
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", shown)
             if not stat.S_ISREG(info.st_mode):
-                raise UnsafePathError(f"{shown}: a {_file_kind(info.st_mode)}, not a regular file; the host reads "
+                raise UnsafePathError(f"{shown}: a {file_kind(info.st_mode)}, not a regular file; the host reads "
                                       "only regular files")
             if info.st_size > max_bytes:
                 raise UnsafePathError(f"{shown} is {info.st_size:,} bytes, over the {max_bytes:,}-byte limit for "
@@ -254,7 +169,7 @@ class SafeTree:
                 found = []
                 for entry in entries:
                     try:
-                        found.append((entry.name, _file_kind(entry.stat(follow_symlinks=False).st_mode)))
+                        found.append((entry.name, file_kind(entry.stat(follow_symlinks=False).st_mode)))
                     except OSError:
                         continue
             return sorted(found)
@@ -302,7 +217,7 @@ class SafeTree:
                 if not stat.S_ISDIR(info.st_mode) or skip_dir(entry.name) or len(stack) >= MAX_DEPTH:
                     continue
                 try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                    child = os.open(entry.name, DIR_FLAGS, dir_fd=fd)
                 except OSError:
                     continue  # gone, or swapped for a link or a file since it was listed
                 try:
@@ -346,7 +261,7 @@ class SafeTree:
         name = parts[-1]
         temporary = name if exclusive else f".{name[:64]}.autow2s-{secrets.token_hex(6)}"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BASE_FLAGS, 0o600, dir_fd=parent)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | BASE_FLAGS, 0o600, dir_fd=parent)
             try:
                 view = memoryview(data)
                 while view:
@@ -363,7 +278,7 @@ class SafeTree:
         except OSError as exc:
             if isinstance(exc, FileExistsError) and exclusive:
                 raise
-            raise _describe(exc, "/".join(parts)) from None
+            raise describe(exc, "/".join(parts)) from None
         finally:
             os.close(parent)
 
@@ -377,7 +292,7 @@ class SafeTree:
         try:
             info = os.fstat(fd)
             if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
-                raise UnsafePathError(f"{'/'.join(parts)}: a {_file_kind(info.st_mode)}; the host changes modes "
+                raise UnsafePathError(f"{'/'.join(parts)}: a {file_kind(info.st_mode)}; the host changes modes "
                                       "only of files and directories")
             os.fchmod(fd, mode)
         finally:
@@ -414,12 +329,12 @@ class SafeTree:
         if parts:
             parent_fd = self._dir_fd(parts[:-1])
             try:
-                top = _open_dir_writable(parent_fd, parts[-1])
+                top = open_dir_writable(parent_fd, parts[-1])
             finally:
                 os.close(parent_fd)
         else:
             top = self._dir_fd(parts)
-            _make_writable(top)
+            make_writable(top)
         if top is None:
             raise UnsafePathError(f"{'/'.join(parts)}: could not be opened as a directory to remove it")
         stack = [(top, -1, "")]  # (dir fd, parent fd, name in parent)
@@ -443,7 +358,7 @@ class SafeTree:
                     if len(stack) >= MAX_DEPTH:
                         raise UnsafePathError(f"{'/'.join(parts) or '.'}: nested deeper than {MAX_DEPTH} levels; "
                                               "not removed")
-                    sub = _open_dir_writable(fd, child.name)
+                    sub = open_dir_writable(fd, child.name)
                     if sub is None:
                         continue  # swapped for a link or a file since listed: the next pass unlinks it
                     stack.append((sub, fd, child.name))
@@ -469,46 +384,6 @@ class SafeTree:
                 pass
             finally:
                 os.close(parent_fd)
-
-
-def _make_writable(dir_fd: int) -> None:
-    """A directory a job chmodded to 0 must be listable and writable before its entries can be removed."""
-    info = os.fstat(dir_fd)
-    if info.st_mode & 0o700 != 0o700:
-        try:
-            os.fchmod(dir_fd, (info.st_mode & 0o7777) | 0o700)
-        except OSError:
-            pass
-
-
-def _open_dir_writable(parent_fd: int, name: str) -> int | None:
-    """Open a subdirectory (never a link) and give its owner rwx, or None when it is not a directory now.
-
-    A mode-0 directory cannot be opened for reading by its (non-root) owner, so it is first opened
-    with O_PATH, checked to be a directory, and chmodded through /proc/self/fd: that names exactly
-    the inode opened, not a path a job could swap.
-    """
-    try:
-        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except PermissionError:
-        try:
-            handle = os.open(name, os.O_PATH | _DIR_FLAGS, dir_fd=parent_fd)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(handle)
-            if not stat.S_ISDIR(info.st_mode):
-                return None
-            os.chmod(f"/proc/self/fd/{handle}", (info.st_mode & 0o7777) | 0o700)
-            fd = os.open(".", _DIR_FLAGS, dir_fd=handle)
-        except OSError:
-            return None
-        finally:
-            os.close(handle)
-    except OSError:
-        return None
-    _make_writable(fd)
-    return fd
 
 
 def remove_job_tree(path: str | os.PathLike[str]) -> None:
