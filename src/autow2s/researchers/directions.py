@@ -26,34 +26,36 @@ BUILTIN_DIRECTIONS: tuple[Direction, ...] = (
     Direction("unsupervised-elicitation",
               "Find the truth direction in the strong model's representation without labels (consistency, "
               "clustering, contrast), using the weak labels only to orient or select it.",
-              {"relabel": ["knn"], "knn_k": [16, 32, 64]}),
+              {"relabel": ["spread", "knn"], "knn_k": [16, 32, 64], "spread_k": [16, 32]}),
     Direction("data-reweighting",
               "Reweight or filter the weak labels: which examples should the student trust?",
               {"confident_margin": [0.05, 0.1, 0.2], "targets": ["soft", "hard"]}),
     Direction("w2s-plus-ue",
               "Combine weak supervision with unsupervised structure: let the weak labels and the strong "
               "model's own geometry correct each other.",
-              {"relabel": ["knn"], "loss": ["logconf"]}),
+              {"relabel": ["spread", "knn", "co-train"], "loss": ["logconf"]}),
     Direction("noisy-channel-em",
               "Model the weak teacher as a noisy channel and train on posterior labels (EM-style relabelling).",
-              {"relabel": ["bootstrap"], "bootstrap_rounds": [1, 2, 3], "targets": ["temperature"]}),
+              {"relabel": ["bootstrap", "self-train"], "bootstrap_rounds": [1, 2, 3], "relabel_rounds": [2, 3],
+               "targets": ["temperature"]}),
     Direction("distillation-variants",
               "Vary how the weak signal is distilled: soft vs hard targets, temperatures, product-of-experts losses.",
               {"targets": ["soft", "hard", "temperature"], "temperature": [0.5, 2.0], "loss": ["product", "xent"]}),
     Direction("simplicity-bias",
               "Lean on the strong model's simplicity bias: stronger regularisation, fewer epochs, smaller heads.",
-              {"hparams": [{"weight_decay": 1e-2}, {"epochs": 10}, {"hidden": 16}, {"arch": "linear"}]}),
+              {"hparams": [{"epochs": 10}, {"hidden": 16}, {"arch": "linear"}], "weight_decay": [1e-2, 1e-1],
+               "early_stopping": [True], "patience": [2]}),
     Direction("learnability-selection",
               "Select training examples by how learnable they are for the student (confidence, agreement "
               "across rounds).",
-              {"confident_margin": [0.1, 0.2], "relabel": ["bootstrap"]}),
+              {"confident_margin": [0.1, 0.2], "relabel": ["self-train", "co-train", "bootstrap"]}),
     Direction("evolutionary-search",
               "Search broadly over compositions of the method library and keep what verifies.",
               {}),
     Direction("interpretability-probes",
               "Probe the strong model's features: linear probes, neighbourhoods in feature space, what the "
               "student's representation separates.",
-              {"hparams": [{"arch": "linear"}], "relabel": ["knn"], "members": [1, 3]}),
+              {"hparams": [{"arch": "linear"}], "relabel": ["knn", "spread"], "members": [1, 3]}),
 )
 
 
