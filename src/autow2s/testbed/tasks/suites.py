@@ -79,8 +79,8 @@ DEFAULT_TRANSFER_SUITE = "default-transfer"  # what --transfer-tasks auto draws 
 
 # Research: three real tasks of three domains (short texts, so a fresh machine encodes them in minutes) and the
 # default synthetic preset. Transfer: the other synthetic presets and real tasks of domains research lacks.
-DEFAULT_RESEARCH_TASKS = ("synth-linear", "rt-sentiment", "sarcasm-headlines", "health-outlet")
-DEFAULT_TRANSFER_TASKS = ("synth-pairwise", "synth-nonlinear", "trump-device", "friends-speaker")
+DEFAULT_RESEARCH_TASKS = ("synth-linear", "rt-sentiment", "health-outlet", "trump-device")
+DEFAULT_TRANSFER_TASKS = ("synth-pairwise", "synth-nonlinear", "sarcasm-headlines", "friends-speaker")
 
 
 def _registered_real() -> tuple[str, ...]:
