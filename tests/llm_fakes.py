@@ -1,12 +1,16 @@
 """Local HTTP servers that speak the Anthropic Messages and OpenAI chat-completions wire protocols.
 
 They replay a script: each step sees the request body (so it can use earlier tool results) and
-returns tool calls, a final text, or a Fault (an HTTP error such as a 529 burst). Every request is
-recorded for assertions.
+returns tool calls, a final text, a Fault (an HTTP error such as a 529 burst) or a Stall (a provider
+that goes quiet mid-answer). Every request is recorded for assertions.
 
 Like the current Claude models, the Anthropic side starts every assistant turn with a thinking
 block (empty text, a signature) and, when asked, a redacted_thinking block; like the real API it
-answers 400 to a follow-up whose earlier assistant turns do not come back exactly as it sent them.
+answers 400 to a follow-up whose earlier assistant turns do not come back exactly as it sent them,
+and it streams its answer as server-sent events when the request asks for `stream`. With
+`context_limit` set, a request longer than that many tokens (counted more strictly than autow2s
+estimates them) is answered 400 with the message a real server sends: vLLM's "maximum context
+length is N tokens" on the OpenAI side, "prompt is too long" on the Anthropic side.
 """
 
 from __future__ import annotations
@@ -25,14 +29,26 @@ from typing import Any
 @dataclass(frozen=True)
 class Fault:
     """An HTTP error instead of a reply: 529 overloaded, 429 rate limited, 401 bad key, 400 bad request;
-    status 0 drops the connection without an answer (a connection reset)."""
+    status 0 drops the connection without an answer (a connection reset). midstream: a streamed
+    Anthropic answer starts (200, message_start with its input tokens) and then sends an error event."""
 
     status: int
     retry_after_ms: int | None = 10
     message: str = "Overloaded"
+    midstream: bool = False
 
 
-Reply = list[tuple[str, Any]] | str | Fault
+@dataclass(frozen=True)
+class Stall:
+    """A provider that goes quiet: a streamed answer stops after its first event (message_start, which
+    carries the input tokens), an unstreamed one before any byte; after `seconds` (or when the server
+    closes) the answer ends with `text`."""
+
+    seconds: float = 120.0
+    text: str = "too late"
+
+
+Reply = list[tuple[str, Any]] | str | Fault | Stall
 Step = Callable[[dict[str, Any]], Reply]  # tool calls [(name, args)], a final text, or a Fault
 USAGE = {"input_tokens": 200_000, "output_tokens": 20_000}  # $1.50 per turn at $5/$25 per Mtok
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -75,6 +91,10 @@ class ScriptedLLM:
     redacted: bool = False  # also emit a redacted_thinking block on every Anthropic turn
     sent: list[list[dict[str, Any]]] = field(default_factory=list)  # Anthropic contents as sent
     rejected: list[str] = field(default_factory=list)  # why a request got a 400 from the protocol check
+    thinking: bool = True  # start every Anthropic turn with a thinking block, and check it comes back unmodified
+    context_limit: int | None = None  # tokens; a longer request gets the provider's context-length 400
+    too_long: list[int] = field(default_factory=list)  # the token counts refused for context length
+    released: threading.Event = field(default_factory=threading.Event)  # ends every Stall at once
 
     def next(self, body: dict[str, Any]) -> Reply:
         self.requests.append(body)
@@ -89,8 +109,15 @@ def _signature(n: int) -> str:
     return hashlib.sha256(f"thinking-{n}".encode()).hexdigest()
 
 
-def _anthropic_response(reply: list[tuple[str, Any]] | str, n: int, redacted: bool) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "thinking", "thinking": "", "signature": _signature(n)}]
+def request_tokens(body: dict[str, Any]) -> int:
+    """What the fake's "tokenizer" counts: 3 characters of the request's JSON a token, stricter than the
+    4 a token autow2s estimates (real tokenizers count JSON and code that densely)."""
+    return len(json.dumps(body)) // 3
+
+
+def _anthropic_response(reply: list[tuple[str, Any]] | str, n: int, redacted: bool,
+                        thinking: bool = True) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "thinking", "thinking": "", "signature": _signature(n)}] if thinking else []
     if redacted:
         content.append({"type": "redacted_thinking", "data": f"encrypted-{_signature(n)[:16]}"})
     if isinstance(reply, str):
@@ -104,6 +131,49 @@ def _anthropic_response(reply: list[tuple[str, Any]] | str, n: int, redacted: bo
     return {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": "fake-claude", "content": content,
             "stop_reason": stop, "stop_sequence": None,
             "usage": {**USAGE, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+
+def _sse_events(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A Messages API answer as the stream of events the real API sends for it."""
+    start = {key: value for key, value in payload.items() if key != "content"}
+    start = {**start, "content": [], "stop_reason": None,
+             "usage": {**payload["usage"], "output_tokens": 1}}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(payload["content"]):
+        kind = block["type"]
+        if kind == "thinking":
+            opened = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
+                      {"type": "signature_delta", "signature": block["signature"]}]
+        elif kind == "text":
+            opened, deltas = {"type": "text", "text": ""}, [{"type": "text_delta", "text": block["text"]}]
+        elif kind == "tool_use":
+            opened = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+        else:  # redacted_thinking comes whole in its start event
+            opened, deltas = block, []
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                   for delta in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    events.append(("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": payload["stop_reason"], "stop_sequence": None},
+                                     "usage": {"output_tokens": payload["usage"]["output_tokens"]}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def _too_long(anthropic: bool, body: dict[str, Any], limit: int) -> tuple[int, str] | None:
+    """The context-length refusal a real server sends, or None when the request fits."""
+    prompt = request_tokens(body)
+    if anthropic:
+        return (prompt, f"prompt is too long: {prompt} tokens > {limit} maximum") if prompt > limit else None
+    completion = int(body.get("max_tokens") or 0)
+    if prompt + completion <= limit:
+        return None
+    return prompt, (f"This model's maximum context length is {limit} tokens. However, you requested "
+                    f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+                    "Please reduce the length of the messages or completion.")
 
 
 def _thinking_problem(body: dict[str, Any], sent: list[list[dict[str, Any]]]) -> str | None:
@@ -160,27 +230,66 @@ def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except OSError:
+                pass  # the client hung up: an abandoned request, answered after all
+
+        def _stream(self, events: list[tuple[str, dict[str, Any]]], stall: Stall | None = None) -> None:
+            """Server-sent events, flushed one by one; a Stall goes quiet after the first."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.end_headers()
+            self.close_connection = True  # no Content-Length: the stream ends when the connection does
+            for index, (name, data) in enumerate(events):
+                try:
+                    self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client hung up (an abandoned request)
+                if stall is not None and index == 0:
+                    script.released.wait(stall.seconds)
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             script.headers.append({k.lower(): v for k, v in self.headers.items()})
-            anthropic = self.path.endswith("/v1/messages")
-            if not anthropic and not self.path.endswith("/v1/chat/completions"):
+            path = self.path.split("?")[0]
+            if path.endswith("/v1/messages/count_tokens"):  # Claude Code asks before it sends
+                self._send(200, {"input_tokens": request_tokens(body)})
+                return
+            anthropic = path.endswith("/v1/messages")
+            if not anthropic and not path.endswith("/v1/chat/completions"):
                 self.send_error(404)
                 return
-            if anthropic:
+            if anthropic and script.thinking:
                 problem = _thinking_problem(body, script.sent)
                 if problem is not None:
                     script.requests.append(body)
                     script.rejected.append(problem)
                     self._send(400, _error_body(True, 400, problem))
                     return
+            if script.context_limit is not None:
+                refusal = _too_long(anthropic, body, script.context_limit)
+                if refusal is not None:
+                    script.requests.append(body)
+                    script.too_long.append(refusal[0])
+                    self._send(400, _error_body(anthropic, 400, refusal[1]))
+                    return
             n = len(script.requests)
             reply = script.next(body)
+            stall = reply if isinstance(reply, Stall) else None
+            if stall is not None:
+                if not (anthropic and body.get("stream")):
+                    script.released.wait(stall.seconds)
+                reply = stall.text
             if isinstance(reply, Fault) and reply.status == 0:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if isinstance(reply, Fault) and reply.midstream and anthropic and body.get("stream"):
+                started = _sse_events(_anthropic_response("", n, False, False))[:1]
+                self._stream([*started, ("error", _error_body(True, reply.status, reply.message))])
                 return
             if isinstance(reply, Fault):
                 headers = {} if reply.retry_after_ms is None else {"retry-after-ms": str(reply.retry_after_ms),
@@ -188,8 +297,11 @@ def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
                 self._send(reply.status, _error_body(anthropic, reply.status, reply.message), headers)
                 return
             if anthropic:
-                payload = _anthropic_response(reply, n, script.redacted)
+                payload = _anthropic_response(reply, n, script.redacted, script.thinking)
                 script.sent.append(payload["content"])
+                if body.get("stream"):
+                    self._stream(_sse_events(payload), stall)
+                    return
             else:
                 payload = _openai_response(reply, n)
             self._send(200, payload)
@@ -200,5 +312,6 @@ def fake_llm_server(script: ScriptedLLM) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        script.released.set()  # a stalled answer ends now
         server.shutdown()
         server.server_close()

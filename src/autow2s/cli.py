@@ -319,6 +319,10 @@ def run(
     provider_retry_s: float = typer.Option(CAMPAIGN.provider_retry_s, "--provider-retry-s", min=0.0,
                                            help="seconds an LLM researcher retries 429/5xx/529/timeouts (exponential "
                                                 "back-off, retry-after honoured) before pausing"),
+    context_tokens: int = typer.Option(
+        CAMPAIGN.context_tokens, "--context-tokens", min=2_000,
+        help="tokens of conversation an LLM researcher keeps before summarizing old tool results; set it below "
+             "your model's context (local models often have 32k). A provider's context-length refusal lowers it too"),
     idle: str = typer.Option(CAMPAIGN.idle, "--idle", help="an LLM researcher with nothing to do: sleep (back-off from "
                              "30 s to 10 min, woken by new findings or leaderboard changes) or stop"),
     lab: str | None = typer.Option(CAMPAIGN.lab_url, "--lab", help="URL of a shared lab (admin token in AUTOW2S_ADMIN_TOKEN)"),
@@ -369,7 +373,8 @@ def run(
                 tasks=research, transfer_tasks=held_out, transfer_pool=pool,
                 researchers=parse_researchers(researchers), budget_s=budget, max_dollars=max_dollars,
                 researcher_dollars=researcher_dollars, eval_budget=eval_budget, eval_rate=eval_rate,
-                verify_rate=verify_rate, idle=idle, provider_retry_s=provider_retry_s, lab_url=lab,
+                verify_rate=verify_rate, idle=idle, provider_retry_s=provider_retry_s,
+                context_tokens=context_tokens, lab_url=lab,
                 executor=executor, ray_address=ray_address, directions_file=str(directions) if directions else None,
                 prices_file=str(prices) if prices else None, model=model, base_url=base_url, seed=seed,
                 instance_seed=instance_seed, allow_computable_labels=allow_computable_labels,

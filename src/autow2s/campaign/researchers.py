@@ -187,8 +187,12 @@ def provider_wait_hook(status: ResearcherStatus) -> Callable[[str | None], None]
 
 def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, researcher_dir: Path,
               ledger: Ledger, model: str | None, base_url: str | None, replay: str | None,
-              status: ResearcherStatus | None = None, provider_retry_s: float = 600.0) -> Callable[[int], Any]:
-    """The function one loop iteration calls, for each kind of researcher."""
+              status: ResearcherStatus | None = None, provider_retry_s: float = 600.0,
+              context_tokens: int | None = None) -> Callable[[int], Any]:
+    """The function one loop iteration calls, for each kind of researcher.
+
+    context_tokens: the LLM researchers' history budget (`--context-tokens`; None: the policy's default).
+    """
     if kind in ("search", "random"):
         from autow2s.researchers.search_researcher import SearchResearcher
 
@@ -216,7 +220,7 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
                                    model=model or DEFAULT_CLAUDE_MODEL, base_url=base_url)
         return agent.step
     from autow2s.researchers.chat import AnthropicChat, OpenAIChat
-    from autow2s.researchers.llm_policy import LLMPolicy
+    from autow2s.researchers.llm_policy import DEFAULT_CONTEXT_TOKENS, LLMPolicy
 
     error_log = researcher_dir / "errors.log"
     on_wait = provider_wait_hook(status) if status is not None else None
@@ -229,6 +233,6 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
             raise AutoW2SError("openai researchers need --model NAME (and --base-url for a local server)")
         chat = OpenAIChat(model, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"),
                           provider_retry_s=provider_retry_s, error_log=error_log, on_wait=on_wait)
-    policy = LLMPolicy(chat=chat, ledger=ledger)
+    policy = LLMPolicy(chat=chat, ledger=ledger, context_tokens=context_tokens or DEFAULT_CONTEXT_TOKENS)
     return lambda iteration: policy.run_iteration(toolbox, direction, iteration,
                                                   researcher_dir / "transcript.jsonl")

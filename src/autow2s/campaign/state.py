@@ -39,6 +39,7 @@ class CampaignConfig:
     allow_computable_labels: bool = False
     dependence_check: bool = True  # repeat each verified run with a null supervisor
     provider_retry_s: float = 600.0  # how long an LLM researcher retries a failing provider before pausing
+    context_tokens: int = 120_000  # an LLM researcher's history budget (llm_policy.DEFAULT_CONTEXT_TOKENS)
     idle: str = "sleep"  # what an LLM researcher with nothing to do does: sleep (with back-off) or stop
     verify_top_k: int = 3
     unsafe_no_sandbox: bool = False

@@ -1,23 +1,28 @@
 """The LLM researcher: one fresh conversation per iteration, tools only, dollars accounted.
 
 An iteration ends when the model ends its turn, at the dollar cap, after max_turns, or at the
-deadline (a turn that would start after it does not start). Its IterationOutcome tells the
+deadline (a turn that would start after it does not start, and a model still answering when
+it passes, or when the campaign stops, is not waited for). Its IterationOutcome tells the
 campaign's worker what happened: calls_made == 0 means the agent had nothing to do (idle), and
 reason "cap" means the cap stopped it. Past `context_tokens` of history the oldest tool results
-are replaced by one-line summaries, and the model is told.
+are replaced by one-line summaries, and the model is told. When the provider refuses a prompt as
+longer than the model's context (local models often have 32k), the budget shrinks to what the
+provider said it takes, the history is compacted to it and the turn is asked again; the smaller
+budget holds for the rest of the researcher's life.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autow2s.errors import ProviderUnavailable
-from autow2s.researchers.accounting import CapReached, Ledger
-from autow2s.researchers.chat import ChatAdapter, ToolCall, tool_result_slots
+from autow2s.researchers.accounting import CapReached, Ledger, Usage
+from autow2s.researchers.chat import ChatAdapter, ContextTooLong, ToolCall, Turn, tool_result_slots
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.lab_client import LabError
 from autow2s.researchers.prompts import PromptLimits, system_prompt, user_prompt
@@ -28,6 +33,9 @@ REASONS = ("cap", "end_turn", "max_turns", "deadline")
 DEFAULT_CONTEXT_TOKENS = 120_000
 CHARS_PER_TOKEN = 4  # a rough, provider-independent estimate: the budget is a guard, not a meter
 KEEP_RECENT_RESULTS = 2
+CONTEXT_RETRIES = 3  # compactions per turn after context-length refusals, before the refusal stands
+CONTEXT_MARGIN = 0.7  # of the provider's stated limit: our 4-characters-a-token estimate undercounts code and JSON
+MIN_CONTEXT_TOKENS = 1_000  # below this no conversation can go on; the refusal stands
 
 
 @dataclass
@@ -43,6 +51,10 @@ class _Result:
     tool: str
     slot: dict[str, Any]
     summarized: bool = False
+
+
+def _tokens(messages: list[dict[str, Any]]) -> int:
+    return len(json.dumps(messages, default=str)) // CHARS_PER_TOKEN
 
 
 def _summary(tool: str, text: str) -> str:
@@ -84,21 +96,26 @@ class LLMPolicy:
         system = system_prompt(toolbox.tasks, direction, limits)
         messages = self.chat.start(user_prompt(iteration, notebook, limits))
         results: list[_Result] = []
-        dollars, calls_made = 0.0, 0
+        charged: list[float] = []
+        calls_made = 0
+
+        def charge(usage: Usage) -> None:  # called once per request, maybe from its thread, maybe late
+            charged.append(self.ledger.charge(toolbox.name, self.chat.model, usage))
+
         for turn_index in range(self.max_turns):
             if (deadline is not None and time.monotonic() >= deadline) or toolbox.stopping():
-                return IterationOutcome(turn_index, calls_made, dollars, "deadline")
+                return IterationOutcome(turn_index, calls_made, sum(charged), "deadline")
             try:
                 self.ledger.check(toolbox.name)
             except CapReached:
-                return IterationOutcome(turn_index, calls_made, dollars, "cap")
+                return IterationOutcome(turn_index, calls_made, sum(charged), "cap")
             try:
-                turn = self.chat.turn(system, messages, TOOLS, deadline=deadline, cancel=toolbox.stop)
-            except ProviderUnavailable:
+                turn = self._ask(toolbox, system, messages, results, deadline, charge)
+            except ProviderUnavailable:  # TurnAbandoned too: the deadline passed or the campaign stopped
                 if (deadline is not None and time.monotonic() >= deadline) or toolbox.stopping():
-                    return IterationOutcome(turn_index, calls_made, dollars, "deadline")
+                    return IterationOutcome(turn_index, calls_made, sum(charged), "deadline")
                 raise
-            dollars += self.ledger.charge(toolbox.name, self.chat.model, turn.usage)
+            dollars = sum(charged)
             messages.append(turn.assistant_message)
             if not turn.tool_calls:
                 append_transcript(transcript, {"iteration": iteration, "text": turn.text, "dollars": dollars})
@@ -112,15 +129,55 @@ class LLMPolicy:
             results += [_Result(call.name, slot) for call, slot in zip(turn.tool_calls, tool_result_slots(added))]
             messages.extend(added)
             self._fit_context(messages, results)
-        return IterationOutcome(self.max_turns, calls_made, dollars, "max_turns")
+        return IterationOutcome(self.max_turns, calls_made, sum(charged), "max_turns")
 
-    def _fit_context(self, messages: list[dict[str, Any]], results: list[_Result]) -> int:
+    def _ask(self, toolbox: ToolBox, system: str, messages: list[dict[str, Any]], results: list[_Result],
+             deadline: float | None, charge: Callable[[Usage], None]) -> Turn:
+        """One model turn; a context-length refusal compacts the history to a smaller budget and asks again."""
+        for attempt in range(CONTEXT_RETRIES + 1):
+            try:
+                return self.chat.turn(system, messages, TOOLS, deadline=deadline, cancel=toolbox.stop,
+                                      on_usage=charge)
+            except ContextTooLong as refusal:
+                if attempt == CONTEXT_RETRIES:
+                    raise
+                before = self.context_tokens
+                self._shrink(system, messages, results, refusal)
+                toolbox.log_error(f"{refusal}; the history is compacted from a {before:,}-token budget to "
+                                  f"{self.context_tokens:,} and the turn asked again")
+        raise AssertionError("unreachable")
+
+    def _shrink(self, system: str, messages: list[dict[str, Any]], results: list[_Result],
+                refusal: ContextTooLong) -> None:
+        """Lower the history's budget below what was refused and compact to it; the refusal stands if nothing can
+        shrink (the system prompt, the tools and the first message alone do not fit)."""
+        fixed = (len(system) + len(json.dumps([tool.openai() for tool in TOOLS]))) // CHARS_PER_TOKEN
+        history = _tokens(messages)
+        budget = int(history * CONTEXT_MARGIN)  # always below what was just refused
+        if refusal.prompt_limit is not None:
+            budget = min(budget, int(refusal.prompt_limit * CONTEXT_MARGIN) - fixed)
+        if budget < MIN_CONTEXT_TOKENS or not self._fits_after_compaction(messages, results, budget):
+            raise ContextTooLong(f"{refusal}. Even compacted, this conversation does not fit the model's context "
+                                 f"(the system prompt and tools take ~{fixed:,} tokens); use a model with a longer "
+                                 "context, or a server started with a larger one", refusal.prompt_limit) from refusal
+        self.context_tokens = budget
+        self._fit_context(messages, results, keep_recent=0)
+
+    @staticmethod
+    def _fits_after_compaction(messages: list[dict[str, Any]], results: list[_Result], budget: int) -> bool:
+        """Whether summarizing every tool result would bring the history under budget."""
+        saved = sum(len(r.slot["content"]) - len(_summary(r.tool, r.slot["content"])) for r in results
+                    if not r.summarized and isinstance(r.slot.get("content"), str)) // CHARS_PER_TOKEN
+        return _tokens(messages) - saved <= budget
+
+    def _fit_context(self, messages: list[dict[str, Any]], results: list[_Result],
+                     keep_recent: int = KEEP_RECENT_RESULTS) -> int:
         """Summarize the oldest tool results until the history fits; tell the model in the newest one."""
-        size = len(json.dumps(messages, default=str)) // CHARS_PER_TOKEN
+        size = _tokens(messages)
         if size <= self.context_tokens:
             return 0
         done = 0
-        for result in results[:-KEEP_RECENT_RESULTS]:
+        for result in results[:max(0, len(results) - keep_recent)]:
             if size <= self.context_tokens:
                 break
             if result.summarized or not isinstance(result.slot.get("content"), str):
