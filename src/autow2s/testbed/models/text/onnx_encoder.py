@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -122,7 +123,9 @@ def _atomic_target(directory: Path) -> Path:
 def _export_fp32(model_dir: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own line says what is happening; its weight-loading bar is noise
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
 
     class LastHiddenState(torch.nn.Module):
@@ -190,6 +193,7 @@ def onnx_model(model_dir: Path, runtime: str) -> Path:
     fp32, wanted = directory / f"model-fp32-{RECIPE}.onnx", directory / name
     with _locked(directory):
         if not fp32.is_file():
+            print(f"autow2s: exporting {model_dir.name} to ONNX (once; about a minute on 2 cores)", file=sys.stderr)
             _export_fp32(model_dir, fp32)
         if not wanted.is_file():
             _quantize_int8(fp32, wanted)
@@ -201,6 +205,7 @@ def onnx_model(model_dir: Path, runtime: str) -> Path:
                            "runtime 'torch'") from None
     with _locked(directory):
         if not fp32.is_file():
+            print(f"autow2s: exporting {model_dir.name} to ONNX (once; about a minute on 2 cores)", file=sys.stderr)
             _export_fp32(model_dir, fp32)
         if not wanted.is_file():
             _quantize_int8(fp32, wanted)
