@@ -50,3 +50,42 @@ def test_bootstrap_ci_brackets_the_estimate_and_shrinks_with_data() -> None:
 def test_bootstrap_ci_is_none_without_a_gap() -> None:
     same = np.ones((3, 100))
     assert bootstrap_pgr_ci(same, same, same, n_boot=50) is None
+
+
+def _correctness(rng: np.random.Generator, p: np.ndarray, seeds: int) -> np.ndarray:
+    return (rng.random((seeds, len(p))) < p[None, :]).astype(np.float64)
+
+
+def test_a_paired_difference_is_zero_for_the_same_run_and_significant_for_a_clear_gain() -> None:
+    from autow2s.testbed.metrics import RunCorrectness, paired_pgr_difference
+
+    rng = np.random.default_rng(1)
+    items = 1500
+    difficulty = 0.5 + 0.45 * rng.random(items)  # some items are hard for every model: the pairing removes that
+    weak = _correctness(rng, np.full(items, 0.6), 1)[0]
+    ceiling = _correctness(rng, np.full(items, 0.85), 5)
+    vanilla = RunCorrectness(_correctness(rng, difficulty, 1), weak)
+    same = paired_pgr_difference(vanilla, vanilla, ceiling)
+    assert same is not None and same.difference == 0 and same.low == same.high == 0 and not same.significant
+    better = RunCorrectness(_correctness(rng, np.minimum(difficulty + 0.06, 1), 5), weak)
+    worse = RunCorrectness(_correctness(rng, difficulty - 0.06, 5), weak)
+    assert paired_pgr_difference(better, vanilla, ceiling).verdict() == "better"
+    assert paired_pgr_difference(worse, vanilla, ceiling).verdict() == "worse"
+    with pytest.raises(ValueError, match="same items"):
+        paired_pgr_difference(better, RunCorrectness(vanilla.method[:, :10], weak[:10]), ceiling)
+
+
+def test_pairing_by_item_narrows_the_interval_against_independent_intervals() -> None:
+    from autow2s.testbed.metrics import RunCorrectness, bootstrap_pgr_ci, paired_pgr_difference
+
+    rng = np.random.default_rng(2)
+    items = 1500
+    difficulty = np.clip(rng.normal(0.72, 0.25, items), 0.02, 0.98)
+    weak = (rng.random(items) < 0.6).astype(np.float64)
+    ceiling = _correctness(rng, np.full(items, 0.85), 5)
+    a, b = (RunCorrectness(_correctness(rng, difficulty, 5), weak) for _ in range(2))
+    paired = paired_pgr_difference(a, b, ceiling)
+    one = [bootstrap_pgr_ci(np.tile(weak, (5, 1)), ceiling, run.method) for run in (a, b)]
+    unpaired_half = sum((ci.high - ci.low) / 2 for ci in one if ci is not None)  # the two intervals side by side
+    assert paired is not None and not paired.significant
+    assert (paired.high - paired.low) / 2 < 0.6 * unpaired_half

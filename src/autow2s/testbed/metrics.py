@@ -80,3 +80,79 @@ def bootstrap_pgr_ci(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return PGRInterval(float(low), float(high))
+
+
+@dataclass(frozen=True)
+class RunCorrectness:
+    """One run's 0/1 correctness on a task's holdout items: the method's (n_seeds, n_items) and its own weak
+    supervisor's (n_items; a verified run is measured against its fresh supervisor, a transfer run against
+    the public one)."""
+
+    method: np.ndarray
+    weak: np.ndarray
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """PGR(a) - PGR(b) on the same items, with its bootstrap CI; `significant` when the CI excludes 0."""
+
+    difference: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def verdict(self) -> str:
+        return "better" if self.low > 0 else "worse" if self.high < 0 else "no difference"
+
+
+def _seed_means(correct: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Accuracy per bootstrap draw: the items' weights (n_boot, n_items) applied, the seeds resampled."""
+    per_seed = np.asarray(correct, dtype=np.float64) @ items.T  # (n_seeds, n_boot)
+    seeds = rng.integers(0, per_seed.shape[0], size=(items.shape[0], per_seed.shape[0]))
+    return per_seed[seeds, np.arange(items.shape[0])[:, None]].mean(axis=1)
+
+
+def _pgr_draws(run: RunCorrectness, ceiling: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """PGR per bootstrap draw, against the draw's ceiling accuracy (shared by every run of the comparison)."""
+    transfer = _seed_means(run.method, items, rng)
+    weak = np.asarray(run.weak, dtype=np.float64) @ items.T
+    gap = ceiling - weak
+    return np.where(gap > 0, (transfer - weak) / np.where(gap > 0, gap, 1.0), np.nan)
+
+
+def paired_pgr_difference(a: RunCorrectness, b: RunCorrectness, ceiling: np.ndarray, *, n_boot: int = 2000,
+                          seed: int = 0, level: float = 0.95) -> PairedDifference | None:
+    """PGR(a) - PGR(b) with a CI that resamples the holdout items once for both runs (the pairing: an item hard
+    for one is hard for the other) and each run's seeds on their own. None when the gap is not positive."""
+    return paired_pgr_difference_over_tasks([(a, b, ceiling)], n_boot=n_boot, seed=seed, level=level)
+
+
+def paired_pgr_difference_over_tasks(pairs: list[tuple[RunCorrectness, RunCorrectness, np.ndarray]], *,
+                                     n_boot: int = 2000, seed: int = 0, level: float = 0.95
+                                     ) -> PairedDifference | None:
+    """The mean over tasks of PGR(a) - PGR(b) (a research PGR's difference), each task bootstrapped on its own
+    items, the same draw index averaged across tasks."""
+    rng = np.random.default_rng(seed)
+    draws, points = [], []
+    for a, b, ceiling in pairs:
+        n_items = np.asarray(a.method).shape[1]
+        if np.asarray(b.method).shape[1] != n_items:
+            raise ValueError(f"paired runs must score the same items: {n_items} against {np.asarray(b.method).shape[1]}")
+        items = np.stack([np.bincount(rng.integers(0, n_items, size=n_items), minlength=n_items)
+                          for _ in range(n_boot)]).astype(np.float64) / n_items
+        ceiling_draws = _seed_means(ceiling, items, rng)
+        draws.append(_pgr_draws(a, ceiling_draws, items, rng) - _pgr_draws(b, ceiling_draws, items, rng))
+        ceiling_acc = float(np.mean(ceiling))
+        first = pgr(float(np.mean(a.weak)), ceiling_acc, float(np.mean(a.method)))
+        second = pgr(float(np.mean(b.weak)), ceiling_acc, float(np.mean(b.method)))
+        points.append(float("nan") if first is None or second is None else first - second)
+    values = np.mean(np.stack(draws), axis=0)
+    values = values[np.isfinite(values)]
+    if len(values) < n_boot // 2 or not np.all(np.isfinite(points)):
+        return None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return PairedDifference(float(np.mean(points)), float(low), float(high))
