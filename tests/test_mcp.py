@@ -76,7 +76,7 @@ async def _exercise(session: Any, run: Path) -> dict[str, Any]:
 
     test_items = len((run / "data" / "synth-linear" / "public" / "test.jsonl").read_text().splitlines())
     before = json.loads(_text(await call("lab_status", {})))
-    seen["pwd"] = await call("bash", {"command": f"pwd; ls /workspace; cat {run}/workspaces/{OTHER}/notes.txt; "
+    seen["pwd"] = await call("bash", {"command": f"pwd; ls /workspace /reference; cat {run}/workspaces/{OTHER}/notes.txt; "
                                                  f"ls {run}/workspaces; ls {run}; cat /workspace/../{OTHER}/notes.txt"})
     draw = random.Random(7)
     predictions = [round(draw.random(), 4) for _ in range(test_items)]
@@ -112,7 +112,7 @@ def _check(seen: dict[str, Any], run: Path) -> None:
     sandbox = seen["pwd"]
     assert not sandbox.is_error
     listing = _text(sandbox)
-    assert listing.splitlines()[2] == "/workspace" and "reference" in listing  # search-1's own workspace
+    assert listing.splitlines()[2] == "/workspace" and "METHOD_API.md" in listing  # search-1's own sandbox
     assert OTHERS_SECRET not in listing  # neither by its host path nor next to /workspace
 
     evaluation = seen["evaluation"]
@@ -339,23 +339,23 @@ def _streaming_anthropic(script: list[Any], requests: list[dict[str, Any]]) -> A
 def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("claude_agent_sdk", reason="pip install 'autow2s[agent-sdk]'")
+    from autow2s.campaign.attach import ResearcherTools
     from autow2s.campaign.researchers import make_step
     from autow2s.researchers.accounting import Ledger, load_prices
     from autow2s.researchers.agent_sdk import ALLOWED_TOOLS
     from autow2s.researchers.directions import assign_directions, load_directions
-    from autow2s.researchers.mcp_server import ResearcherTools
 
     run = _run_copy(campaign_run, tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))  # not the user's ~/.claude
-    script = [[("mcp__autow2s__bash", {"command": "pwd; ls /workspace"})],
+    script = [[("mcp__autow2s__bash", {"command": "pwd; ls /workspace /reference"})],
               [("mcp__autow2s__lab_status", {}), ("Bash", {"command": "id"})], "I checked my sandbox and my budget."]
     requests: list[dict[str, Any]] = []
     llm = _streaming_anthropic(script, requests)
     tools = ResearcherTools(run, "agent-sdk-1").start()
     try:
         assert tools.wait_ready() is None
-        toolbox = tools._toolbox
+        toolbox = tools.toolbox
         ledger = Ledger(prices=load_prices(None))
         researcher_dir = run / "researchers" / "agent-sdk-1"
         step = make_step("agent-sdk", toolbox, assign_directions(1, load_directions(None))[0], 1, researcher_dir,
@@ -372,7 +372,7 @@ def test_agent_sdk_researcher_acts_only_through_our_tools(campaign_run: Path, tm
     results = [block for body in requests[-1:] for message in body["messages"] if isinstance(message["content"], list)
                for block in message["content"] if block.get("type") == "tool_result"]
     text = json.dumps(results)
-    assert "/workspace" in text and "reference" in text  # bash ran in agent-sdk-1's sandbox
+    assert "/workspace" in text and "METHOD_API.md" in text  # bash ran in agent-sdk-1's sandbox
     assert "evaluations_total" in text  # lab_status with its own token
     assert sum(1 for block in results if block.get("is_error")) == 1  # the built-in Bash was refused
     recorded = [json.loads(line) for line in (researcher_dir / "transcript.jsonl").read_text().splitlines()]

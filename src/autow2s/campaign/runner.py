@@ -345,7 +345,8 @@ class Campaign:
                                    on_event=on_event(status, self.persist), deadline=deadline, stop=self.stop)
             step = make_step(kind, toolbox, direction, self.config.seed * 1000 + index + 1, researcher_dir,
                              ledger, self.config.model, self.config.base_url, self.config.replay_transcript,
-                             status=status, provider_retry_s=self.config.provider_retry_s)
+                             status=status, provider_retry_s=self.config.provider_retry_s,
+                             context_tokens=self.config.context_tokens)
             workers.append(ResearcherWorker(status, toolbox, step, self.stop, deadline,
                                             researcher_dir / "errors.log", idle=self.config.idle))
         self.persist()
