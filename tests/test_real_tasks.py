@@ -6,6 +6,8 @@ them (about 550 MB, mpnet's wheels being most of it), later runs read the store.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -105,9 +107,14 @@ def test_each_default_suite_task_is_still_served_by_its_registry(name):
     for source in (*SPECS[name].sources, "mpnet"):
         assert source in SOURCES
         try:
-            check_listed(source)
+            _listed(source)
         except SourceUnavailable as exc:
             pytest.skip(str(exc))
+
+
+@functools.cache
+def _listed(source: str) -> None:
+    check_listed(source)  # each source asked once per session (mpnet's five wheels are five look-ups)
 
 
 def test_urls_that_would_name_the_label_are_stripped():
