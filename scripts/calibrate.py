@@ -113,10 +113,18 @@ def main() -> None:
     parser.add_argument("--tasks", default="", help="with --real: comma-separated real tasks (default: registered)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds (default: 5 seeds)")
     parser.add_argument("--render", action="store_true", help="rewrite the doc from the JSON files only")
+    parser.add_argument("--merge", nargs="*", type=Path, default=[],
+                        help="with --render: first merge these calibration_real.json files (runs done in parallel, "
+                             "each with its own --out) into the doc's")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s] or list(DEFAULT_SEEDS)
     if not args.render and not args.real:
         run_synthetic(args.out, seeds)
+    real_store = args.out.with_name("calibration_real.json")
+    for other in args.merge:
+        merged = json.loads(real_store.read_text()) if real_store.is_file() else {}
+        merged.update({name: entry for name, entry in json.loads(other.read_text()).items() if "sizes" in entry})
+        real_store.write_text(json.dumps(merged, indent=1) + "\n")
     synthetic = args.out.with_name(SYNTHETIC_JSON)
     if synthetic.is_file():
         args.out.write_text(keep_real_section(args.out, synthetic_text(args.out, json.loads(synthetic.read_text()))))
