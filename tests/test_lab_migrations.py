@@ -201,6 +201,9 @@ def test_upgrade_keeps_every_row_and_serve_waits_for_it(engine: Engine, db_url: 
             assert new and all(row == (None, None) for row in new)
         audit_indexes = {index["name"] for index in inspect(conn).get_indexes("audit")}
         assert "ix_audit_charged_time" in audit_indexes and "ix_audit_charged" not in audit_indexes
+        # What each researcher had spent, counted once from the charged audit rows (0003), is what budgets read.
+        spent = conn.execute(text("SELECT researcher_id, task, kind, used FROM budget_spend")).all()
+        assert [tuple(row) for row in spent] == [(1, "mini", "evaluate", 1)]
         search = make_search(engine)
         assert search.search(conn, "bootstrapping", 10) == [1]  # indexed before the upgrade, found after it
         assert search.search(conn, "entropy student", 10) == [2]

@@ -100,6 +100,12 @@ def audit_check(server: LabServer, researcher_id: int, results: list[tuple[str, 
     assert sorted(audited_ids) == sorted(accepted_ids)
     stored = {row[0] for row in server.db_rows(f"SELECT id FROM evaluations WHERE researcher_id = {researcher_id}")}
     assert stored == set(accepted_ids)
+    # The spend row a budget check reads is exactly the number of charged audit rows, whatever the interleaving.
+    charged = server.db_rows(f"SELECT count(*) FROM audit WHERE researcher_id = {researcher_id} "
+                             "AND charged = 'evaluate'")
+    spent = server.db_rows(f"SELECT used FROM budget_spend WHERE researcher_id = {researcher_id} "
+                           "AND kind = 'evaluate'")
+    assert spent == charged == [(len(accepted_ids),)]
 
 
 def test_two_workers_score_exactly_the_budget_and_audit_every_request(lab: LabServer) -> None:

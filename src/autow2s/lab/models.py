@@ -48,6 +48,17 @@ class BudgetOverride(Base):
     updated_at: Mapped[float] = mapped_column(Float)
 
 
+class BudgetSpend(Base):
+    """What a researcher has spent on a task, per kind: the number of its charged audit rows, kept in one
+    row so that a budget check reads it instead of counting them (lab/budgets.py writes both together)."""
+
+    __tablename__ = "budget_spend"
+    researcher_id: Mapped[int] = mapped_column(ForeignKey("researchers.id"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # evaluate | verify
+    used: Mapped[int] = mapped_column(Integer)
+
+
 class Baseline(Base):
     """The fixed weak and ceiling accuracies of a task, computed once by the trusted side."""
 

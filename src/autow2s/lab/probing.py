@@ -20,14 +20,16 @@ Attacks it answers (the anchor saw the first two):
 
 from __future__ import annotations
 
+import bisect
 import math
 import secrets
 import threading
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
+from autow2s.lab.db import db_epoch
 from autow2s.lab.models import AuditEntry, Evaluation
 
 NEAR_DUPLICATE_OUTCOME = "near_duplicate"  # the audit outcome of a near-duplicate answered from an earlier figure
@@ -54,35 +56,35 @@ class Verdict:
 
 
 class History:
-    """Every researcher's accepted submissions on one task, as packed bit rows compared with XOR + popcount.
+    """Researchers' accepted submissions on one task, as packed bit rows compared with XOR + popcount.
 
     All researchers' rows, not only the submitter's: otherwise two colluding researchers could
-    flip labels between them (one submits, the other resubmits with an item changed). Read under
-    the task's lock inside the scoring transaction (HistoryCache.read), so every lab worker judges
-    a submission against the same history. The rows are kept in blocks (the cache's, then the
-    rows just read), so a request copies none of them.
+    flip labels between them (one submits, the other resubmits with an item changed). A History
+    accounts for every row of the task up to evaluation `covered_to`: it holds them all, or, when
+    `limit` is set, only those within `limit` items of one submission (HistoryCache.candidates), the
+    rest being known to be farther. Completed under the task's lock inside the scoring transaction
+    (HistoryCache.read), so every lab worker judges a submission against the same history.
     """
 
     def __init__(self, blocks: list[np.ndarray], evaluation_ids: list[int], researcher_ids: list[int],
-                 reported: list[float]) -> None:
+                 reported: list[float], *, covered_to: int | None = None, limit: int | None = None) -> None:
         self.blocks = blocks
         self.evaluation_ids = evaluation_ids
         self.researcher_ids = researcher_ids
         self.reported = reported
+        self.covered_to = covered_to if covered_to is not None else (evaluation_ids[-1] if evaluation_ids else 0)
+        self.limit = limit  # None: every row is here; else only those within `limit` items of one submission
+        self._last: tuple[bytes, int, list[tuple[int, int]]] | None = None  # close_to's last answer, to filter
 
     @classmethod
     def empty(cls) -> History:
         return cls([], [], [], [])
 
-    @property
-    def last_id(self) -> int:
-        return self.evaluation_ids[-1] if self.evaluation_ids else 0
-
     def extended(self, later: History) -> History:
-        if not later.evaluation_ids:
-            return self
+        """This history and the rows after it (`later` holds every row after covered_to)."""
         return History(self.blocks + later.blocks, self.evaluation_ids + later.evaluation_ids,
-                       self.researcher_ids + later.researcher_ids, self.reported + later.reported)
+                       self.researcher_ids + later.researcher_ids, self.reported + later.reported,
+                       covered_to=max(self.covered_to, later.covered_to), limit=self.limit)
 
     def close_to(self, packed: np.ndarray, limit: int) -> list[tuple[int, int]]:
         """(index, number of differing items) of every row that differs from `packed` in fewer than `limit` items.
@@ -91,6 +93,17 @@ class History:
         whose prefix differs in fewer than `limit` bits are compared in full: exact, and about eight
         times cheaper than comparing every row in full, which matters once many researchers share a task.
         """
+        if self.limit is not None and limit > self.limit:
+            raise ValueError(f"this history holds only the rows within {self.limit} items of one submission")
+        key = packed.tobytes()  # one submission is checked several ways (identical, near-duplicate): compare it once
+        if self._last is not None and self._last[0] == key and limit <= self._last[1]:
+            return [(index, distance) for index, distance in self._last[2] if distance < limit]
+        asked, limit = limit, max(limit, self.limit or 0)
+        close = self._compare(packed, limit)
+        self._last = (key, limit, close)
+        return [(index, distance) for index, distance in close if distance < asked]
+
+    def _compare(self, packed: np.ndarray, limit: int) -> list[tuple[int, int]]:
         prefix = min(len(packed), max(8, len(packed) // 8))
         close: list[tuple[int, int]] = []
         offset = 0
@@ -105,6 +118,13 @@ class History:
             offset += len(rows)
         return close
 
+    def subset(self, indices: list[int], *, covered_to: int, limit: int) -> History:
+        """These rows alone (copied), standing for every row up to covered_to within `limit` items."""
+        rows = np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0] if self.blocks else None
+        picked = rows[indices] if rows is not None else np.zeros((0, 0), dtype=np.uint8)
+        return History([picked], [self.evaluation_ids[i] for i in indices], [self.researcher_ids[i] for i in indices],
+                       [self.reported[i] for i in indices], covered_to=covered_to, limit=limit)
+
 
 class _TaskRows:
     """One task's committed rows in a growing buffer (appended in place; earlier views stay valid)."""
@@ -116,9 +136,12 @@ class _TaskRows:
         self.researcher_ids: list[int] = []
         self.reported: list[float] = []
 
-    def snapshot(self) -> History:
-        return History([self.buffer[: self.count]], list(self.evaluation_ids), list(self.researcher_ids),
-                       list(self.reported))
+    def view(self, start: int = 0) -> History:
+        """Rows from position `start` on, without copying: the lists are the live ones, read up to `count`
+        (the caller holds the cache's lock while it takes the view; appends never change earlier rows)."""
+        count = self.count
+        return History([self.buffer[start:count]], self.evaluation_ids[start:count], self.researcher_ids[start:count],
+                       self.reported[start:count], covered_to=self.evaluation_ids[count - 1] if count else 0)
 
     def append(self, delta: History) -> None:
         last = self.evaluation_ids[-1] if self.evaluation_ids else 0
@@ -137,34 +160,61 @@ class _TaskRows:
                 index += 1
 
 
-class HistoryCache:
-    """The committed part of each task's history, kept in this process; only newer rows are read per request.
+_NEWER_ROWS = (select(Evaluation.id, Evaluation.researcher_id, Evaluation.pred_bits, Evaluation.reported_accuracy)
+               .where(Evaluation.task == bindparam("task"), Evaluation.id > bindparam("after"))
+               .order_by(Evaluation.id))
 
-    Sound because evaluations of one task are inserted under the task's lock (lab/budgets.py
-    lock_task): when a reader holds it, every row of the task with a smaller id is committed. A
-    transaction's delta is merged only after it commits (`merge`), so a rolled-back row never
-    enters the cache.
+
+class HistoryCache:
+    """The committed part of each task's history, kept in this process, compared incrementally.
+
+    A submission is compared with the cached rows before the scoring transaction (`candidates`: the
+    whole, O(history) pass, outside the task's lock), and under the lock only with the rows committed
+    since (`read`), so the serialised part of scoring does not grow with the history. Sound because
+    evaluations of one task are inserted under the task's lock (lab/budgets.py lock_task): when a
+    reader holds it, every row of the task with a smaller id is committed. A transaction's delta is
+    merged only after it commits (`merge`), so a rolled-back row never enters the cache.
     """
 
     def __init__(self) -> None:
         self._tasks: dict[str, _TaskRows] = {}
         self._lock = threading.Lock()
 
-    def read(self, conn: Connection, task: str, n_bytes: int) -> tuple[History, History]:
-        """(the whole history, the rows read from the database now); call with the task locked."""
+    def candidates(self, task: str, packed: np.ndarray, limit: int) -> History:
+        """The cached rows within `limit` items of `packed`, standing for every cached row (covered_to)."""
+        with self._lock:  # the first `count` rows and list entries never change: read them after letting go
+            stored = self._tasks.get(task)
+            if stored is None:
+                return History([], [], [], [], covered_to=0, limit=limit)
+            count = stored.count
+            cached = History([stored.buffer[:count]], stored.evaluation_ids, stored.researcher_ids, stored.reported,
+                             covered_to=stored.evaluation_ids[count - 1] if count else 0)
+        close = [index for index, _ in cached.close_to(packed, limit)]
+        return cached.subset(close, covered_to=cached.covered_to, limit=limit)
+
+    def read(self, conn: Connection, task: str, n_bytes: int, since: History | None = None) -> tuple[History, History]:
+        """(`since` completed with every row after it, the rows read from the database now); call with the task
+        locked. Rows this process cached meanwhile come from the cache, the rest from the database.
+
+        Without `since`: the whole history, every row held.
+        """
         with self._lock:
             stored = self._tasks.get(task)
-            cached = stored.snapshot() if stored is not None else History.empty()
-        found = conn.execute(select(Evaluation.id, Evaluation.researcher_id, Evaluation.pred_bits,
-                                    Evaluation.reported_accuracy)
-                             .where(Evaluation.task == task, Evaluation.id > cached.last_id)
-                             .order_by(Evaluation.id)).all()
+            if since is None:
+                since = stored.view() if stored is not None else History.empty()
+                cached = History.empty()
+            elif stored is not None:
+                cached = stored.view(bisect.bisect_right(stored.evaluation_ids, since.covered_to, 0, stored.count))
+            else:
+                cached = History.empty()
+        after = max(since.covered_to, cached.covered_to)
+        found = conn.execute(_NEWER_ROWS, {"task": task, "after": after}).all()
         rows = np.zeros((len(found), n_bytes), dtype=np.uint8)
         for index, row in enumerate(found):
             rows[index] = np.frombuffer(row.pred_bits, dtype=np.uint8)
         delta = History([rows], [int(r.id) for r in found], [int(r.researcher_id) for r in found],
-                        [float(r.reported_accuracy) for r in found])
-        return cached.extended(delta), delta
+                        [float(r.reported_accuracy) for r in found], covered_to=int(found[-1].id) if found else after)
+        return since.extended(cached).extended(delta), delta
 
     def merge(self, task: str, delta: History) -> None:
         """Add a committed transaction's delta."""
@@ -193,6 +243,11 @@ class ProbeDetector:
     def min_changed(self, n_test: int) -> int:
         return max(self.near_duplicate_min_items, math.ceil(self.near_duplicate_fraction * n_test))
 
+    def widest(self, n_test: int) -> int:
+        """The largest distance any check here looks within (identical: 1; near-duplicates: min_changed), so a
+        history of only the rows this close to a submission (HistoryCache.candidates) judges it exactly."""
+        return max(1, self.min_changed(n_test))
+
     def judge(self, history: History, bits: np.ndarray, exact_dev_accuracy: float, n_dev: int) -> tuple[Verdict, float]:
         """Judge a submission against the history; if it is accepted, its coarsened accuracy.
 
@@ -218,13 +273,15 @@ class ProbeDetector:
         return index, distance
 
     @staticmethod
-    def pattern_size(conn: Connection, researcher_id: int, task: str, earlier_id: int, now: float) -> int:
+    def pattern_size(conn: Connection, researcher_id: int, task: str, earlier_id: int) -> int:
         """How many different earlier evaluations this researcher's near-duplicates (this one included) were
         close to in the last PATTERN_WINDOW_S: one ablated method gives 1; flips tried base after base give many.
-        Counted from the audit rows, in the scoring transaction, so every lab worker counts the same."""
+        Counted from the audit rows, in the scoring transaction, on the database's clock (which stamps
+        them), so every lab worker counts the same, whatever its host's clock says."""
         earlier = set(conn.execute(select(func.distinct(AuditEntry.evaluation_id)).where(
             AuditEntry.researcher_id == researcher_id, AuditEntry.task == task, AuditEntry.charged.is_(None),
-            AuditEntry.outcome == NEAR_DUPLICATE_OUTCOME, AuditEntry.created_at > now - PATTERN_WINDOW_S)).scalars())
+            AuditEntry.outcome == NEAR_DUPLICATE_OUTCOME,
+            AuditEntry.created_at > db_epoch() - PATTERN_WINDOW_S)).scalars())
         return len(earlier | {earlier_id})
 
     @staticmethod

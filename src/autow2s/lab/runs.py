@@ -24,7 +24,7 @@ from autow2s.lab.budgets import lock_researcher
 from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
 from autow2s.lab.leaderboard import leaderboard_rows, supervisor_fields
-from autow2s.lab.models import MAX_ID, AuditEntry, VerifyRun
+from autow2s.lab.models import MAX_ID, VerifyRun
 
 router = APIRouter(tags=["verify"])
 SEED_RANGE = 2**31 - 1
@@ -128,8 +128,8 @@ async def request_verify(body: VerifyRequest, request: Request, response: Respon
         run_id = inserted_id(conn.execute(insert(VerifyRun), {
             "researcher_id": principal.researcher_id, "snapshot_id": body.snapshot_id, "task": task.name,
             "seeds": json.dumps(seeds), "status": "queued", "error": "", "created_at": now}))
-        conn.execute(insert(AuditEntry), audit_row(request.scope, 202, outcome="accepted", charged="verify",
-                                                   detail=f"verify run {run_id}"))
+        lab.budgets.charge(conn, audit_row(request.scope, 202, outcome="accepted", charged="verify",
+                                           detail=f"verify run {run_id}"), standing)
         return run_id, True
 
     outcome = await lab.writer.run(job)

@@ -136,6 +136,7 @@ class _Submission:
     snapshot_id: str | None
     endpoint: str
     now: float
+    candidates: History  # the cached history's rows near these predictions, found before the task's lock
 
 
 def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: Connection) -> tuple[Scored | APIError, History]:
@@ -147,7 +148,7 @@ def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: C
     """
     task, rid = sub.task, sub.researcher_id
     lock_task(conn, task.name)
-    history, delta = lab.histories.read(conn, task.name, (task.n_test + 7) // 8)
+    history, delta = lab.histories.read(conn, task.name, (task.n_test + 7) // 8, since=sub.candidates)
     baselines = task.baselines
     repeat = lab.probes.identical(history, sub.bits, rid)
     if repeat is not None:  # the earlier evaluation's answer, uncharged: nothing in it is new to the researcher
@@ -190,8 +191,8 @@ def _decide(lab: Any, scope: MutableMapping[str, Any], sub: _Submission, conn: C
                         budget_left=standing.total_left), delta
     flags = ",".join(verdict.flags)
     evaluation_id = _insert_evaluation(conn, sub, reported, flags)
-    conn.execute(insert(AuditEntry), audit_row(scope, 200, outcome="accepted", charged="evaluate",
-                                               evaluation_id=evaluation_id, flags=flags))
+    lab.budgets.charge(conn, audit_row(scope, 200, outcome="accepted", charged="evaluate", evaluation_id=evaluation_id,
+                                       flags=flags), standing)
     return Scored(evaluation_id, task.name, reported, pgr(baselines.weak_dev_acc, baselines.ceiling_dev_acc, reported),
                   task.n_dev, after.total_left, after.rate_left, verdict.flags, baselines.weak_dev_acc,
                   baselines.ceiling_dev_acc), delta
@@ -203,7 +204,7 @@ def _near_duplicate_answer(lab: Any, scope: MutableMapping[str, Any], sub: _Subm
     scores, and answering it afresh is how labels are probed. Flagged only as part of a pattern (probing.py)."""
     task, rid, baselines = sub.task, sub.researcher_id, sub.task.baselines
     earlier_id, reported = history.evaluation_ids[index], history.reported[index]
-    pattern = lab.probes.pattern_size(conn, rid, task.name, earlier_id, sub.now)
+    pattern = lab.probes.pattern_size(conn, rid, task.name, earlier_id)
     flags = ["degenerate"] if lab.probes.is_degenerate(sub.bits) else []
     if pattern >= PATTERN_MIN_EVALUATIONS:
         flags.append("probing_pattern")
@@ -219,9 +220,12 @@ def _near_duplicate_answer(lab: Any, scope: MutableMapping[str, Any], sub: _Subm
                   min_items_changed=minimum, pattern=pattern)
 
 
+_INSERT_EVALUATION = insert(Evaluation)  # built once: building it per request cost about as much as running it
+
+
 def _insert_evaluation(conn: Connection, sub: _Submission, reported: float, flags: str) -> int:
     task = sub.task
-    return inserted_id(conn.execute(insert(Evaluation), {
+    return inserted_id(conn.execute(_INSERT_EVALUATION, {
         "researcher_id": sub.researcher_id, "task": task.name, "snapshot_id": sub.snapshot_id,
         "endpoint": sub.endpoint, "created_at": sub.now, "n_dev": task.n_dev, "dev_correct": sub.dev_correct,
         "holdout_correct": sub.holdout_correct, "n_holdout": len(task.holdout_idx), "reported_accuracy": reported,
@@ -244,8 +248,10 @@ async def score_submission(request: Request, principal: Principal, task_name: st
     assert principal.researcher_id is not None
     bits = np.asarray(predictions, dtype=np.float64) >= 0.5
     dev_correct, holdout_correct = task.correct(bits)
+    # The whole-history comparison, before the writer and the task's lock; under it, only newer rows are compared.
+    candidates = lab.histories.candidates(task.name, np.packbits(bits), lab.probes.widest(task.n_test))
     submission = _Submission(principal.researcher_id, task, bits, dev_correct, holdout_correct, snapshot_id, endpoint,
-                             time.time())
+                             time.time(), candidates)
     outcome, delta = await lab.writer.run(partial(_decide, lab, request.scope, submission))
     lab.histories.merge(task.name, delta)  # committed now: the cache may keep what the transaction read
     if isinstance(outcome, APIError):

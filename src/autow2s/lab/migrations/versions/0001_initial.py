@@ -1,7 +1,8 @@
 """The lab schema of the first release (models.py at 884007f), plus SQLite's FTS5 index of findings.
 
-Every lab DB made before migrations existed has exactly this schema; lab/schema.py treats such a DB
-(the lab's tables, no alembic_version) as this revision.
+A lab DB made before migrations by the release of 2026-12-01 has exactly this schema; lab/schema.py
+treats such a DB (the lab's tables, no alembic_version) as this revision, and brings one of an older
+release to it first (lab/migrations/pre_alembic.py).
 
 Revision ID: 0001
 Revises:
