@@ -26,13 +26,13 @@ import models_2026_11_26
 import models_2026_11_30
 from autow2s.errors import AutoW2SError
 from autow2s.lab.db import make_engine
+from autow2s.lab.migrations.schema_filter import include_in_schema_diff
 from autow2s.lab.models import TABLES
 from autow2s.lab.schema import (
     alembic_config,
     current_revision,
     ensure_schema,
     head_revision,
-    include_in_schema_diff,
     upgrade_command,
 )
 from autow2s.lab.search import make_search

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from autow2s.lab.migrations.schema_filter import include_in_schema_diff
 from autow2s.lab.models import TABLES
-from autow2s.lab.schema import include_in_schema_diff
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=TABLES, render_as_batch=True,
