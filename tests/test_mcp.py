@@ -59,6 +59,8 @@ async def _exercise(session: Any, run: Path) -> dict[str, Any]:
     # What a harness shows besides tools: the research brief (a slash command) and resources (attachable context).
     prompts = (await session.list_prompts()).prompts
     seen["prompts"] = [prompt.name for prompt in prompts]
+    await session.call_tool("share_finding", {"type": "insight", "title": "attached over MCP",
+                                              "body": "a finding of the attached researcher"})
     brief = await session.get_prompt("research_brief", {})
     seen["brief"] = "\n".join(m.content.text for m in brief.messages)
     seen["resources"] = {str(r.uri): r.name for r in (await session.list_resources()).resources}

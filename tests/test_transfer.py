@@ -160,14 +160,16 @@ def test_the_printed_leaderboard_with_transfer_columns_fits_80_columns(monkeypat
     monkeypatch.setattr(cli, "console", Console(file=out, width=80, no_color=True))
     row = {"method": "c043-logconf-bootstrap-temperature-confident-x3", "researcher": "search-12", "dev_pgr": 0.91,
            "holdout_pgr": -0.123, "holdout_ci": [-0.5, 0.25], "supervisor_check": "passed",
-           "null_supervisor_pgr": -0.052, "transfer_pgr": -0.456, "transfer_beats_vanilla": {"k": 2, "n": 3, "of": 3}}
+           "null_supervisor_pgr": -0.052, "transfer_pgr": -0.456, "transfer_beats_vanilla": {"k": 2, "n": 3, "of": 3},
+           "vs_vanilla": {"research": {"difference": 0.214, "ci": [0.05, 0.38], "verdict": "better"},
+                          "transfer_better": 1, "transfer_worse": 1, "transfer_compared": 3}}
     cli._print_leaderboard({"task": "synth-linear, rt-sentiment", "tasks": ["synth-linear", "rt-sentiment"],
                             "transfer_tasks": ["synth-pairwise", "synth-nonlinear", "tweet-neutral"],
                             "vanilla": {"holdout_pgr": 0.2, "transfer_pgr": 0.1}, "rows": [row] * 3})
     lines = out.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80, out.getvalue()
     table = "\n".join(lines)
-    for figure in ("-0.123", "-0.052", "-0.456", "2/3"):  # every figure whole, none cut by an ellipsis
+    for figure in ("-0.123", "-0.052", "-0.456", "+0.21↑", "1↑1↓/3"):  # every figure whole, none cut by an ellipsis
         assert figure in table, table
 
 

@@ -416,25 +416,43 @@ def _transfer_tasks(spec: str, research: tuple[str, ...], *, shared_lab: bool
     return expand_tasks(spec, option="--transfer-tasks", allow_none=True), ()
 
 
+VERDICT_MARK = {"better": "↑", "worse": "↓", "no difference": ""}
+
+
+def _vs_vanilla(row: dict) -> str:
+    """Research PGR minus vanilla's, paired by item; ↑ or ↓ only when its 95% CI excludes 0."""
+    found = (row.get("vs_vanilla") or {}).get("research")
+    return "—" if not found else f"{found['difference']:+.2f}{VERDICT_MARK[found['verdict']]}"
+
+
+def _transfer_verdicts(row: dict) -> str:
+    """On how many transfer tasks it is significantly better (↑) or worse (↓) than vanilla, of those compared."""
+    paired = row.get("vs_vanilla")
+    if paired and paired.get("transfer_compared"):
+        return f"{paired['transfer_better']}↑{paired['transfer_worse']}↓/{paired['transfer_compared']}"
+    beats = row.get("transfer_beats_vanilla")
+    return "—" if not beats else f"{beats['k']}/{beats['of']}"
+
+
 def _leaderboard_table(title: str, rows: list[dict], transfer: bool) -> Table:
     table = Table(title=title)
-    table.add_column("method", overflow="ellipsis", max_width=18 if transfer else 20, no_wrap=True)
-    table.add_column("researcher", overflow="ellipsis", max_width=8 if transfer else 10, no_wrap=True)
+    table.add_column("method", overflow="ellipsis", max_width=16 if transfer else 12, no_wrap=True)
+    table.add_column("researcher", overflow="ellipsis", max_width=8, no_wrap=True)
     # 80 columns in all: with transfer tasks, the research CI gives way to the transfer figures.
-    columns = ("research", "null", "transfer", "beats") if transfer else ("dev", "holdout", "holdout CI", "null")
+    columns = (("research", "Δvanilla", "null", "transfer", "vs van.") if transfer else
+               ("dev", "holdout", "95% CI", "Δvanilla", "null"))
     for column in columns:
-        table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "holdout CI" else 6)
+        table.add_column(column, no_wrap=True, justify="right", min_width=12 if column == "95% CI" else 6)
     for row in rows:
         ci = row.get("holdout_ci")
         check = row.get("supervisor_check", "not checked")
         null = _fmt(row.get("null_supervisor_pgr")) if check in ("passed", "flagged") else check
         if transfer:
-            beats = row.get("transfer_beats_vanilla")
-            table.add_row(row["method"], row["researcher"], _fmt(row["holdout_pgr"]), null,
-                          _fmt(row.get("transfer_pgr")), "—" if not beats else f"{beats['k']}/{beats['of']}")
+            table.add_row(row["method"], row["researcher"], _fmt(row["holdout_pgr"]), _vs_vanilla(row), null,
+                          _fmt(row.get("transfer_pgr")), _transfer_verdicts(row))
         else:
             table.add_row(row["method"], row["researcher"], _fmt(row["dev_pgr"]), _fmt(row["holdout_pgr"]),
-                          "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", null)
+                          "—" if not ci else f"[{ci[0]:.2f},{ci[1]:.2f}]", _vs_vanilla(row), null)
     return table
 
 
@@ -454,10 +472,12 @@ def _print_leaderboard(board: dict, top: int = 10) -> None:
                                          "not learn from the weak teacher", free[:top], transfer))
     console.print("null: holdout PGR with a null supervisor (weak labels trained on permuted labels); "
                   "see docs/lab.md")
+    console.print("Δvanilla: its research PGR minus vanilla's, paired by holdout item; ↑/↓ when the 95% CI of the "
+                  "difference excludes 0, unmarked: no difference")
     if transfer:
         console.print(f"research: mean holdout PGR over {', '.join(board.get('tasks', []))}. transfer: mean PGR, "
-                      f"run unchanged, on the held-out {', '.join(board['transfer_tasks'])}; beats: transfer tasks "
-                      "where it beats vanilla")
+                      f"run unchanged, on the held-out {', '.join(board['transfer_tasks'])}; vs van.: transfer tasks "
+                      "where it is significantly better (↑) or worse (↓) than vanilla, of those compared")
 
 
 @app.command()

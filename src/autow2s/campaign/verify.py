@@ -243,7 +243,9 @@ def board_from(overview: dict[str, Any], detail: dict[str, dict[str, dict[str, A
                  "transfer": {task: {"pgr": t["pgr"], "ci": t["ci"], "status": t["status"]}
                               for task, t in row["transfer"].items()},
                  "transfer_pgr": row["transfer_pgr"], "transfer_ci": row["transfer_ci"],
-                 "transfer_beats_vanilla": row["transfer_beats_vanilla"]}
+                 "transfer_beats_vanilla": row["transfer_beats_vanilla"],
+                 # paired with vanilla by item, with CIs: what "beats vanilla" rests on (lab/compare.py)
+                 "vs_vanilla": row.get("vs_vanilla")}
         if len(tasks) == 1:
             only = per_task[tasks[0]]
             entry.update(verify_id=only["verify_id"], null_supervisor_ci=only["null_supervisor_ci"])

@@ -148,6 +148,9 @@ class VerifyRun(Base):
     null_holdout_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
     null_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     null_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Which holdout items each seed, the run's weak supervisor and the ceiling got right (lab/outcomes.py):
+    # for comparisons with vanilla paired by item. Never served to researchers.
+    outcome: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the lab worker running it
@@ -171,6 +174,7 @@ class TransferRun(Base):
     holdout_pgr: Mapped[float | None] = mapped_column(Float, nullable=True)
     holdout_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     holdout_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    outcome: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # as VerifyRun.outcome
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)  # the lab worker running it

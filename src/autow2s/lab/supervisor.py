@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from autow2s.lab.outcomes import pack
 from autow2s.lab.tasks import LabTask
 from autow2s.testbed.metrics import bootstrap_pgr_ci, pgr
 from autow2s.testbed.prepare import write_supervised_view
@@ -161,6 +162,8 @@ def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: i
     ceiling = np.resize(baselines.ceiling_bits[:, holdout] == task.labels[holdout], (n_seeds, len(holdout)))
     interval = bootstrap_pgr_ci(weak_right, ceiling, right[:, holdout], seed=ci_seed)
     return {"dev_accuracy": dev_acc, "holdout_accuracy": holdout_acc,
+            # the per-item outcome, for paired comparisons with vanilla (lab/outcomes.py)
+            "outcome": pack(right[:, holdout], weak_right[0], baselines.ceiling_bits[:, holdout] == task.labels[holdout]),
             "dev_pgr": pgr(weak.dev_acc, baselines.ceiling_dev_acc, dev_acc),
             "holdout_pgr": pgr(weak.holdout_acc, baselines.ceiling_holdout_acc, holdout_acc),
             "holdout_ci_low": None if interval is None else interval.low,

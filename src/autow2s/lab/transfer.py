@@ -35,9 +35,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from autow2s.lab.auth import Principal, admin
+from autow2s.lab.compare import vs_vanilla
 from autow2s.lab.db import inserted_id
 from autow2s.lab.errors import APIError
-from autow2s.lab.leaderboard import is_baseline_researcher
+from autow2s.lab.leaderboard import is_baseline_researcher, method_label
 from autow2s.lab.models import MAX_ID, Researcher, Snapshot, TransferRun, VerifyRun
 
 if TYPE_CHECKING:
@@ -166,12 +167,14 @@ def mean_with_ci(values: list[tuple[float | None, list[float] | None]]) -> tuple
 
 def transfer_table(session: Session, research_tasks: list[str], transfer_tasks: list[str]) -> dict[str, Any]:
     """One row per verified snapshot: research PGR (mean holdout PGR over the research tasks) with per-task
-    figures, and transfer PGR per transfer task with their mean and how many beat vanilla's.
+    figures, and transfer PGR per transfer task with their mean and how many beat vanilla's; `vs_vanilla`, the
+    differences with vanilla paired by item, with CIs (lab/compare.py).
 
     Rows stay ordered by research PGR, so transfer remains a held-out test, not a second target.
     """
     names = dict(session.execute(select(Researcher.id, Researcher.name)).all())
-    methods = dict(session.execute(select(Snapshot.id, Snapshot.name)).all())
+    methods = {snapshot: method_label(message, name)
+               for snapshot, name, message in session.execute(select(Snapshot.id, Snapshot.name, Snapshot.message))}
     research: dict[str, dict[str, Any]] = {}
     for run in session.execute(select(VerifyRun).where(VerifyRun.status == "done",
                                                        VerifyRun.task.in_(research_tasks))
@@ -203,8 +206,15 @@ def transfer_table(session: Session, research_tasks: list[str], transfer_tasks: 
                      ("passed" if checks == {"passed"} else sorted(checks)[0] if checks else "not checked"),
                      "transfer": mine, "transfer_pgr": t_mean, "transfer_ci": t_ci})
     vanilla = next((row for row in rows if row["is_vanilla"]), None)
+
+    def outcome(kind: str, run_id: int) -> bytes | None:
+        table = VerifyRun if kind == "verify" else TransferRun
+        found: bytes | None = session.execute(select(table.outcome).where(table.id == run_id)).scalar_one_or_none()
+        return found
+
     for row in rows:
         row["transfer_beats_vanilla"] = _beats(row, vanilla, transfer_tasks)
+        row["vs_vanilla"] = vs_vanilla(row, vanilla, research_tasks, transfer_tasks, outcome)
     rows.sort(key=lambda r: (r["research_pgr"] is None, -(r["research_pgr"] or 0.0)))
     return {"research_tasks": research_tasks, "transfer_tasks": transfer_tasks, "rows": rows,
             "vanilla": vanilla}

@@ -1,0 +1,71 @@
+"""Verified snapshots against vanilla, paired by holdout item: what "beats vanilla" rests on (lab/compare.py).
+
+A real lab verifies vanilla (as the campaign's baseline researcher), a method that turns vanilla's answers
+over, and vanilla again under another researcher; the admin's transfer table must call the first clearly
+worse, and vanilla against itself no difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autow2s.board_rules import BASELINE_RESEARCHER
+from autow2s.lab.outcomes import pack, unpack
+from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
+from test_lab_snapshots import make_tarball, upload
+from test_lab_verify import STUDENT, wait_for
+
+TURNED = b'''"""Vanilla's answers turned over: clearly worse than vanilla on every item it gets right."""
+
+def run(ctx):
+    student = ctx.strong_model()
+    student.fit(ctx.inputs("train_unlabel"), ctx.weak_soft_labels("train_unlabel"))
+    return 1.0 - student.predict_proba(ctx.inputs("test"))
+'''
+
+
+def test_an_outcome_round_trips_as_packed_bits() -> None:
+    rng = np.random.default_rng(0)
+    method, weak, ceiling = rng.random((5, 333)) < 0.7, rng.random(333) < 0.6, rng.random((4, 333)) < 0.8
+    data = pack(method, weak, ceiling)
+    assert len(data) < 2000  # a few hundred bytes a run, not the predictions themselves
+    run, top = unpack(data)
+    assert np.array_equal(run.method, method) and np.array_equal(run.weak, weak) and np.array_equal(top, ceiling)
+    with pytest.raises(ValueError, match="disagree on the items"):
+        pack(method, weak[:10], ceiling)
+
+
+@pytest.mark.slow  # three verified runs with their null-supervisor repeats
+def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data: Path, tmp_path: Path) -> None:
+    with start_lab(lab_data, tmp_path / "state") as lab:
+        admin = lab.admin()
+        runs = {}
+        for researcher, name, source in ((BASELINE_RESEARCHER, "vanilla", STUDENT), ("turner", "turned", TURNED),
+                                         ("copier", "again", STUDENT)):
+            client = lab.client(lab.create_researcher(researcher))
+            snapshot = upload(client, make_tarball([(f"{name}/method.py", None, source)]), name=name,
+                              message=f"{name}: a test method").json()["snapshot_id"]
+            queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot, "task": "mini"})
+            assert queued.status_code == 202, queued.text
+            runs[name] = (snapshot, queued.json()["verify_id"], client)
+        for _, verify_id, client in runs.values():
+            assert wait_for(client, verify_id, timeout=300)["status"] == "done"
+        table = admin.get("/api/v1/admin/transfer").json()
+        # researchers never see outcomes: no researcher endpoint serves them
+        seen = runs["turned"][2].get(f"/api/v1/verify/{runs['turned'][1]}").json()
+        assert "outcome" not in seen and "vs_vanilla" not in seen
+    rows = {row["snapshot_id"]: row for row in table["rows"]}
+    vanilla, turned, again = (rows[runs[name][0]] for name in ("vanilla", "turned", "again"))
+    assert vanilla["is_vanilla"] and vanilla["vs_vanilla"] is None
+    worse = turned["vs_vanilla"]["research_tasks"]["mini"]
+    assert worse["verdict"] == "worse" and worse["ci"][1] < 0 and worse["difference"] < -0.5, worse
+    # research PGR is the mean over every research task the lab serves (mini and wide): with wide not verified,
+    # there is no research-level comparison rather than one over some of the tasks
+    assert turned["vs_vanilla"]["research"] is None
+    same = again["vs_vanilla"]["research_tasks"]["mini"]
+    assert same["ci"][0] <= same["difference"] <= same["ci"][1]
+    assert abs(same["difference"]) < 0.3  # vanilla on other lab seeds: close to itself, paired by item
+    assert turned["method"] == "turned: a test method"  # the snapshot's message names the method
