@@ -1,17 +1,19 @@
-"""Research efficiency and generality: what search:4 and random:1 find on the default suites, and how it transfers.
+"""Does research transfer? The default campaign with 30 CPU-minutes of research, repeated, judged paired.
 
-Each configuration runs as a real `autow2s run` campaign (default research suite, default held-out
-transfer suite, sandboxed jobs, the lab on loopback) with the same wall budget on the same machine,
-interleaved and repeated. For each run, from its leaderboard.json:
+Each repeat is a real `autow2s run` (the default research suite, a secret draw of held-out transfer
+tasks, search:4, sandboxed jobs, the lab on loopback) with `--budget` seconds of research: 900 s is 30
+CPU-minutes on this 2-core machine. From each run's leaderboard.json, for the campaign's winner (the
+best verified method by research PGR):
 
-- research PGR: the best verified method's mean holdout PGR over the research tasks;
-- transfer PGR: that method's mean PGR on the transfer tasks, run unchanged;
-- k/n: on how many transfer tasks it beats vanilla;
-- vanilla's research and transfer PGR, the reference.
+- its research PGR and its paired gain over vanilla (research PGR minus vanilla's, the holdout items
+  resampled once for both, lab/compare.py), with the 95% CI;
+- on each transfer task it ran on unchanged: its transfer PGR and its paired gain over vanilla with CI;
+- on how many transfer tasks that gain is positive and significant (and negative and significant).
 
-Medians over runs are reported, with each run's figures. Writes a PNG: research against transfer PGR.
+Medians over repeats are printed as the markdown table benchmarks/README.md quotes, each repeat's figures
+beside them, and a plot (gain over vanilla on research against on transfer, with CIs).
 
-    .venv/bin/python benchmarks/research_efficiency.py --runs 3 --budget 180
+    .venv/bin/python benchmarks/research_efficiency.py --repeats 3 --budget 900
 """
 
 from __future__ import annotations
@@ -24,85 +26,112 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-CONFIGS = ("search:4", "random:1")
+CPUS = 2
 
 
-def summary(run_dir: Path) -> dict:
+def winner(run_dir: Path) -> dict[str, Any]:
     board = json.loads((run_dir / "leaderboard.json").read_text())
     best = board["rows"][0] if board["rows"] else {}
-    beats = best.get("transfer_beats_vanilla") or {}
-    return {"research": best.get("research_pgr"), "transfer": best.get("transfer_pgr"),
-            "k": beats.get("k"), "n": beats.get("of"), "method": best.get("method"),
-            "vanilla_research": board["vanilla"].get("research_pgr"),
-            "vanilla_transfer": board["vanilla"].get("transfer_pgr"),
-            "per_task": {task: t.get("pgr") for task, t in best.get("transfer", {}).items()},
-            "vanilla_per_task": {task: t.get("pgr") for task, t in board["vanilla"].get("transfer", {}).items()},
-            "transfer_tasks": board.get("transfer_tasks", [])}
+    paired = best.get("vs_vanilla") or {}
+    research = paired.get("research") or {}
+    transfer = {}
+    for task, figures in (best.get("transfer") or {}).items():
+        gain = (paired.get("transfer") or {}).get(task) or {}
+        vanilla = (board["vanilla"].get("transfer") or {}).get(task, {})
+        transfer[task] = {"pgr": figures.get("pgr"), "vanilla_pgr": vanilla.get("pgr"),
+                          "gain": gain.get("difference"), "gain_ci": gain.get("ci"), "verdict": gain.get("verdict")}
+    return {"method": best.get("method"), "research_pgr": best.get("research_pgr"),
+            "vanilla_research_pgr": board["vanilla"].get("research_pgr"),
+            "research_gain": research.get("difference"), "research_gain_ci": research.get("ci"),
+            "research_verdict": research.get("verdict"), "transfer": transfer,
+            "better": sum(t["verdict"] == "better" for t in transfer.values()),
+            "worse": sum(t["verdict"] == "worse" for t in transfer.values()), "compared": len(transfer),
+            "research_tasks": board.get("tasks", []), "transfer_tasks": board.get("transfer_tasks", [])}
 
 
-def _median(values: list) -> str:
+def _fmt(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.3f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
+def _median(values: list[float | None]) -> str:
     present = [v for v in values if v is not None]
-    return f"{statistics.median(present):.3f}" if present else "—"
+    return f"{statistics.median(present):+.3f}" if present else "—"
 
 
-def _each(values: list) -> str:
-    return ", ".join("—" if v is None else f"{v:.3f}" for v in values)
+def report(rows: list[dict[str, Any]], budget: float) -> str:
+    lines = [f"Per repeat ({budget:.0f} s of research = {budget * CPUS / 60:.0f} CPU-minutes on {CPUS} cores):", "",
+             "| repeat | winner | research PGR | gain over vanilla (95% CI) | transfer tasks: PGR, gain (95% CI) | "
+             "significant gains |", "|---|---|---|---|---|---|"]
+    for index, row in enumerate(rows, start=1):
+        moved = "; ".join(f"{task} {_fmt(t['pgr'])}, {_fmt(t['gain'], t['gain_ci'])}" for task, t in
+                          row["transfer"].items()) or "—"
+        lines.append(f"| {index} | `{(row['method'] or '—')[:40]}` | {_fmt(row['research_pgr'])} (vanilla "
+                     f"{_fmt(row['vanilla_research_pgr'])}) | {_fmt(row['research_gain'], row['research_gain_ci'])} "
+                     f"({row['research_verdict'] or '—'}) | {moved} | {row['better']} better, {row['worse']} worse "
+                     f"of {row['compared']} |")
+    lines += ["", f"Median over {len(rows)} repeats: research PGR {_median([r['research_pgr'] for r in rows])}, "
+              f"gain over vanilla on research {_median([r['research_gain'] for r in rows])} (significant in "
+              f"{sum(r['research_verdict'] == 'better' for r in rows)} of {len(rows)}); transfer tasks with a "
+              f"significant gain: {sum(r['better'] for r in rows)} of {sum(r['compared'] for r in rows)}, with a "
+              f"significant loss: {sum(r['worse'] for r in rows)}; median gain over vanilla on transfer "
+              f"{_median([t['gain'] for r in rows for t in r['transfer'].values()])}."]
+    return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--budget", type=float, default=180.0)
-    parser.add_argument("--plot", type=Path, default=Path(__file__).with_name("research_efficiency.png"))
-    parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
-    args = parser.parse_args()
-    results: dict[str, list[dict]] = {config: [] for config in CONFIGS}
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in range(args.runs):
-            for config in CONFIGS:
-                out = Path(tmp) / f"{config.replace(':', '-')}-{run}"
-                started = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "autow2s", "run", "--researchers", config, "--budget",
-                                str(args.budget), "--seed", str(run), "--out", str(out)], check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                row = summary(out) | {"seconds": time.perf_counter() - started}
-                results[config].append(row)
-                print(f"run {run + 1} {config}: {json.dumps(row)}", file=sys.stderr, flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    print("| researchers | research PGR | mean transfer PGR | transfer tasks beating vanilla | vanilla research | "
-          "vanilla transfer |")
-    print("|---|---|---|---|---|---|")
-    for config, rows in results.items():
-        k = sum(r["k"] or 0 for r in rows)
-        n = sum(r["n"] or 0 for r in rows)
-        print(f"| {config} | {_median([r['research'] for r in rows])} ({_each([r['research'] for r in rows])}) | "
-              f"{_median([r['transfer'] for r in rows])} ({_each([r['transfer'] for r in rows])}) | "
-              f"{k}/{n} ({', '.join(str(r['k']) + '/' + str(r['n']) for r in rows)}) | "
-              f"{_median([r['vanilla_research'] for r in rows])} | {_median([r['vanilla_transfer'] for r in rows])} |")
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for color, (config, rows) in zip(("tab:blue", "tab:orange"), results.items()):
-        for i, r in enumerate(rows):
-            for j, (task, pgr) in enumerate(r["per_task"].items()):
-                if r["research"] is not None and pgr is not None:
-                    ax.scatter(r["research"], pgr, color=color, marker="os^D"[j % 4], alpha=0.7,
-                               label=f"{config}: {task}" if i == 0 else None)
-    vanilla = [(r["vanilla_research"], r["vanilla_transfer"]) for rows in results.values() for r in rows
-               if r["vanilla_research"] is not None and r["vanilla_transfer"] is not None]
-    if vanilla:
-        ax.axvline(statistics.median(v[0] for v in vanilla), color="grey", ls="--", label="vanilla research")
-        ax.axhline(statistics.median(v[1] for v in vanilla), color="grey", ls=":", label="vanilla transfer (mean)")
-    ax.set_xlabel("best method's research PGR (mean holdout over research tasks)")
-    ax.set_ylabel("its PGR on each transfer task, unchanged")
-    ax.legend(fontsize=7)
+    for index, row in enumerate(rows, start=1):
+        if row["research_gain"] is None:
+            continue
+        for task, t in row["transfer"].items():
+            if t["gain"] is None:
+                continue
+            low, high = t["gain_ci"] or (t["gain"], t["gain"])
+            ax.errorbar(row["research_gain"], t["gain"], yerr=[[t["gain"] - low], [high - t["gain"]]], fmt="o",
+                        capsize=3, alpha=0.8, label=f"repeat {index}: {task}")
+    ax.axhline(0, color="grey", ls="--")
+    ax.axvline(0, color="grey", ls="--")
+    ax.set_xlabel("winner's research PGR minus vanilla's (paired)")
+    ax.set_ylabel("its transfer PGR minus vanilla's, per task (paired, 95% CI)")
+    ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(args.plot, dpi=120)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds of research (900 = 30 CPU-minutes)")
+    parser.add_argument("--researchers", default="search:4")
+    parser.add_argument("--plot", type=Path, default=Path(__file__).with_name("research_efficiency.png"))
+    parser.add_argument("--json", type=Path, default=None, help="also write every repeat's figures here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the run directories under this folder")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = args.keep or Path(tmp)
+        for repeat in range(args.repeats):
+            out = base / f"repeat-{repeat}"
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "autow2s", "run", "--researchers", args.researchers, "--budget",
+                            str(args.budget), "--seed", str(repeat), "--out", str(out)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            row = winner(out) | {"minutes": (time.perf_counter() - started) / 60}
+            rows.append(row)
+            print(f"repeat {repeat + 1}: {json.dumps(row)}", file=sys.stderr, flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1))
+    print(report(rows, args.budget))
+    plot(rows, args.plot)
     print(f"\nplot: {args.plot}")
 
 

@@ -137,10 +137,13 @@ the lab's dev score stays the only measurement of a method.
 
 - The lab scores test predictions on its dev part only; the reported accuracy is coarsened.
 - Resubmitting exactly the same predicted classes is answered from your earlier evaluation, free.
-  A submission that differs from an earlier one in only a few items is refused as probing
-  (charged and flagged): change methods, not individual predictions.
-- The leaderboard shows verified runs: the lab re-runs your snapshot on seeds it chooses and
-  scores it on the hidden holdout, then repeats it with a null supervisor (weak labels trained on
-  permuted labels); a method that keeps its PGR without the supervisor is flagged.
+  So is a submission that differs from one of your own earlier ones in only a few items (an
+  ablation that changed almost nothing): you get that evaluation's figure back, uncharged and not
+  flagged, and the reply says so. Many near-duplicates of different evaluations in a short time
+  are flagged as probing; near-duplicates of another researcher's submissions are refused.
+- The leaderboard shows verified runs: the lab re-runs your snapshot on seeds it chooses, with a
+  weak supervisor it retrains for that run (so no weak label you saw in research appears there),
+  scores it on the hidden holdout, then repeats it with null supervisors (trained on permuted
+  labels); a method that keeps its PGR without the supervisor is flagged.
 '''
 

@@ -33,8 +33,9 @@ is at {reference}: read it before writing your first method.
 Rules of the lab (they are enforced, and breaking them wastes your budget):
 - You never see labels. The lab scores predictions on a dev split within a budget; a hidden holdout
   decides the leaderboard, through verification on seeds the lab chooses.
-- Submissions that probe the scorer (changing a few predictions of an earlier one, constant answers)
-  are refused or flagged. Resubmitting identical predictions is free: you get the earlier answer.
+- Submissions that probe the scorer (many small changes of earlier ones, constant answers) are
+  flagged or refused. Resubmitting identical or nearly identical predictions of your own is free:
+  you get the earlier answer.
 - Report results honestly: cite the evaluation or verification id; the lab shows its own figure.
 
 Limits in force (you will hit these, so plan for them):
@@ -111,7 +112,8 @@ def describe_limits(limits: PromptLimits) -> str:
         named = task if several else None
         lines.append(f"- Dev scoring{on}: {_budget_line('evaluate', budgets['evaluate'], named)}. Each scores "
                      f"{settings['n_dev']} of the {settings['n_test']} test items; a submission within "
-                     f"{settings['near_duplicate_min_items']} items of an earlier one is refused, charged and flagged.")
+                     f"{settings['near_duplicate_min_items']} items of an earlier one of yours is answered with that "
+                     "evaluation's figure, uncharged (your change did nothing measurable).")
         lines.append(f"- Verification{on}: {_budget_line('verify', budgets['verify'], named)}. Each runs your "
                      f"snapshot on {settings['verify_seed_count']} lab-chosen seeds" +
                      (" and again with a null supervisor" if settings.get("null_supervisor_check") else "") +
