@@ -263,7 +263,7 @@ def test_a_verify_jobs_predictions_swapped_for_a_trap_fail_the_run_and_its_folde
         tmp_path: Path, victim: Victim, variant: str) -> None:
     import subprocess
 
-    from autow2s.lab.verify import SandboxedRunner
+    from autow2s.lab.runners import SandboxedRunner
     from sandbox_helpers import AUTOW2S
 
     public = tmp_path / "prep"
@@ -308,7 +308,7 @@ FILE_FUNCTIONS = {"open", "os.open", "os.walk", "os.fwalk", "os.scandir", "os.li
 REVIEWED = {
     ("campaign/runner.py", "toolbox"): "makes the workspace root itself, before any job runs in it",
     ("campaign/verify.py", "_baseline_snapshot"): "writes vanilla's method.py in a temporary folder of the host's own",
-    ("researchers/mcp_server.py", "_others"): "lists workspaces/, the parent of every workspace, which no job sees",
+    ("campaign/attach.py", "_others"): "lists workspaces/, the parent of every workspace, which no job sees",
     ("sandbox/bwrap.py", "build_plan"): "checks that the workspace root is a directory; the root is the host's",
     ("sandbox/config.py", "job_uid"): "resolves the root's path to derive a uid; nothing below the root",
     ("sandbox/config.py", "workspace_path"): "the root's path, as the job sees it without a sandbox",
@@ -318,7 +318,7 @@ REVIEWED = {
     ("sandbox/runner.py", "_argv"): "resolves the root's path for a job without a sandbox; nothing below the root",
     ("sandbox/watch.py", "give_workspace_to"): "lstat/chown/chmod of the root itself (no follow); below it: safefs",
     ("executor/job.py", "run_job"): "resolves the root's path; the files below it are listed through safefs",
-    ("lab/verify.py", "run"): "copies the snapshot into a folder made this instant, before the job exists",
+    ("lab/runners.py", "run"): "copies the snapshot into a folder made this instant, before the job exists",
 }
 
 

@@ -12,8 +12,8 @@ from autow2s.lab.audit import AuditMiddleware
 from autow2s.lab.auth import PathTokenMiddleware
 from autow2s.lab.core import Lab
 from autow2s.lab.errors import BodyLimitMiddleware, install_error_handlers
+from autow2s.lab.runners import VerifyRunner
 from autow2s.lab.settings import LabSettings, admin_token_from_env, settings_from_json
-from autow2s.lab.verify import VerifyRunner
 
 SETTINGS_ENV = "AUTOW2S_LAB_SETTINGS"  # how `serve --workers N` hands its settings to each worker
 LOG_LEVEL_ENV = "AUTOW2S_LAB_LOG_LEVEL"

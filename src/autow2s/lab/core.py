@@ -21,12 +21,13 @@ from autow2s.lab.db import Writer, make_engine
 from autow2s.lab.errors import APIError
 from autow2s.lab.models import Researcher, Snapshot
 from autow2s.lab.probing import HistoryCache, ProbeDetector
+from autow2s.lab.runners import SandboxedRunner, VerifyRunner
 from autow2s.lab.schema import ensure_schema
 from autow2s.lab.search import make_search
 from autow2s.lab.settings import LabSettings
 from autow2s.lab.snapshot_store import SnapshotStore
 from autow2s.lab.tasks import LabTask, load_tasks
-from autow2s.lab.verify import SandboxedRunner, VerifyRunner, VerifyService
+from autow2s.lab.verify import VerifyService
 from autow2s.testbed.cache import ArtifactCache
 
 if TYPE_CHECKING:

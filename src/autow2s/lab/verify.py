@@ -1,9 +1,9 @@
 """Verified runs: the lab re-runs a snapshot's method on seeds it chooses and scores dev and holdout.
 
 Each run gets a weak supervisor drawn afresh for it, and two null ones (lab/supervisor.py), so nothing
-a method pinned during research recognises the real one. The runner is behind a one-method interface
-so the sandboxed executor can replace the in-process one without touching the service. Runs execute on
-background threads; clients poll.
+a method pinned during research recognises the real one. How a snapshot executes is the runner's
+business (lab/runners.py: sandboxed jobs, or in process for trusted code). Runs execute on background
+threads; clients poll.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, select, update
 
 from autow2s.lab.errors import RunTakenOver
 from autow2s.lab.models import VerifyRun
+from autow2s.lab.runners import VerifyRunner
 from autow2s.lab.supervisor import (
     RunSupervisors,
     draw_supervisors,
@@ -34,131 +35,13 @@ from autow2s.lab.supervisor import (
     verified_metrics,
 )
 from autow2s.lab.tasks import LabTask
-from autow2s.safefs import SafeTree, remove_job_tree
 
 if TYPE_CHECKING:
-    from autow2s.executor import Executor
     from autow2s.lab.core import Lab
 
 log = logging.getLogger("autow2s.lab")
 
 
-class VerifyRunner(Protocol):
-    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
-        """P(label = 1) on every test item, one array per seed. Sees only the public view."""
-        ...
-
-
-class InProcessRunner:
-    """Runs the method in the server process: for trusted code only (tests of the scoring itself)."""
-
-    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
-        from autow2s.testbed.methods.registry import load_method
-        from autow2s.testbed.public_run import predict_public
-
-        method = load_method(str(snapshot_dir))
-        return [predict_public(public_dir, method, seed)[1] for seed in seeds]
-
-
-class SandboxedRunner:
-    """Each verified run is one sandboxed `autow2s predict` job, all seeds in it, through an executor.
-
-    A snapshot's code never runs in the server. The job sees the snapshot (its workspace) and the
-    public task view; the lab's data and state directories are masked even where they lie under
-    something the sandbox binds. The executor decides where the job runs: LocalExecutor on the lab's
-    host, RayExecutor on a cluster (`serve --executor ray`; then job_dir must be on storage every node
-    mounts at the same path).
-    """
-
-    def __init__(self, hidden: Sequence[Path], *, limits: Any = None, unsafe_no_sandbox: bool = False,
-                 executor: Callable[[Path], Executor] | None = None, job_dir: Path | None = None) -> None:
-        from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
-
-        self.hidden = tuple(Path(p) for p in hidden)
-        self.limits = limits or VERIFY_JOB_LIMITS
-        self.unsafe_no_sandbox = unsafe_no_sandbox
-        self._make_executor = executor or self._local_executor
-        self._executor: Executor | None = None
-        self._executor_lock = threading.Lock()
-        self.job_dir = Path(job_dir) if job_dir is not None else None
-        self._temporary_job_dir = job_dir is None
-
-    def _local_executor(self, log_dir: Path) -> Executor:
-        from autow2s.executor import LocalExecutor
-
-        return LocalExecutor(log_dir, unsafe_no_sandbox=self.unsafe_no_sandbox)
-
-    def executor(self) -> Executor:
-        """Made on first use, so a process that only prepares the lab (serve --workers N) never starts Ray."""
-        with self._executor_lock:
-            if self._executor is None:
-                if self.job_dir is None:
-                    self.job_dir = Path(tempfile.mkdtemp(prefix="autow2s-verify-jobs-"))
-                self.job_dir.mkdir(parents=True, exist_ok=True)
-                os.chmod(self.job_dir, 0o755)  # jobs run as their own uid and must reach their task view
-                self._executor = self._make_executor(self.job_dir / "logs")
-            return self._executor
-
-    def shutdown(self) -> None:
-        with self._executor_lock:
-            if self._executor is not None:
-                self._executor.shutdown()
-                self._executor = None
-            if self._temporary_job_dir and self.job_dir is not None:
-                remove_job_tree(self.job_dir)  # jobs wrote in it: no link followed, no chmod by path
-                self.job_dir = None
-
-    def run(self, snapshot_dir: Path, public_dir: Path, seeds: Sequence[int]) -> list[np.ndarray]:
-        """All seeds in one job (torch starts once), its wall limit scaled by the number of seeds."""
-        import shutil
-        from dataclasses import replace
-
-        from autow2s.executor import JobSpec
-
-        executor = self.executor()
-        assert self.job_dir is not None
-        # Not tempfile.TemporaryDirectory: its clean-up chmods by path and follows links a job planted
-        # (CVE-2023-6597); the job's folder is removed through autow2s.safefs instead.
-        workspace = Path(tempfile.mkdtemp(prefix="job-", dir=self.job_dir))
-        view_tmp = tempfile.mkdtemp(prefix="view-", dir=self.job_dir)
-        try:
-            shutil.copytree(snapshot_dir, workspace / "method", symlinks=False)
-            task_data = neutral_copy(public_dir, Path(view_tmp))
-            argv = ("autow2s", "predict", "--public", "{task_data}", "--method", "{workspace}/method",
-                    *[arg for seed in seeds for arg in ("--seed", str(seed))],
-                    "--out", "{workspace}/predictions-{seed}.json")
-            spec = JobSpec(command=argv, workspace=workspace, task_data=task_data, hidden=self.hidden,
-                           limits=replace(self.limits, wall_seconds=self.limits.wall_seconds * len(seeds)),
-                           name="verify")
-            result = executor.result(executor.submit(spec))
-            if not result.ok:
-                tail = result.stderr_tail.strip().splitlines()[-3:]
-                reason = result.error or f"exit code {result.exit_code}"
-                raise RuntimeError(f"seeds {', '.join(map(str, seeds))}: {reason}: {' | '.join(tail)}"[:1000])
-            written = SafeTree(workspace)  # the job wrote it: a planted link or FIFO is refused, not followed
-            predictions = [np.asarray(json.loads(written.read_bytes(f"predictions-{seed}.json", PREDICTIONS_MAX_BYTES))
-                                      ["predictions"], dtype=np.float64) for seed in seeds]
-        finally:
-            remove_job_tree(workspace)
-            remove_job_tree(view_tmp)
-        return predictions
-
-
-def neutral_copy(view: Path, parent: Path) -> Path:
-    """A fresh copy of a task view at PARENT/task: the real and the null views then look alike from inside
-    (mount source in /proc/self/mountinfo, inode, mtime), so a method cannot tell which one it was given."""
-    import os
-    import shutil
-
-    os.chmod(parent, 0o755)  # the job runs as its own uid and must traverse to the view
-    target = parent / "task"
-    shutil.copytree(view, target, symlinks=False, copy_function=shutil.copyfile)
-    for path in [target, *target.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    return target
-
-
-PREDICTIONS_MAX_BYTES = 50_000_000  # one seed's predictions file, as a verify job writes it
 STALE_AFTER_S = 90.0  # a running run whose worker has not beaten for this long is taken over
 HEARTBEAT_S = 15.0
 POLL_S = 2.0  # how often an idle worker looks for runs queued through another worker
