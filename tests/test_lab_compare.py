@@ -38,9 +38,12 @@ def test_an_outcome_round_trips_as_packed_bits() -> None:
         pack(method, weak[:10], ceiling)
 
 
-@pytest.mark.slow  # three verified runs with their null-supervisor repeats
+@pytest.mark.slow  # three verified runs with their null-supervisor repeats, and two transfer runs
 def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data: Path, tmp_path: Path) -> None:
-    with start_lab(lab_data, tmp_path / "state") as lab:
+    from test_transfer import TRANSFER, _named_transfer_task, _transfer
+
+    transfer = _named_transfer_task(tmp_path / "transfer")
+    with start_lab(lab_data, tmp_path / "state", extra_args=["--transfer-data", str(transfer)]) as lab:
         admin = lab.admin()
         runs = {}
         for researcher, name, source in ((BASELINE_RESEARCHER, "vanilla", STUDENT), ("turner", "turned", TURNED),
@@ -53,6 +56,8 @@ def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data:
             runs[name] = (snapshot, queued.json()["verify_id"], client)
         for _, verify_id, client in runs.values():
             assert wait_for(client, verify_id, timeout=300)["status"] == "done"
+        for name in ("vanilla", "turned"):
+            assert _transfer(admin, runs[name][0])["status"] == "done"
         table = admin.get("/api/v1/admin/transfer").json()
         # researchers never see outcomes: no researcher endpoint serves them
         seen = runs["turned"][2].get(f"/api/v1/verify/{runs['turned'][1]}").json()
@@ -69,3 +74,8 @@ def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data:
     assert same["ci"][0] <= same["difference"] <= same["ci"][1]
     assert abs(same["difference"]) < 0.3  # vanilla on other lab seeds: close to itself, paired by item
     assert turned["method"] == "turned: a test method"  # the snapshot's message names the method
+    # run unchanged on the held-out task, it is compared there too (this small XOR task has a narrow gap, so the
+    # interval is wide: what matters here is that the transfer run kept its outcome and was paired)
+    moved = turned["vs_vanilla"]["transfer"][TRANSFER]
+    assert moved is not None and moved["difference"] < 0 and moved["ci"][0] <= moved["difference"] <= moved["ci"][1]
+    assert turned["vs_vanilla"]["transfer_compared"] == 1

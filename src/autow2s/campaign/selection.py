@@ -18,7 +18,7 @@ from autow2s.researchers.experiment_log import ExperimentResult
 
 Z_ONE_SIDED_95 = 1.645
 PRIOR_SEEDS = 2.0  # how many seeds' worth of weight the campaign-wide spread gets in each method's estimate
-DEFAULT_SEED_SD = 0.25  # dev PGR's seed-to-seed spread when no method was run on two seeds (typical here)
+DEFAULT_SEED_SD = 0.25  # dev PGR's seed-to-seed spread before any is measured (typical here); a prior, not a floor
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,16 @@ def _scores(results: list[ExperimentResult], tasks: tuple[str, ...]) -> dict[str
 
 
 def _pooled_variance(per_method: list[list[float]]) -> float:
-    """The within-method variance pooled over methods (each method's own mean removed)."""
-    squares, freedom = 0.0, 0
+    """The within-method variance pooled over methods (each method's own mean removed), shrunk toward
+    DEFAULT_SEED_SD with PRIOR_SEEDS degrees of freedom: two seeds that happen to score alike (the lab's scores
+    are coarsened) must not make the campaign believe it has no noise."""
+    squares, freedom = PRIOR_SEEDS * DEFAULT_SEED_SD ** 2, PRIOR_SEEDS
     for values in per_method:
         if len(values) >= 2:
             mean = sum(values) / len(values)
             squares += sum((v - mean) ** 2 for v in values)
             freedom += len(values) - 1
-    return squares / freedom if freedom else DEFAULT_SEED_SD ** 2
+    return squares / freedom
 
 
 def rank_candidates(results: list[ExperimentResult], tasks: tuple[str, ...]) -> list[Candidate]:

@@ -144,7 +144,7 @@ def run_transfer(lab: Lab, run_id: int) -> None:
         return
     set_values(status="done", finished_at=time.time(), holdout_accuracy=metrics["holdout_accuracy"],
                holdout_pgr=metrics["holdout_pgr"], holdout_ci_low=metrics["holdout_ci_low"],
-               holdout_ci_high=metrics["holdout_ci_high"])
+               holdout_ci_high=metrics["holdout_ci_high"], outcome=metrics["outcome"])
 
 
 # -- the table every view reads --------------------------------------------------------------
