@@ -18,7 +18,7 @@ from autow2s.testbed.models.registry import default_backend, get_backend
 from autow2s.testbed.tasks.real import SPECS, Sizes, build
 from autow2s.testbed.tasks.real.common import unique_items
 from autow2s.testbed.tasks.registry import TASKS, resolve_task
-from autow2s.testbed.tasks.suites import FAMILIES, SUITES, is_real, is_synthetic
+from autow2s.testbed.tasks.suites import FAMILIES, SUITES, is_real, is_synthetic, pooled, transfer_pool
 
 SMALL = Sizes(train_label=20, train_unlabel=40, test=30)
 
@@ -90,6 +90,10 @@ def test_every_registered_real_task_has_a_domain_and_the_suites_split_domains():
     transfer = SUITES["default-transfer"].tasks
     assert not {FAMILIES[name] for name in research} & {FAMILIES[name] for name in transfer}
     assert any(is_real(name) for name in transfer) and any(is_synthetic(name) for name in transfer)
+    # a task whose measured gap leaves its PGR to noise is in no default suite and never drawn for transfer
+    unpooled = {name for name in registered_real if not pooled(name)}
+    assert not unpooled & set(research + transfer + transfer_pool(research))
+    assert set(transfer_pool(("synth-linear",))) == {n for n in TASKS if pooled(n) or is_synthetic(n)} - {"synth-linear"}
 
 
 def test_full_size_pools_hold_3000_test_and_3000_unlabelled_items_where_the_corpus_allows():
