@@ -203,7 +203,8 @@ NOTES = [
     "",
     "**Not registered by default.** quartz-verify and socialiqa-verify (answer verification): a sentence-embedding "
     "head cannot tell a right answer from a wrong one (weak 0.501 / ceiling 0.507 and 0.502 / 0.537, measured "
-    "before issue 26 with mpnet on question and answer together, 200/1,000/500 items); `AUTOW2S_EXTRA_TASKS` registers them for an LLM strong model.",
+    "before issue 26 with mpnet on question and answer together, 200/1,000/500 items); `AUTOW2S_EXTRA_TASKS` "
+    "registers them for an LLM strong model.",
     "",
     "**Integrity.** The corpora are public, labels included, so a method that could read them would not need the "
     "weak supervisor. Sandboxed jobs get the fetch store masked (only model weights are bound in), and the "
