@@ -51,7 +51,7 @@ def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data:
             client = lab.client(lab.create_researcher(researcher))
             snapshot = upload(client, make_tarball([(f"{name}/method.py", None, source)]), name=name,
                               message=f"{name}: a test method").json()["snapshot_id"]
-            queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot, "task": "mini"})
+            queued = client.post("/api/v1/verify", json={"snapshot_id": snapshot, "task": "wide"})
             assert queued.status_code == 202, queued.text
             runs[name] = (snapshot, queued.json()["verify_id"], client)
         for _, verify_id, client in runs.values():
@@ -65,14 +65,15 @@ def test_the_transfer_table_compares_each_snapshot_with_vanilla_paired(lab_data:
     rows = {row["snapshot_id"]: row for row in table["rows"]}
     vanilla, turned, again = (rows[runs[name][0]] for name in ("vanilla", "turned", "again"))
     assert vanilla["is_vanilla"] and vanilla["vs_vanilla"] is None
-    worse = turned["vs_vanilla"]["research_tasks"]["mini"]
-    assert worse["verdict"] == "worse" and worse["ci"][1] < 0 and worse["difference"] < -0.5, worse
-    # research PGR is the mean over every research task the lab serves (mini and wide): with wide not verified,
+    worse = turned["vs_vanilla"]["research_tasks"]["wide"]
+    assert worse["verdict"] == "worse" and worse["ci"][1] < 0, worse
+    # research PGR is the mean over every research task the lab serves (mini and wide): with mini not verified,
     # there is no research-level comparison rather than one over some of the tasks
     assert turned["vs_vanilla"]["research"] is None
-    same = again["vs_vanilla"]["research_tasks"]["mini"]
+    same = again["vs_vanilla"]["research_tasks"]["wide"]
     assert same["ci"][0] <= same["difference"] <= same["ci"][1]
-    assert abs(same["difference"]) < 0.3  # vanilla on other lab seeds: close to itself, paired by item
+    # vanilla on other lab seeds and another fresh supervisor: closer to vanilla than the turned method is
+    assert abs(same["difference"]) < abs(worse["difference"])
     assert turned["method"] == "turned: a test method"  # the snapshot's message names the method
     # run unchanged on the held-out task, it is compared there too (this small XOR task has a narrow gap, so the
     # interval is wide: what matters here is that the transfer run kept its outcome and was paired)
