@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             server_url = stack.enter_context(durable_postgres())
         for index, name in enumerate(chosen):
             backend, workers = CONFIGS[name]
-            extra = ["--workers", str(workers), *args.server_args.split()]
+            # --workers only where it is needed, so a baseline from before the option can be served too
+            extra = [*(["--workers", str(workers)] if workers > 1 else []), *args.server_args.split()]
             with ExitStack() as servers_stack:
                 servers = {}
                 for number, (variant, src) in enumerate(variants.items()):

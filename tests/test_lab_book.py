@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from autow2s.lab.budgets import BudgetBook, BudgetRace, Limit
+from autow2s.lab.budgets import BudgetBook, BudgetRace, Limit, lock_task
 from autow2s.lab.db import make_engine
 from autow2s.lab.models import Evaluation, Researcher
 from autow2s.lab.probing import History, HistoryCache
@@ -165,3 +165,20 @@ def test_the_incremental_history_answers_as_a_comparison_with_every_row(engine: 
     assert delta.evaluation_ids == [full.evaluation_ids[-2], full.evaluation_ids[-1]]  # the database gave only these
     with pytest.raises(ValueError, match="only the rows within 8 items"):
         history.close_to(probe, limit + 1)
+
+
+def test_the_task_lock_is_taken_once_per_transaction_and_again_in_the_next(engine: Engine) -> None:
+    """The writer decides a batch in one transaction: lock_task asks PostgreSQL once per transaction, never skips
+    a new one (a lock that carried over would let two workers decide on one task at once)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writer holds the file's write lock instead")
+    held = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+    with engine.connect() as conn:
+        for _ in range(2):
+            with conn.begin():
+                assert conn.execute(held).scalar() == 0
+                lock_task(conn, TASK)
+                lock_task(conn, TASK)
+                assert conn.execute(held).scalar() == 1
+                lock_task(conn, "other")
+                assert conn.execute(held).scalar() == 2

@@ -91,7 +91,17 @@ _NTH_NEWEST = (select(AuditEntry.created_at).where(_IN_WINDOW).order_by(AuditEnt
 _CHARGE = (update(BudgetSpend).where(_SPEND_KEY, BudgetSpend.used < bindparam("b_total"))
            .values(used=BudgetSpend.used + 1).returning(BudgetSpend.used))
 _AUDIT = insert(AuditEntry)
+_AUDIT_COLUMNS = [column for column in AuditEntry.__table__.columns if column.name != "id"]
+# PostgreSQL: the charge and its audit row in one round trip (an audit row only if the spend row took the charge).
+_SPENT = _CHARGE.cte("spent")
+_CHARGE_AND_AUDIT = (insert(AuditEntry).add_cte(_SPENT).from_select(
+    [column.name for column in _AUDIT_COLUMNS],
+    select(*(db_epoch() if column.name == "created_at" else bindparam(f"a_{column.name}", type_=column.type)
+             for column in _AUDIT_COLUMNS)).select_from(_SPENT))
+    .returning(AuditEntry.id))
 _NEW_SPEND: dict[str, Insert] = {}
+_TASK_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("b_lock"))))
+_HELD = "autow2s_task_locks"  # conn.info: (the transaction, the tasks whose lock it holds)
 
 
 def lock_researcher(conn: Connection, researcher_id: int) -> None:
@@ -111,8 +121,16 @@ def lock_task(conn: Connection, task: str) -> None:
     PostgreSQL: a transaction-scoped advisory lock on the task's name. SQLite: BEGIN IMMEDIATE
     (lab/db.py) already holds the database's one write lock.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("autow2s-evaluate:" + task))))
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    held = conn.info.get(_HELD)
+    if held is None or held[0] is not transaction:  # a new transaction holds no lock yet
+        tasks: set[str] = set()
+        held = conn.info[_HELD] = (transaction, tasks)
+    if task not in held[1]:  # the writer's batch decides many evaluations in one transaction: lock once
+        conn.execute(_TASK_LOCK, {"b_lock": "autow2s-evaluate:" + task})
+        held[1].add(task)
 
 
 class BudgetBook:
@@ -144,11 +162,20 @@ class BudgetBook:
         if kind not in KINDS or researcher_id is None or task is None or not standing.allowed:
             raise ValueError(f"a charge needs an allowed standing, a kind of {KINDS}, a researcher and a task, "
                              f"not {audit!r}")
-        used = conn.execute(_CHARGE, {"b_rid": researcher_id, "b_task": task, "b_kind": kind,
-                                      "b_total": standing.limit.total}).scalar()
+        key = {"b_rid": researcher_id, "b_task": task, "b_kind": kind, "b_total": standing.limit.total}
+        if conn.dialect.name == "postgresql":
+            unknown = set(audit) - {column.name for column in _AUDIT_COLUMNS} - {"created_at"}
+            if unknown:
+                raise ValueError(f"the audit table has no column {sorted(unknown)}")
+            values = {f"a_{column.name}": audit.get(column.name) for column in _AUDIT_COLUMNS}
+            charged = conn.execute(_CHARGE_AND_AUDIT, key | values).first() is not None
+            used = standing.used + 1 if charged else None
+        else:
+            used = conn.execute(_CHARGE, key).scalar()
+            if used is not None:
+                conn.execute(_AUDIT, audit)
         if used is None:
             raise BudgetRace(f"researcher {researcher_id}'s {kind} budget on {task!r} was spent by a concurrent charge")
-        conn.execute(_AUDIT, audit)
         return int(used)
 
     def summary(self, conn: Connection, researcher_id: int, task: str, kind: str, now: float) -> dict[str, int]:
