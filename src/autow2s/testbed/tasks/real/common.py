@@ -64,6 +64,8 @@ class RealSpec:
     read: Callable[[], list[Item]]
     domain: str  # what kind of data and label: suites hold transfer tasks out by it (tasks/suites.py)
     sources: tuple[str, ...]  # the fetched sources (testbed/fetch/sources.py) its corpus comes from
+    # What transfer holds out by (tasks/suites.py): the domain and the corpus, so tasks sharing texts share it.
+    family: str = ""  # empty: the domain itself
     grouped: bool = False  # answer verification: split by question, not by item
     by_document: bool = False  # items sharing a `group` (one speech) stay in one split
     sizes: Sizes = Sizes()
