@@ -218,8 +218,13 @@ def test_the_researcher_pairs_every_run_with_vanilla_and_promotes_only_a_confirm
     assert [row["evaluation_id"] for row in paired["recipe_evaluation_ids"]] == [
         ids[(recipe_key(STEADY), t, s)] for s in (42, 43, 44, 45) for t in ("a", "b")]
     assert [t for t, _ in lab.calls].count("request_verification") == 1
-    (shared,) = [args for tool, args in lab.calls if tool == "share_finding"]
-    assert "paired gain over vanilla" in shared["body"] and shared["evaluation_id"] == ids[(recipe_key(STEADY), "a", 42)]
+    shared = [args for tool, args in lab.calls if tool == "share_finding"]
+    results = [args for args in shared if args["type"] == "result"]
+    assert len(results) == 1 and "paired gain over vanilla" in results[0]["body"]
+    assert results[0]["evaluation_id"] == ids[(recipe_key(STEADY), "a", 42)]
+    # what it learnt short of a promotion is shared too, once each: a one-seed lead, or no measurable gain
+    assert {args["type"] for args in shared} <= {"result", "hypothesis", "insight"}
+    assert len({(args["type"], args["title"]) for args in shared}) == len(shared)
     lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     assert [e["action"] for e in lines] == ["baseline", "draft", "baseline", "confirm", "draft", "baseline", "confirm"]
     assert [r["seed"] for r in lines[5]["runs"] if r["task"] == "a"] == [44]

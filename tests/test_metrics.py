@@ -89,3 +89,24 @@ def test_pairing_by_item_narrows_the_interval_against_independent_intervals() ->
     unpaired_half = sum((ci.high - ci.low) / 2 for ci in one if ci is not None)  # the two intervals side by side
     assert paired is not None and not paired.significant
     assert (paired.high - paired.low) / 2 < 0.6 * unpaired_half
+
+
+def test_runs_on_the_same_seeds_and_supervisor_are_paired_by_seed_too() -> None:
+    """A method and vanilla inside one verified run share the seeds: resampled together, a method identical to
+    vanilla on every seed differs by exactly 0, and a small consistent gain is found."""
+    from autow2s.testbed.metrics import RunCorrectness, paired_pgr_difference
+
+    rng = np.random.default_rng(3)
+    items = 1500
+    difficulty = np.clip(rng.normal(0.72, 0.2, items), 0.05, 0.95)
+    weak = (rng.random(items) < 0.6).astype(np.float64)
+    ceiling = _correctness(rng, np.full(items, 0.85), 5)
+    vanilla = RunCorrectness(_correctness(rng, difficulty, 5), weak)
+    same = paired_pgr_difference(vanilla, vanilla, ceiling, same_seeds=True)
+    assert same is not None and same.low == same.high == 0
+    flip = rng.random(vanilla.method.shape) < 0.04  # a method that fixes some of vanilla's mistakes, seed by seed
+    better = RunCorrectness(np.where(flip, 1.0, vanilla.method), weak)
+    paired = paired_pgr_difference(better, vanilla, ceiling, same_seeds=True)
+    independent = paired_pgr_difference(better, vanilla, ceiling)
+    assert paired is not None and paired.verdict() == "better"
+    assert independent is not None and paired.high - paired.low < independent.high - independent.low

@@ -141,7 +141,7 @@ def test_autow2s_transfer_adds_tasks_to_a_finished_run_without_redoing_any(campa
     board = json.loads((run / "leaderboard.json").read_text())
     assert board["rows"][0]["transfer"]["synth-pairwise"]["status"] == "done"
     assert board["vanilla"]["transfer"]["synth-pairwise"]["pgr"] is not None
-    assert "transfer" in result.stdout and "beats" in result.stdout
+    assert "transfer" in result.stdout and "vs van." in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 100
 
     refused = subprocess.run([sys.executable, "-m", "autow2s", "transfer", str(run), "--tasks", "synth-linear"],

@@ -137,3 +137,13 @@ def neutral_copy(view: Path, parent: Path) -> Path:
     for path in [target, *target.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return target
+
+
+def vanilla_predictions(view: Path, seeds: Sequence[int]) -> list[np.ndarray]:
+    """Vanilla (the library's own, trusted code: run in process) on a run's view and seeds: the reference a
+    verified method is compared with, on the very supervisor, seeds and items it had (lab/compare.py)."""
+    from autow2s.testbed.methods.registry import load_method
+    from autow2s.testbed.public_run import predict_public
+
+    vanilla = load_method("vanilla")
+    return [predict_public(view, vanilla, seed)[1] for seed in seeds]

@@ -144,9 +144,10 @@ class WeakBaseline:
 
 
 def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: int = 0,
-                     weak: WeakBaseline | None = None) -> dict[str, Any]:
+                     weak: WeakBaseline | None = None, reference: list[np.ndarray] | None = None) -> dict[str, Any]:
     """Dev and holdout accuracy and PGR over seeds, and a bootstrap CI of the holdout PGR, against `weak`
-    (default: the public teacher) and the task's fixed ceiling."""
+    (default: the public teacher) and the task's fixed ceiling. reference: vanilla's predictions on the same
+    seeds and supervisor, kept in the outcome for the comparison with vanilla paired by item and seed."""
     baselines = task.baselines
     assert baselines is not None
     weak = weak or WeakBaseline.public(task)
@@ -163,7 +164,9 @@ def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: i
     interval = bootstrap_pgr_ci(weak_right, ceiling, right[:, holdout], seed=ci_seed)
     return {"dev_accuracy": dev_acc, "holdout_accuracy": holdout_acc,
             # the per-item outcome, for paired comparisons with vanilla (lab/outcomes.py)
-            "outcome": pack(right[:, holdout], weak_right[0], baselines.ceiling_bits[:, holdout] == task.labels[holdout]),
+            "outcome": pack(right[:, holdout], weak_right[0], baselines.ceiling_bits[:, holdout] == task.labels[holdout],
+                            None if reference is None else
+                            np.stack([(np.asarray(p)[holdout] >= 0.5) == task.labels[holdout] for p in reference])),
             "dev_pgr": pgr(weak.dev_acc, baselines.ceiling_dev_acc, dev_acc),
             "holdout_pgr": pgr(weak.holdout_acc, baselines.ceiling_holdout_acc, holdout_acc),
             "holdout_ci_low": None if interval is None else interval.low,

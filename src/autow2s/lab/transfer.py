@@ -111,9 +111,17 @@ def transfer_overview(request: Request, principal: Principal = Depends(admin)) -
         return transfer_table(session, sorted(lab.tasks), sorted(lab.transfer_tasks))
 
 
+def snapshot_owner(lab: Lab, snapshot_id: str) -> str:
+    """The name of the researcher who saved a snapshot."""
+    with lab.session() as session:
+        return str(session.execute(select(Researcher.name).join(Snapshot, Snapshot.researcher_id == Researcher.id)
+                                   .where(Snapshot.id == snapshot_id)).scalar_one_or_none() or "")
+
+
 def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
     from autow2s.lab.errors import RunTakenOver
+    from autow2s.lab.runners import vanilla_predictions
     from autow2s.lab.supervisor import verified_metrics
     from autow2s.testbed.models.registry import default_backend
     from autow2s.testbed.prepare import write_neutral_view
@@ -134,8 +142,11 @@ def run_transfer(lab: Lab, run_id: int) -> None:
             # The job sees a view that names no task: a method cannot dispatch on which held-out task it is.
             view = write_neutral_view(task.public_dir, Path(tmp) / "view",
                                       strong_backend=default_backend(task.kind, "strong", task.name))
-            predictions = lab.verifier.runner.run(snapshot_dir, view, json.loads(run.seeds))
-            metrics = verified_metrics(task, predictions, ci_seed=run_id)
+            seeds = json.loads(run.seeds)
+            predictions = lab.verifier.runner.run(snapshot_dir, view, seeds)
+            baseline = is_baseline_researcher(snapshot_owner(lab, run.snapshot_id))
+            reference = None if baseline else vanilla_predictions(view, seeds)  # same view and seeds (lab/compare.py)
+            metrics = verified_metrics(task, predictions, ci_seed=run_id, reference=reference)
     except RunTakenOver:
         raise
     except Exception as exc:  # noqa: BLE001 - the method's failure is the run's result

@@ -24,8 +24,12 @@ import numpy as np
 from sqlalchemy import Connection, select, update
 
 from autow2s.lab.errors import RunTakenOver
-from autow2s.lab.models import VerifyRun
-from autow2s.lab.runners import VerifyRunner
+from autow2s.lab.leaderboard import is_baseline_researcher
+from autow2s.lab.models import Researcher, VerifyRun
+from autow2s.lab.runners import (
+    VerifyRunner,
+    vanilla_predictions,
+)
 from autow2s.lab.supervisor import (
     RunSupervisors,
     draw_supervisors,
@@ -283,6 +287,7 @@ class VerifyService:
         """The snapshot on this run's own fresh supervisor (lab/supervisor.py), then on its null ones."""
         with self.lab.session() as session:
             run = session.execute(select(VerifyRun).where(VerifyRun.id == run_id)).scalar_one()
+            researcher = session.execute(select(Researcher.name).where(Researcher.id == run.researcher_id)).scalar_one()
         task = self.lab.tasks.get(run.task)
         if task is None:
             raise ValueError(f"task {run.task!r} is no longer served by this lab")
@@ -293,7 +298,10 @@ class VerifyService:
             snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
             supervisors = draw_supervisors(task, Path(tmp) / "supervisors", with_nulls=check)
             predictions = self.runner.run(snapshot_dir, supervisors.real, seeds)
-            metrics = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak)
+            # vanilla on the same supervisor and seeds: what "beats vanilla" is judged against (the campaign's own
+            # vanilla is the reference itself). A fresh supervisor moves PGR by more than item and seed noise.
+            reference = None if is_baseline_researcher(researcher) else vanilla_predictions(supervisors.real, seeds)
+            metrics = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak, reference=reference)
             if check:
                 metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics, supervisors)
         self._set(run_id, status="done", finished_at=time.time(), **metrics)

@@ -40,7 +40,7 @@ def toolbox_content(toolbox: ToolBox, direction: Direction) -> ServerContent:
         return research_brief(toolbox.tasks, direction, limits, toolbox._tool_notebook("read"))
 
     def resources() -> list[ResourceInfo]:
-        toolbox.refresh_views()
+        toolbox.refresh_views(force=True)  # a client listing resources wants the forum as it is now
         found = [ResourceInfo(REFERENCE_URI, REFERENCE_PATH, "The method contract: ctx, the student, losses, Recipe, "
                                                              "examples (read-only)"),
                  ResourceInfo(NOTEBOOK_URI, "notebook", "Your notebook (the notebook tool appends to it)")]

@@ -30,6 +30,8 @@ from autow2s.errors import AutoW2SError
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.experiments import task_results
 from autow2s.researchers.search_policy import (
+    MIN_LEAD,
+    MIN_SEEDS,
     Decision,
     PairedGain,
     SearchState,
@@ -83,6 +85,7 @@ class SearchResearcher:
     runs: dict[str, dict[tuple[str, int], tuple[float, int]]] = field(init=False, default_factory=dict)
     method_dirs: dict[str, str] = field(init=False, default_factory=dict)  # recipe key -> its latest method dir
     published: set[str] = field(init=False, default_factory=set)  # recipe keys
+    noted: set[tuple[str, str]] = field(init=False, default_factory=set)  # (recipe key, finding type) shared
 
     def __post_init__(self) -> None:
         self.state = SearchState(bias=dict(self.direction.bias))
@@ -105,6 +108,8 @@ class SearchResearcher:
             if entry.get("snapshot_id"):
                 self.best_snapshot = entry["snapshot_id"]
                 self.published.add(recipe_key(recipe))
+            if entry.get("noted"):
+                self.noted.add((recipe_key(recipe), str(entry["noted"])))
             self.steps = max(self.steps, int(entry.get("step", self.steps)) + 1)
         self.rng = np.random.default_rng([self.seed, self.steps])
 
@@ -174,6 +179,8 @@ class SearchResearcher:
         best = self.state.best()
         if best is not None and recipe_key(best[0].recipe) not in self.published:
             entry |= self._publish(best[0].recipe, decision, best[1])
+        elif recipe != VANILLA and (noted := self._note(recipe, trial, vanilla)):
+            entry["noted"] = noted
         self._write(entry)
         self.steps += 1
         return entry
@@ -236,6 +243,35 @@ class SearchResearcher:
             self.best_snapshot = snapshot_id
             self.toolbox.call("request_verification", {"snapshot_id": snapshot_id})
         return {"snapshot_id": snapshot_id}
+
+    def _note(self, recipe: Recipe, trial: Trial, vanilla: Trial) -> str | None:
+        """Share what a step taught short of a promotion: a one-seed lead worth confirming (a hypothesis), or a
+        recipe confirmed on MIN_SEEDS paired seeds whose gain's interval holds zero (an insight: no
+        measurable gain). Other researchers learn from both, and each is said once per recipe."""
+        gain = paired_gain(trial, vanilla)
+        ids = [v[1] for (task, _), v in sorted(self.runs.get(recipe_key(recipe), {}).items())
+               if task == self.toolbox.tasks[0]]
+        if gain is None or not ids:
+            return None
+        if len(gain.seeds) >= MIN_SEEDS:
+            kind = "insight"
+            title = f"no measurable gain over vanilla: {recipe.describe()}"
+            body = (f"Paired with vanilla on seeds {', '.join(map(str, gain.seeds))}: gain {gain.mean:+.3f}, 95% CI "
+                    f"[{gain.low:+.3f}, {gain.high:+.3f}], which holds zero, so no difference is claimed.")
+        elif gain.mean >= MIN_LEAD:
+            kind = "hypothesis"
+            title = f"worth confirming: {recipe.describe()}"
+            body = (f"On seed {gain.seeds[0]} it leads vanilla by {gain.mean:+.3f} dev PGR (mean over the research "
+                    "tasks). One seed is mostly noise: it is being confirmed on more seeds before it counts.")
+        else:
+            return None
+        if (recipe_key(recipe), kind) in self.noted:
+            return None
+        self.noted.add((recipe_key(recipe), kind))
+        self.toolbox.call("share_finding", {
+            "type": kind, "title": title[:200], "tags": ["search", self.direction.name[:40]], "evaluation_id": ids[0],
+            "body": f"{body}\nRecipe:\n{json.dumps(recipe.to_dict(), sort_keys=True)}"})
+        return kind
 
     def _board(self, task: str | None) -> list[dict[str, Any]] | None:
         try:

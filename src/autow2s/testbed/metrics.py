@@ -93,6 +93,17 @@ class RunCorrectness:
 
 
 @dataclass(frozen=True)
+class PairedRuns:
+    """Two runs on one task's holdout items and its ceiling; same_seeds when they ran the same seeds on the same
+    supervisor (a method and vanilla inside one verified run), so the seeds are resampled together too."""
+
+    a: RunCorrectness
+    b: RunCorrectness
+    ceiling: np.ndarray
+    same_seeds: bool = False
+
+
+@dataclass(frozen=True)
 class PairedDifference:
     """PGR(a) - PGR(b) on the same items, with its bootstrap CI; `significant` when the CI excludes 0."""
 
@@ -108,43 +119,55 @@ class PairedDifference:
         return "better" if self.low > 0 else "worse" if self.high < 0 else "no difference"
 
 
-def _seed_means(correct: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Accuracy per bootstrap draw: the items' weights (n_boot, n_items) applied, the seeds resampled."""
+def _seed_means(correct: np.ndarray, items: np.ndarray, rng: np.random.Generator,
+                seeds: np.ndarray | None = None) -> np.ndarray:
+    """Accuracy per bootstrap draw: the items' weights (n_boot, n_items) applied, the seeds resampled (or the given
+    seed draws (n_boot, n_seeds), for runs paired by seed)."""
     per_seed = np.asarray(correct, dtype=np.float64) @ items.T  # (n_seeds, n_boot)
-    seeds = rng.integers(0, per_seed.shape[0], size=(items.shape[0], per_seed.shape[0]))
+    if seeds is None:
+        seeds = rng.integers(0, per_seed.shape[0], size=(items.shape[0], per_seed.shape[0]))
     return per_seed[seeds, np.arange(items.shape[0])[:, None]].mean(axis=1)
 
 
-def _pgr_draws(run: RunCorrectness, ceiling: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _pgr_draws(run: RunCorrectness, ceiling: np.ndarray, items: np.ndarray, rng: np.random.Generator,
+               seeds: np.ndarray | None = None) -> np.ndarray:
     """PGR per bootstrap draw, against the draw's ceiling accuracy (shared by every run of the comparison)."""
-    transfer = _seed_means(run.method, items, rng)
+    transfer = _seed_means(run.method, items, rng, seeds)
     weak = np.asarray(run.weak, dtype=np.float64) @ items.T
     gap = ceiling - weak
     return np.where(gap > 0, (transfer - weak) / np.where(gap > 0, gap, 1.0), np.nan)
 
 
 def paired_pgr_difference(a: RunCorrectness, b: RunCorrectness, ceiling: np.ndarray, *, n_boot: int = 2000,
-                          seed: int = 0, level: float = 0.95) -> PairedDifference | None:
+                          seed: int = 0, level: float = 0.95, same_seeds: bool = False) -> PairedDifference | None:
     """PGR(a) - PGR(b) with a CI that resamples the holdout items once for both runs (the pairing: an item hard
-    for one is hard for the other) and each run's seeds on their own. None when the gap is not positive."""
-    return paired_pgr_difference_over_tasks([(a, b, ceiling)], n_boot=n_boot, seed=seed, level=level)
+    for one is hard for the other), and the seeds once for both when they ran on the same seeds and supervisor
+    (same_seeds), else each run's on their own. None when the gap is not positive."""
+    return paired_pgr_difference_over_tasks([PairedRuns(a, b, ceiling, same_seeds)], n_boot=n_boot, seed=seed,
+                                            level=level)
 
 
-def paired_pgr_difference_over_tasks(pairs: list[tuple[RunCorrectness, RunCorrectness, np.ndarray]], *,
-                                     n_boot: int = 2000, seed: int = 0, level: float = 0.95
-                                     ) -> PairedDifference | None:
+def paired_pgr_difference_over_tasks(pairs: list[PairedRuns], *, n_boot: int = 2000, seed: int = 0,
+                                     level: float = 0.95) -> PairedDifference | None:
     """The mean over tasks of PGR(a) - PGR(b) (a research PGR's difference), each task bootstrapped on its own
     items, the same draw index averaged across tasks."""
     rng = np.random.default_rng(seed)
     draws, points = [], []
-    for a, b, ceiling in pairs:
+    for pair in pairs:
+        a, b, ceiling = pair.a, pair.b, pair.ceiling
         n_items = np.asarray(a.method).shape[1]
         if np.asarray(b.method).shape[1] != n_items:
             raise ValueError(f"paired runs must score the same items: {n_items} against {np.asarray(b.method).shape[1]}")
         items = np.stack([np.bincount(rng.integers(0, n_items, size=n_items), minlength=n_items)
                           for _ in range(n_boot)]).astype(np.float64) / n_items
         ceiling_draws = _seed_means(ceiling, items, rng)
-        draws.append(_pgr_draws(a, ceiling_draws, items, rng) - _pgr_draws(b, ceiling_draws, items, rng))
+        shared = None
+        if pair.same_seeds:
+            if np.asarray(a.method).shape != np.asarray(b.method).shape:
+                raise ValueError("runs paired by seed must have run the same seeds")
+            n_seeds = np.asarray(a.method).shape[0]
+            shared = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+        draws.append(_pgr_draws(a, ceiling_draws, items, rng, shared) - _pgr_draws(b, ceiling_draws, items, rng, shared))
         ceiling_acc = float(np.mean(ceiling))
         first = pgr(float(np.mean(a.weak)), ceiling_acc, float(np.mean(a.method)))
         second = pgr(float(np.mean(b.weak)), ceiling_acc, float(np.mean(b.method)))
