@@ -78,21 +78,26 @@ def extract_revision(revision: str, into: Path) -> tuple[Path, str]:
 
 @contextmanager
 def serving(src: Path | None, **kwargs: Any) -> Iterator[LabServer]:
-    """start_lab with autow2s imported from `src` (None: this tree)."""
+    """start_lab with autow2s imported from `src` (None: this tree). PYTHONPATH is set only while the server
+    starts (start_lab copies the environment then), and the server's own environment is checked."""
     saved = os.environ.get("PYTHONPATH")
-    if src is not None:
-        os.environ["PYTHONPATH"] = str(src)
-        where = subprocess.run([sys.executable, "-c", "import autow2s; print(autow2s.__file__)"], capture_output=True,
-                               text=True, check=True).stdout.strip()
-        assert where.startswith(str(src)), f"the baseline would import {where}, not {src}"
-    try:
-        with start_lab(**kwargs) as server:
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+    with ExitStack() as stack:
+        try:
+            if src is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = str(src)
+            server = stack.enter_context(start_lab(**kwargs))
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+        assert server.process is not None
+        environ = dict(entry.split("=", 1) for entry in
+                       Path(f"/proc/{server.process.pid}/environ").read_text().split("\0") if "=" in entry)
+        assert environ.get("PYTHONPATH") == (None if src is None else str(src)), environ.get("PYTHONPATH")
+        yield server
 
 
 def server_cpu_s(server: LabServer) -> float:

@@ -50,6 +50,17 @@ def _post_cited_result(server: Any, run_dir: Path, title: str) -> dict[str, Any]
     return response.json()
 
 
+def _post_verified_result(server: Any, run_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A result finding citing a leaderboard row's verified run, posted by that row's researcher."""
+    tokens = json.loads((run_dir / "secrets.json").read_text())["researchers"]
+    row = next(r for r in rows if r["researcher"] in tokens)
+    response = server.client(tokens[row["researcher"]]).post(
+        "/api/v1/findings", json={"type": "result", "title": "the verified run", "body": "cites its verified run",
+                                  "verify_id": row["verify_id"], "task": _task(run_dir)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 def test_leaderboard_rows_equal_the_api_and_link_to_snapshots_and_findings(page, dashboard, run_dir, screenshots):
     api = dashboard.admin().get("/api/v1/leaderboard", params={"task": _task(run_dir), "limit": 1000}).json()
     assert api, "the campaign verified nothing; the leaderboard test needs rows"
@@ -85,6 +96,7 @@ def test_leaderboard_rows_equal_the_api_and_link_to_snapshots_and_findings(page,
     page.locator("#leaderboard tbody tr").first.locator("a.mono").click()
     assert api[0]["snapshot_id"] in page.locator("h1").inner_text()
     assert page.locator(f"#verify-{api[0]['verify_id']}").count() == 1
+    _post_verified_result(dashboard, run_dir, api)  # the campaign's researchers may have posted none
     page.goto(f"{dashboard.url}/dashboard/")
     finding_links = page.locator("#leaderboard a[href^='/dashboard/forum/']")
     assert finding_links.count() >= 1, "no leaderboard row links to its finding"
