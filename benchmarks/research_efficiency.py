@@ -2,8 +2,10 @@
 
 Each repeat is a real `autow2s run` (the default research suite, a secret draw of held-out transfer
 tasks, search:4, sandboxed jobs, the lab on loopback) with `--budget` seconds of research: 900 s is 30
-CPU-minutes on this 2-core machine. From each run's leaderboard.json, for the campaign's winner (the
-best verified method by research PGR):
+CPU-minutes on this 2-core machine, and `--verify-top-k 1`: the final step verifies the one candidate it
+chooses by the lower 95% bound of research dev PGR (campaign/selection.py), so the winner is picked without
+looking at the holdout, and its holdout gain over vanilla is not inflated by a choice among several. From
+each run's leaderboard.json, for that winner:
 
 - its research PGR and its paired gain over vanilla (research PGR minus vanilla's, the holdout items
   resampled once for both, lab/compare.py), with the 95% CI;
@@ -119,12 +121,14 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
         for repeat in range(args.repeats):
             out = base / f"repeat-{repeat}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "autow2s", "run", "--researchers", args.researchers, "--budget",
-                            str(args.budget), "--seed", str(repeat), "--out", str(out)], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with (base / f"repeat-{repeat}.log").open("w") as log:  # what `autow2s run` printed, kept beside it
+                subprocess.run([sys.executable, "-m", "autow2s", "run", "--researchers", args.researchers, "--budget",
+                                str(args.budget), "--seed", str(repeat), "--verify-top-k", "1", "--out", str(out)],
+                               check=True, stdout=log, stderr=subprocess.STDOUT)
             row = winner(out) | {"minutes": (time.perf_counter() - started) / 60}
             rows.append(row)
             print(f"repeat {repeat + 1}: {json.dumps(row)}", file=sys.stderr, flush=True)

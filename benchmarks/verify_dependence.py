@@ -6,10 +6,12 @@ each:
 
 - `before`: this tree with the fresh supervisor switched off in the lab process (`PUBLIC_VIEWS_PATCH`):
   the real run on the public view, the null runs on `prepare`'s null/pos and null/neg, PGR against the
-  public teacher. That is the verify path at 5c738bf; everything else (runner, sandbox, scoring) is this
-  tree's, so the difference is the supervisors' training and their views alone. Dependence check on.
+  public teacher, and no vanilla reference. That is the verify path at 5c738bf; everything else (runner,
+  sandbox, scoring) is this tree's, so the difference is the supervisors' training, their views and the
+  vanilla reference alone. Dependence check on.
 - `fresh`: this tree, dependence check on: each run trains its own real and null weak supervisors
-  (lab/supervisor.py) and writes their views before its jobs.
+  (lab/supervisor.py) and writes their views before its jobs, and after the real run trains vanilla
+  in-process on the same supervisor and seeds (the paired reference of lab/compare.py).
 - `off`: this tree, dependence check off (the real run only, still on a fresh supervisor).
 
 Reported: the median wall time from request to `done` for each, and the ratios fresh/before (the goal is at
@@ -75,6 +77,7 @@ def public_views(task, out, *, secret=None, with_nulls=True):
 
 
 verify.draw_supervisors = public_views
+verify.vanilla_predictions = lambda view, seeds: None  # nor the in-process vanilla reference: it came later too
 from autow2s.cli import app
 sys.exit(app())
 """
