@@ -79,7 +79,7 @@ def synthetic_text(out: Path, results: dict) -> str:
         "([Real tasks](#real-tasks)).", "",
         "# Synthetic presets", "",
         "Each preset has 1,000 train_label, 6,000 train_unlabel and 4,000 test items. Targets (the anchor's "
-        "regimes, DESIGN.md): weak 0.53–0.65 on the default preset, ceiling − weak ≥ 0.15, vanilla PGR 0.05–0.35, "
+        "regimes): weak 0.53–0.65 on the default preset, ceiling − weak ≥ 0.15, vanilla PGR 0.05–0.35, "
         "some baselines above vanilla, and none at PGR 0.8 on the default preset so researchers have headroom.", "",
     ]
     body: list[str] = []

@@ -18,7 +18,7 @@ MAX_REPORTED_ERRORS = 10
 def read_meta(task_dir: Path) -> TaskMeta:
     path = task_dir / "task.json"
     if not path.is_file():
-        raise TaskFormatError(f"{path}: missing; a task directory needs task.json (see DESIGN.md 'Task format')")
+        raise TaskFormatError(f"{path}: missing; a task directory needs task.json (the task format: README.md, 'Tasks')")
     try:
         return TaskMeta.from_json(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:

@@ -1,4 +1,4 @@
-"""Row validation for the task format in DESIGN.md (compatible with the anchor's jsonl files)."""
+"""Row validation for the task format (README.md, "Tasks") (compatible with the anchor's jsonl files)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ A campaign's **research tasks** are what its researchers see and optimise. Its *
 exist only on the lab's side: the final step runs the best methods on them unchanged, so the
 leaderboard shows whether a method generalises or only fits one task's quirks (docs/lab.md).
 
-Each suite names its tasks and each task a family; the default transfer suite shares no family
-with the default research suite, so transfer there is a test on data of another kind.
+Each suite names its tasks and each task a family. `--transfer-tasks auto` draws from transfer_pool(): the
+pooled tasks whose family no research task has, so transfer is a test on data of another kind; the
+default-transfer suite is a fixed set of such tasks for the default research suite.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def pooled(task: str) -> bool:
 
 
 DEFAULT_RESEARCH_SUITE = "default-research"  # what `autow2s run` researches on when --task is not given
-DEFAULT_TRANSFER_SUITE = "default-transfer"  # what --transfer-tasks auto draws from
+DEFAULT_TRANSFER_SUITE = "default-transfer"  # a fixed alternative to the draw (`auto` uses transfer_pool())
 
 # Research: three real tasks of three domains with the widest calibrated gaps (docs/calibration.md) and the default
 # synthetic preset. Transfer: the other synthetic presets and pooled real tasks of other families.
@@ -101,7 +102,8 @@ SUITES: dict[str, Suite] = {suite.name: suite for suite in (
     Suite(DEFAULT_RESEARCH_SUITE, DEFAULT_RESEARCH_TASKS,
           "what `autow2s run` researches on by default: three real tasks of three domains and a synthetic one"),
     Suite(DEFAULT_TRANSFER_SUITE, DEFAULT_TRANSFER_TASKS,
-          "held out by default: families the default research suite does not contain, real and synthetic"),
+          "a fixed held-out set (the default is a secret draw, `auto`): families the default research suite does "
+          "not contain, real and synthetic"),
     Suite("synthetic", ("synth-linear", "synth-nonlinear", "synth-pairwise"),
           "the three synthetic presets: seconds to prepare, no download"),
     Suite("real", _registered_real(), "every registered real-data task (fetched from PyPI or Debian on first use)"),
