@@ -77,7 +77,7 @@ def public_views(task, out, *, secret=None, with_nulls=True):
 
 
 verify.draw_supervisors = public_views
-verify.vanilla_predictions = lambda view, seeds: None  # nor the in-process vanilla reference: it came later too
+verify.vanilla_alongside = lambda view, seeds: None  # nor the in-process vanilla reference: it came later too
 from autow2s.cli import app
 sys.exit(app())
 """

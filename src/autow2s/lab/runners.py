@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -137,6 +138,17 @@ def neutral_copy(view: Path, parent: Path) -> Path:
     for path in [target, *target.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return target
+
+
+def vanilla_alongside(view: Path, seeds: Sequence[int]) -> Future[list[np.ndarray]]:
+    """vanilla_predictions started in a thread of its own, to run while the snapshot's sandboxed jobs run
+    (they mostly wait on a subprocess): the paired reference then adds little to a run's wall time. The
+    caller waits for it (`.result()`) before the view's folder goes away, also when the job fails."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vanilla-reference")
+    try:
+        return pool.submit(vanilla_predictions, view, seeds)
+    finally:
+        pool.shutdown(wait=False)  # the submitted call still runs; the thread ends with it
 
 
 def vanilla_predictions(view: Path, seeds: Sequence[int]) -> list[np.ndarray]:

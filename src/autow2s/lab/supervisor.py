@@ -163,14 +163,28 @@ def verified_metrics(task: LabTask, predictions: list[np.ndarray], *, ci_seed: i
     ceiling = np.resize(baselines.ceiling_bits[:, holdout] == task.labels[holdout], (n_seeds, len(holdout)))
     interval = bootstrap_pgr_ci(weak_right, ceiling, right[:, holdout], seed=ci_seed)
     return {"dev_accuracy": dev_acc, "holdout_accuracy": holdout_acc,
-            # the per-item outcome, for paired comparisons with vanilla (lab/outcomes.py)
-            "outcome": pack(right[:, holdout], weak_right[0], baselines.ceiling_bits[:, holdout] == task.labels[holdout],
-                            None if reference is None else
-                            np.stack([(np.asarray(p)[holdout] >= 0.5) == task.labels[holdout] for p in reference])),
+            "outcome": run_outcome(task, predictions, weak, reference),
             "dev_pgr": pgr(weak.dev_acc, baselines.ceiling_dev_acc, dev_acc),
             "holdout_pgr": pgr(weak.holdout_acc, baselines.ceiling_holdout_acc, holdout_acc),
             "holdout_ci_low": None if interval is None else interval.low,
             "holdout_ci_high": None if interval is None else interval.high}
+
+
+def run_outcome(task: LabTask, predictions: list[np.ndarray], weak: WeakBaseline,
+                reference: list[np.ndarray] | None) -> bytes:
+    """The per-item outcome on the holdout, for paired comparisons with vanilla (lab/outcomes.py): the run's
+    right/wrong per seed and item, its weak supervisor's, the ceiling's, and vanilla's (the reference) if run."""
+    baselines = task.baselines
+    assert baselines is not None
+    holdout = task.holdout_idx
+    labels = task.labels[holdout]
+
+    def right(p: np.ndarray) -> np.ndarray:
+        return np.asarray((np.asarray(p)[holdout] >= 0.5) == labels)
+
+    return pack(np.stack([right(p) for p in predictions]), weak.bits[holdout] == labels,
+                baselines.ceiling_bits[:, holdout] == labels,
+                None if reference is None else np.stack([right(p) for p in reference]))
 
 
 # A method is flagged when, with a null supervisor, it keeps at least this share of its real PGR

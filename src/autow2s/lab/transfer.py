@@ -120,8 +120,10 @@ def snapshot_owner(lab: Lab, snapshot_id: str) -> str:
 
 def run_transfer(lab: Lab, run_id: int) -> None:
     """Execute one transfer run this worker has claimed (lab/verify.py), with the sandboxed runner."""
+    from concurrent.futures import wait
+
     from autow2s.lab.errors import RunTakenOver
-    from autow2s.lab.runners import vanilla_predictions
+    from autow2s.lab.runners import vanilla_alongside
     from autow2s.lab.supervisor import verified_metrics
     from autow2s.testbed.models.registry import default_backend
     from autow2s.testbed.prepare import write_neutral_view
@@ -143,10 +145,16 @@ def run_transfer(lab: Lab, run_id: int) -> None:
             view = write_neutral_view(task.public_dir, Path(tmp) / "view",
                                       strong_backend=default_backend(task.kind, "strong", task.name))
             seeds = json.loads(run.seeds)
-            predictions = lab.verifier.runner.run(snapshot_dir, view, seeds)
             baseline = is_baseline_researcher(snapshot_owner(lab, run.snapshot_id))
-            reference = None if baseline else vanilla_predictions(view, seeds)  # same view and seeds (lab/compare.py)
-            metrics = verified_metrics(task, predictions, ci_seed=run_id, reference=reference)
+            # vanilla on the same view and seeds (lab/compare.py), in process while the sandboxed job runs
+            reference = None if baseline else vanilla_alongside(view, seeds)
+            try:
+                predictions = lab.verifier.runner.run(snapshot_dir, view, seeds)
+            finally:
+                if reference is not None:
+                    wait([reference])  # it reads the view: let it end before tmp goes, also after a failure
+            metrics = verified_metrics(task, predictions, ci_seed=run_id,
+                                       reference=None if reference is None else reference.result())
     except RunTakenOver:
         raise
     except Exception as exc:  # noqa: BLE001 - the method's failure is the run's result

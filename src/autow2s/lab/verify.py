@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,14 @@ from autow2s.lab.leaderboard import is_baseline_researcher
 from autow2s.lab.models import Researcher, VerifyRun
 from autow2s.lab.runners import (
     VerifyRunner,
-    vanilla_predictions,
+    vanilla_alongside,
 )
 from autow2s.lab.supervisor import (
     RunSupervisors,
     draw_supervisors,
     gain_lower_bound,
     null_plan,
+    run_outcome,
     supervisor_check,
     verified_metrics,
 )
@@ -297,13 +299,20 @@ class VerifyService:
         with tempfile.TemporaryDirectory(prefix="autow2s-verify-") as tmp:
             snapshot_dir = self.lab.snapshots.checkout(run.snapshot_id, Path(tmp))
             supervisors = draw_supervisors(task, Path(tmp) / "supervisors", with_nulls=check)
-            predictions = self.runner.run(snapshot_dir, supervisors.real, seeds)
             # vanilla on the same supervisor and seeds: what "beats vanilla" is judged against (the campaign's own
             # vanilla is the reference itself). A fresh supervisor moves PGR by more than item and seed noise.
-            reference = None if is_baseline_researcher(researcher) else vanilla_predictions(supervisors.real, seeds)
-            metrics = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak, reference=reference)
-            if check:
-                metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics, supervisors)
+            # It trains in process while the snapshot's sandboxed jobs run.
+            reference = None if is_baseline_researcher(researcher) else vanilla_alongside(supervisors.real, seeds)
+            try:
+                predictions = self.runner.run(snapshot_dir, supervisors.real, seeds)
+                metrics = verified_metrics(task, predictions, ci_seed=run_id, weak=supervisors.weak)
+                if check:
+                    metrics |= self._null_check(run_id, snapshot_dir, task, seeds, metrics, supervisors)
+            finally:
+                if reference is not None:
+                    wait([reference])  # it reads this run's views: let it end before tmp goes, also after a failure
+            vanilla = None if reference is None else reference.result()
+            metrics["outcome"] = run_outcome(task, predictions, supervisors.weak, vanilla)
         self._set(run_id, status="done", finished_at=time.time(), **metrics)
         log.info("verify run %d done in %.1fs: holdout PGR %s (its fresh supervisor: weak holdout accuracy %.3f)",
                  run_id, time.perf_counter() - started,
