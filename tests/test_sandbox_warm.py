@@ -366,6 +366,34 @@ def test_a_hidden_path_replaced_on_the_host_gets_a_new_sandbox(tmp_path: Path) -
         assert pool.started == 2
 
 
+def test_a_sandbox_whose_hidden_file_was_replaced_is_closed_at_once(tmp_path: Path) -> None:
+    """It can never be used again; left to idle it held its memory for idle_seconds, and a campaign that
+    rewrites a masked state file often piled up a hundred of them (OOM in a 15-minute campaign)."""
+    workspace = make_workspace(tmp_path)
+    state = workspace / "state.json"
+    state.write_text("{}")
+    config = SandboxConfig(workspace=workspace, hidden=(state,))
+    with WarmPool(tmp_path / "logs") as pool:  # the default idle_seconds: only the replacement may close it
+        assert _run(pool, config, ["true"])[0].ok
+        one_sandbox = len(pids_with_token(str(workspace)))
+        assert one_sandbox > 0
+        for round_ in range(4):
+            fresh = workspace / "state.tmp"
+            fresh.write_text(json.dumps({"round": round_}))
+            fresh.rename(state)  # what the campaign's atomic saves do
+            assert _run(pool, config, ["true"])[0].ok
+        assert pool.started == 5
+        assert wait_until(lambda: len(pids_with_token(str(workspace))) <= one_sandbox, timeout=20), \
+            "superseded sandboxes are still running"
+        other = make_workspace(tmp_path / "other")  # another config's idle sandbox is left alone
+        assert _run(pool, SandboxConfig(workspace=other), ["true"])[0].ok
+        fresh = workspace / "state.tmp"
+        fresh.write_text("{}")
+        fresh.rename(state)
+        assert _run(pool, config, ["true"])[0].ok
+        assert pids_with_token(str(other)), "a sandbox of another config was closed"
+
+
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_ctx_time_left_counts_down_to_the_jobs_wall_limit(tmp_path: Path, warm: bool) -> None:
     """A method paces itself by ctx.time_left(): inside a job it must see the sandbox's wall limit (here

@@ -69,16 +69,22 @@ def _host_pid(root_pid: int, namespace_pid: int) -> int | None:
     return None
 
 
-def config_key(config: SandboxConfig) -> str:
-    """Two jobs may share a warm sandbox only when their whole sandbox config is the same."""
+def config_key(config: SandboxConfig, *, identities: bool = True) -> str:
+    """Two jobs may share a warm sandbox only when their whole sandbox config is the same.
+
+    A sandbox binds and masks what existed when it started: a workspace, task data or hidden path that
+    was replaced (or appeared) since then makes another sandbox. identities=False gives the config's
+    family: the same paths whatever they hold now. A sandbox whose family matches a new one's but whose
+    key does not can never be used again (the files it masked were replaced for good)."""
+    def identity(path: str | Path) -> tuple[str, int, int] | str:
+        return _identity(Path(path)) if identities else str(Path(path).resolve())
+
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     fields["env"] = sorted(dict(config.env).items())
-    # A sandbox binds and masks what existed when it started: a workspace, task data or hidden
-    # path that was replaced (or appeared) since then makes another sandbox.
-    fields["workspace"] = _identity(Path(config.workspace))
-    fields["task_data"] = _identity(Path(config.task_data)) if config.task_data is not None else None
-    fields["hidden"] = tuple(_identity(Path(path)) for path in config.hidden)
-    fields["ro_mounts"] = tuple((_identity(Path(source)), dest) for source, dest in config.ro_mounts)
+    fields["workspace"] = identity(config.workspace)
+    fields["task_data"] = identity(config.task_data) if config.task_data is not None else None
+    fields["hidden"] = tuple(identity(path) for path in config.hidden)
+    fields["ro_mounts"] = tuple((identity(source), dest) for source, dest in config.ro_mounts)
     return repr(sorted(fields.items()))
 
 
@@ -100,6 +106,7 @@ class WarmSandbox:
         require_sandbox()
         self.config = config
         self.key = config_key(config)
+        self.family = config_key(config, identities=False)
         self.log_path = log_path
         self.jobs_run = 0
         self.last_used = time.monotonic()
@@ -415,7 +422,7 @@ class WarmPool:
                 continue
 
     def _checkout(self, config: SandboxConfig) -> WarmSandbox:
-        key = config_key(config)
+        key, family = config_key(config), config_key(config, identities=False)
         self._close_stale()
         with self._lock:
             if self._closed:
@@ -424,8 +431,16 @@ class WarmPool:
             if found is not None:
                 found.busy = True
                 return found
+            # Idle sandboxes of this config whose masked files were replaced since (a campaign rewrites its
+            # state.json by rename many times a minute) would wait out idle_seconds holding a few hundred MiB
+            # each: a 15-minute campaign piled up a hundred of them and the machine ran out of memory.
+            superseded = [box for box in self._sandboxes if box.family == family and box.key != key and not box.busy]
+            for box in superseded:
+                self._sandboxes.remove(box)
             self.started += 1
             number = self.started
+        for box in superseded:
+            box.close()
         sandbox = WarmSandbox(config, self.log_dir / f"warm-sandbox-{number}.log")
         sandbox.busy = True
         with self._lock:
