@@ -117,12 +117,16 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=Path(__file__).with_name("research_efficiency.png"))
     parser.add_argument("--json", type=Path, default=None, help="also write every repeat's figures here")
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories under this folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --json: keep the repeats already in that file and run the rest (seed = repeat number)")
     args = parser.parse_args()
-    rows = []
+    if args.resume and not (args.json and args.json.is_file()):
+        parser.error("--resume needs --json FILE from an earlier run")
+    rows: list[dict[str, Any]] = json.loads(args.json.read_text()) if args.resume else []
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
-        for repeat in range(args.repeats):
+        for repeat in range(len(rows), args.repeats):
             out = base / f"repeat-{repeat}"
             started = time.perf_counter()
             with (base / f"repeat-{repeat}.log").open("w") as log:  # what `autow2s run` printed, kept beside it
