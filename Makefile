@@ -38,7 +38,7 @@ system-deps-test:
 	$(call need_debs,bwrap:bubblewrap chromium:chromium /usr/lib/postgresql/*/bin/initdb:postgresql)
 
 # The default campaign, with the final step verifying one candidate (the lower-bound choice) besides vanilla
-# instead of three: on 2 cores that is 7.0 min cached instead of 11.9 (README, Quick start).
+# instead of three: on 2 cores 6 min 18 s cached instead of 11.9 min (README, Quick start).
 run: $(STAMP) system-deps-run
 	$(VENV)/bin/autow2s run --verify-top-k 1
 

@@ -21,7 +21,7 @@ class CampaignConfig:
     transfer_tasks: tuple[str, ...] = ()  # held out: only the final step runs methods on them
     transfer_pool: tuple[str, ...] = ()  # what `--transfer-tasks auto` drew them from (empty: the user named them)
     researchers: tuple[tuple[str, int], ...] = (("search", 4),)
-    budget_s: float = 120.0  # seconds of research; `make run`'s whole campaign takes about 7 min cached on 2 cores
+    budget_s: float = 120.0  # seconds of research; `make run`'s whole campaign takes about 6 min cached on 2 cores
     max_dollars: float | None = None
     researcher_dollars: float | None = None
     eval_budget: int | None = None
