@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autow2s.lab.outcomes import unpack
 from autow2s.testbed.cache import ArtifactCache
+from autow2s.testbed.metrics import PairedDifference, paired_pgr_difference
 from autow2s.testbed.prepare import prepare_task
 from autow2s.testbed.tasks.registry import resolve_task
 from lab_helpers import lab_data, start_lab  # noqa: F401 - lab_data is a fixture
@@ -288,9 +290,24 @@ def test_seed_cherry_picking_gains_nothing_on_lab_seeds(synth_lab, synth_runs) -
     assert set(cherry["seeds"]) != set(vanilla["seeds"])  # fresh from the OS's CSPRNG for each run
     # On the lab's seeds the cherry-picker is vanilla, well short of the recipe it tuned on its own seeds.
     assert cherry["holdout_pgr"] <= vanilla["holdout_ci"][1] + 0.05
-    # Below the honest recipe too. No margin: since the presets' re-tune logconf is only ~0.2 above vanilla,
-    # and a fixed 0.1 margin failed on one draw of lab seeds (0.289 against 0.325).
-    assert cherry["holdout_pgr"] < logconf["holdout_pgr"]
+    # Judged as the leaderboard judges it, paired with vanilla on the run's own supervisor, seeds and items: no
+    # gain at all, while the honest recipe's gain is significant. (Compared across runs, each on its own fresh
+    # supervisor, the two PGRs differ by more than the recipe's ~0.2 edge on some draws: 0.289 against 0.325.)
+    cherry_gain = _gain_over_its_own_vanilla(synth_lab, cherry["verify_id"])
+    logconf_gain = _gain_over_its_own_vanilla(synth_lab, logconf["verify_id"])
+    assert cherry_gain.verdict() == "no difference" and abs(cherry_gain.difference) < 0.02, cherry_gain
+    assert logconf_gain.verdict() == "better", logconf_gain
+
+
+def _gain_over_its_own_vanilla(lab, verify_id: int) -> PairedDifference:
+    """A verified run's PGR minus that of the vanilla reference the lab ran on its supervisor and seeds."""
+    with sqlite3.connect(lab.state_dir / "lab.sqlite") as db:
+        outcome = db.execute("SELECT outcome FROM verify_runs WHERE id = ?", (verify_id,)).fetchone()[0]
+    method, ceiling, vanilla = unpack(outcome)
+    assert vanilla is not None, "a verified run by a researcher other than the baseline keeps a vanilla reference"
+    found = paired_pgr_difference(method, vanilla, ceiling, same_seeds=True, seed=verify_id)
+    assert found is not None
+    return found
 
 
 def test_weak_to_strong_baselines_are_not_flagged(synth_runs) -> None:
