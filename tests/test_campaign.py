@@ -36,15 +36,22 @@ def _trials(run_dir: Path) -> list[dict]:
     return rows
 
 
-def test_short_seeded_campaign_beats_vanilla_on_holdout_and_reports_transfer(campaign_run: Path) -> None:
-    """The session's campaign (tests/web_helpers.py: search:2, 45 s, synth-linear, synth-nonlinear held out)."""
+def test_short_seeded_campaign_verifies_its_best_compares_them_with_vanilla_paired_and_reports_transfer(
+        campaign_run: Path) -> None:
+    """The session's campaign (tests/web_helpers.py: search:2, 45 s, synth-linear, synth-nonlinear held out).
+
+    Whether 45 s of search beats vanilla is not asserted: compared with vanilla on the run's own supervisor and
+    seeds, a winner that looked 0.1 above the campaign's vanilla run (on another fresh supervisor) was no
+    different. What search finds in 30 CPU-minutes is benchmarks/research_efficiency.py's question."""
     run_dir = campaign_run
     stdout = (run_dir.parent / f"{run_dir.name}.stdout").read_text()
     board = json.loads((run_dir / "leaderboard.json").read_text())
-    vanilla = board["vanilla"]["holdout_pgr"]
-    assert vanilla is not None and board["rows"], board
-    best = max(row["holdout_pgr"] for row in board["rows"] if row["holdout_pgr"] is not None)
-    assert best > vanilla + 0.1, board
+    assert board["vanilla"]["holdout_pgr"] is not None and board["rows"], board
+    for entry in board["rows"]:  # each verified method against vanilla, paired, with a verdict its CI supports
+        paired = entry["vs_vanilla"]["research"]
+        low, high = paired["ci"]
+        assert low <= paired["difference"] <= high, paired
+        assert paired["verdict"] == ("better" if low > 0 else "worse" if high < 0 else "no difference"), paired
     row = board["rows"][0]
     assert {"method", "researcher", "snapshot", "dev_pgr", "holdout_pgr", "holdout_ci", "vanilla_holdout_pgr",
             "research_pgr", "per_task", "transfer", "transfer_pgr", "transfer_beats_vanilla"} <= set(row)
