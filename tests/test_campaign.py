@@ -64,6 +64,9 @@ def test_short_seeded_campaign_verifies_its_best_compares_them_with_vanilla_pair
     assert "verified leaderboard" in stdout and str(run_dir) in stdout and "transfer" in stdout
     assert max(len(line) for line in stdout.splitlines()) <= 160
     assert (run_dir / "report" / "index.html").is_file() and "report:" in stdout
+    with sqlite3.connect(run_dir / "lab-state" / "lab.sqlite") as conn:  # each researcher's last word, negative or not
+        wrap_ups = conn.execute("SELECT researcher_id, type FROM findings WHERE tags LIKE '%wrap-up%'").fetchall()
+    assert len({who for who, _ in wrap_ups}) == len(wrap_ups) == 2 and {kind for _, kind in wrap_ups} == {"insight"}
     mirrored = list((run_dir / "researchers").glob("*/view/forum/*.md"))  # seen read-only at /forum in jobs
     assert mirrored and "type: " in mirrored[0].read_text()  # the forum, mirrored for grep
     assert not list((run_dir / "workspaces").glob("*/forum")), "the host writes nothing into a workspace"

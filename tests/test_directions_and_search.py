@@ -254,3 +254,42 @@ def test_a_research_task_with_no_score_fails_the_seed_and_the_first_task_gets_th
     assert (failed["score"], failed["per_task"], failed["seeds_failed"]) == (-1.0, {"a": None, "b": None}, 1)
     assert "paired" not in failed and researcher.state.gains() == []
     assert [args for tool, args in lab.calls if tool == "leaderboard"] == [{"task": "a"}, {"task": "b"}]
+
+
+def test_the_wrap_up_says_once_what_was_tried_negative_results_included(tmp_path: Path) -> None:
+    from autow2s.researchers.search_researcher import SearchResearcher
+
+    def researcher(decisions: list[Decision], lab: FakeLab) -> SearchResearcher:
+        return SearchResearcher(toolbox=lab, direction=BUILTIN_DIRECTIONS[0], seed=0,
+                                trials_path=tmp_path / "trials.jsonl", policy=_scripted(decisions))
+
+    lab = FakeLab(("a", "b"), _lab_pgr)
+    first = researcher([Decision("baseline", Recipe(), "vanilla"), Decision("draft", LUCKY, "try"),
+                        Decision("confirm", LUCKY, "confirm", (43, 44, 45))], lab)
+    for _ in range(3):
+        first.step()
+    refused = FakeLab(("a", "b"), _lab_pgr)
+    refused.call = lambda tool, args: "error: share_finding: the lab is away"  # type: ignore[method-assign]
+    first.toolbox = refused
+    assert first.wrap_up() is None and not (tmp_path / "wrap_up.json").exists()  # refused: tried again later
+    first.toolbox = lab
+    title = first.wrap_up()
+    assert title == "wrap-up: no measurable gain over vanilla in 1 recipe(s)"
+    (shared,) = [args for tool, args in lab.calls if tool == "share_finding" and "wrap-up" in args["tags"]]
+    assert shared["type"] == "insight" and shared["title"] == title
+    ids = {(recipe_key(r), t, s): i for r, t, s, i in lab.evaluations}
+    assert shared["evaluation_id"] == ids[(recipe_key(LUCKY), "a", 42)]  # the first task's run of what it reports
+    gain = first.state.gains()[0][1]
+    assert f"paired gain {gain.mean:+.3f}, 95% CI [{gain.low:+.3f}, {gain.high:+.3f}], 3 seed(s)" in shared["body"]
+    assert "no gain is claimed" in shared["body"]
+    assert first.wrap_up() is None  # said once
+    resumed = researcher([], lab)  # a resumed campaign's researcher does not say it again
+    assert resumed.wrap_up() is None
+    assert sum(tool == "share_finding" and "wrap-up" in args["tags"] for tool, args in lab.calls) == 1
+
+    (tmp_path / "wrap_up.json").unlink()
+    (tmp_path / "trials.jsonl").unlink()
+    only_vanilla = researcher([Decision("baseline", Recipe(), "vanilla")], FakeLab(("a",), _lab_pgr))
+    assert only_vanilla.wrap_up() is None  # nothing scored: nothing to say
+    only_vanilla.step()
+    assert only_vanilla.wrap_up() == "wrap-up: only vanilla ran before research ended"

@@ -87,6 +87,7 @@ class ResearcherWorker:
     deadline: float
     log_path: Path
     idle: str = "sleep"
+    wrap_up: Callable[[], Any] | None = None  # once research ends (deadline or stop), not after an error or a cap
     thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -130,7 +131,17 @@ class ResearcherWorker:
                 self.status.update(state="error", error=f"{type(exc).__name__}: {exc}"[:300])
                 self._log(traceback.format_exc())
                 return
+        self._wrap_up()
         self.status.update(state="stopped")
+
+    def _wrap_up(self) -> None:
+        if self.wrap_up is None:
+            return
+        try:
+            self.wrap_up()
+            self.toolbox.refresh_views(force=True)  # its own view shows its last word too
+        except Exception:  # noqa: BLE001 - a summary must not turn a finished researcher into an error
+            self._log(f"the wrap-up finding failed:\n{traceback.format_exc()}")
 
     def _news(self) -> tuple[Any, ...]:
         """What an idle researcher waits for: the newest finding and the verified runs on the leaderboard of
@@ -185,6 +196,19 @@ def provider_wait_hook(status: ResearcherStatus) -> Callable[[str | None], None]
     return hook
 
 
+@dataclass
+class SearchStep:
+    """A search researcher's loop iteration, and its wrap-up finding once research ends."""
+
+    researcher: Any  # a SearchResearcher (imported lazily: it pulls numpy and the testbed)
+
+    def __call__(self, iteration: int) -> dict[str, Any]:
+        return self.researcher.step()
+
+    def wrap_up(self) -> str | None:
+        return self.researcher.wrap_up()
+
+
 def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, researcher_dir: Path,
               ledger: Ledger, model: str | None, base_url: str | None, replay: str | None,
               status: ResearcherStatus | None = None, provider_retry_s: float = 600.0,
@@ -199,7 +223,7 @@ def make_step(kind: str, toolbox: ToolBox, direction: Direction, seed: int, rese
         researcher = SearchResearcher(toolbox=toolbox, direction=direction, seed=seed,
                                       trials_path=researcher_dir / "trials.jsonl",
                                       policy=search_policy if kind == "search" else random_policy)
-        return lambda iteration: researcher.step()
+        return SearchStep(researcher)
     if kind == "replay":
         from autow2s.researchers.llm_policy import replay_calls
 

@@ -16,6 +16,7 @@ from autow2s.campaign.progress import live_progress
 from autow2s.campaign.researchers import (
     ResearcherStatus,
     ResearcherWorker,
+    SearchStep,
     make_step,
     normalise_verifications,
     on_event,
@@ -348,7 +349,8 @@ class Campaign:
                              status=status, provider_retry_s=self.config.provider_retry_s,
                              context_tokens=self.config.context_tokens)
             workers.append(ResearcherWorker(status, toolbox, step, self.stop, deadline,
-                                            researcher_dir / "errors.log", idle=self.config.idle))
+                                            researcher_dir / "errors.log", idle=self.config.idle,
+                                            wrap_up=step.wrap_up if isinstance(step, SearchStep) else None))
         self.persist()
         return workers
 

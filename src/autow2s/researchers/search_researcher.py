@@ -219,6 +219,11 @@ class SearchResearcher:
                 "gain_high": gain.high if np.isfinite(gain.high) else None, "confidence": 0.95,
                 "recipe_evaluation_ids": evaluation_ids(recipe), "vanilla_evaluation_ids": evaluation_ids(VANILLA)}
 
+    def _evaluation_ids(self, recipe: Recipe) -> list[int]:
+        """The recipe's scored runs on the first research task: a finding cites one, so it lands on the forum's task."""
+        return [v[1] for (task, _), v in sorted(self.runs.get(recipe_key(recipe), {}).items())
+                if task == self.toolbox.tasks[0]]
+
     def _publish(self, recipe: Recipe, decision: Decision, gain: PairedGain) -> dict[str, Any]:
         """Snapshot, share and ask to verify a recipe the policy promoted."""
         self.published.add(recipe_key(recipe))
@@ -228,8 +233,7 @@ class SearchResearcher:
             **({"parent_id": self.best_snapshot} if self.best_snapshot else {})}) or "{}")
         snapshot_id = snapshot.get("snapshot_id")
         trial = self._trial(recipe)
-        ids = [v[1] for (task, _), v in sorted(self.runs[recipe_key(recipe)].items()) if task == self.toolbox.tasks[0]]
-        # The finding cites the first research task's evaluation, so it lands on the forum's task.
+        ids = self._evaluation_ids(recipe)
         if ids:
             seeds = ", ".join(str(s) for s in gain.seeds)
             self.toolbox.call("share_finding", {
@@ -249,8 +253,7 @@ class SearchResearcher:
         recipe confirmed on MIN_SEEDS paired seeds whose gain's interval holds zero (an insight: no
         measurable gain). Other researchers learn from both, and each is said once per recipe."""
         gain = paired_gain(trial, vanilla)
-        ids = [v[1] for (task, _), v in sorted(self.runs.get(recipe_key(recipe), {}).items())
-               if task == self.toolbox.tasks[0]]
+        ids = self._evaluation_ids(recipe)
         if gain is None or not ids:
             return None
         if len(gain.seeds) >= MIN_SEEDS:
@@ -272,6 +275,48 @@ class SearchResearcher:
             "type": kind, "title": title[:200], "tags": ["search", self.direction.name[:40]], "evaluation_id": ids[0],
             "body": f"{body}\nRecipe:\n{json.dumps(recipe.to_dict(), sort_keys=True)}"})
         return kind
+
+    def wrap_up(self) -> str | None:
+        """When research ends: one insight saying what this researcher tried, negative results included, so
+        the forum, the report and whoever reads the campaign later keep them. Said once per researcher
+        (wrap_up.json beside trials.jsonl, so a resumed campaign does not repeat it); None when nothing scored.
+        """
+        marker = self.trials_path.parent / "wrap_up.json"
+        if marker.exists():
+            return None
+        vanilla = self.state.vanilla()
+        if vanilla is None or not self._evaluation_ids(VANILLA):
+            return None
+        gains = sorted(self.state.gains(), key=lambda pair: (pair[1].mean, len(pair[1].seeds)), reverse=True)
+        confirmed = [(t, g) for t, g in gains if len(g.seeds) >= MIN_SEEDS]
+        lines = [f"Direction {self.direction.name}: {len(gains)} recipe(s) paired with vanilla in {self.steps} "
+                 f"step(s); {len(confirmed)} confirmed on {MIN_SEEDS}+ paired seeds; vanilla's dev PGR "
+                 f"{vanilla.score:.3f} on seeds {', '.join(map(str, sorted(vanilla.seed_scores)))}."]
+        for trial, gain in gains[:5]:
+            interval = (f"95% CI [{gain.low:+.3f}, {gain.high:+.3f}]" if np.isfinite(gain.low)
+                        else "one seed, no interval")
+            lines.append(f"- {trial.recipe.describe()}: paired gain {gain.mean:+.3f}, {interval}, "
+                         f"{len(gain.seeds)} seed(s)")
+        best = self.state.best()
+        if best is not None:
+            title = f"wrap-up: promoted {best[0].recipe.describe()} (paired gain {best[1].mean:+.3f}, CI above 0)"
+            lines.append(f"Promoted and sent to verification: snapshot {self.best_snapshot}.")
+            cited = best[0].recipe
+        elif gains:
+            title = f"wrap-up: no measurable gain over vanilla in {len(gains)} recipe(s)"
+            lines.append("No recipe's paired gain had a 95% lower bound above zero on enough seeds: no gain is claimed.")
+            cited = gains[0][0].recipe
+        else:
+            title = "wrap-up: only vanilla ran before research ended"
+            cited = VANILLA
+        reply = self.toolbox.call("share_finding", {
+            "type": "insight", "title": title[:200], "body": "\n".join(lines),
+            "tags": ["search", "wrap-up", self.direction.name[:40]],
+            "evaluation_id": (self._evaluation_ids(cited) or self._evaluation_ids(VANILLA))[0]})
+        if reply.startswith("error:"):  # logged by the toolbox; a resumed campaign tries again
+            return None
+        marker.write_text(json.dumps({"title": title, "steps": self.steps}) + "\n")
+        return title
 
     def _board(self, task: str | None) -> list[dict[str, Any]] | None:
         try:
