@@ -113,6 +113,7 @@ def test_bad_input_gets_a_4xx_naming_the_field(lab, body: bytes, status: int, fi
 def test_tokens_are_required_and_roles_enforced(lab) -> None:
     predictions = {"task": "mini", "predictions": [0.5] * 400}
     assert httpx.post(f"{lab.url}/api/v1/evaluate", json=predictions).status_code == 401
+    assert httpx.post(f"{lab.url}/api/v1/evaluate", content=b'{"task": ').status_code == 401  # the token comes first
     unknown = lab.client("aw2s_not-a-real-token-at-all").post("/api/v1/evaluate", json=predictions)
     assert unknown.status_code == 401 and unknown.json()["field"] == "Authorization"
     assert lab.admin().post("/api/v1/evaluate", json=predictions).status_code == 403  # the admin is no researcher
@@ -179,3 +180,14 @@ def test_tokens_never_reach_the_log(lab) -> None:
     assert token not in log and lab.admin_token not in log
     audit = json.dumps(lab.admin().get("/api/v1/audit", params={"limit": 10000}).json())
     assert token not in audit and lab.admin_token not in audit
+
+
+def test_the_served_schema_documents_the_evaluation_bodies(lab) -> None:
+    """The bodies are parsed by a dependency (one pass in pydantic-core), so the schema is given explicitly:
+    clients and the schemathesis fuzz read it from /openapi.json."""
+    paths = httpx.get(f"{lab.url}/openapi.json").json()["paths"]
+    for path, required in (("/api/v1/evaluate", {"task", "predictions"}),
+                           ("/api/evaluate-predictions", {"dataset", "predictions"})):
+        schema = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert set(schema["required"]) == required
+        assert schema["properties"]["predictions"]["items"] == {"maximum": 1.0, "minimum": 0.0, "type": "number"}

@@ -32,7 +32,7 @@ from autow2s.lab.audit import audit_row
 from autow2s.lab.auth import Principal, researcher
 from autow2s.lab.budgets import Standing, lock_task
 from autow2s.lab.db import inserted_id
-from autow2s.lab.errors import APIError
+from autow2s.lab.errors import APIError, json_body, json_body_openapi
 from autow2s.lab.models import AuditEntry, Evaluation
 from autow2s.lab.probing import NEAR_DUPLICATE_OUTCOME, PATTERN_MIN_EVALUATIONS, PATTERN_WINDOW_S, History
 from autow2s.testbed.metrics import gap_message, pgr
@@ -284,11 +284,11 @@ def _note(scored: Scored) -> str:
     return "; ".join(notes)
 
 
-@router.post("/api/v1/evaluate", response_model=EvaluateResponse,
+@router.post("/api/v1/evaluate", response_model=EvaluateResponse, openapi_extra=json_body_openapi(EvaluateRequest),
              responses={404: {"description": "unknown task or snapshot"}, 409: {"description": "near-duplicate"},
                         429: {"description": "over budget"}})
-async def evaluate(body: EvaluateRequest, request: Request,
-                   principal: Principal = Depends(researcher)) -> dict[str, Any]:
+async def evaluate(request: Request, principal: Principal = Depends(researcher),  # the token before the body
+                   body: EvaluateRequest = Depends(json_body(EvaluateRequest))) -> dict[str, Any]:
     """Score test predictions on the dev items only; the answer is coarsened and budgeted."""
     scored = await score_submission(request, principal, body.task, body.predictions, body.snapshot_id, "v1")
     return {"evaluation_id": scored.evaluation_id, "task": scored.task, "dev_accuracy": scored.reported_accuracy,
@@ -298,9 +298,10 @@ async def evaluate(body: EvaluateRequest, request: Request,
             "items_changed": scored.items_changed, "min_items_changed": scored.min_items_changed}
 
 
-@router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"])
-async def evaluate_predictions(body: AnchorRequest, request: Request,
-                               principal: Principal = Depends(researcher)) -> dict[str, Any]:
+@router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"],
+             openapi_extra=json_body_openapi(AnchorRequest))
+async def evaluate_predictions(request: Request, principal: Principal = Depends(researcher),
+                               body: AnchorRequest = Depends(json_body(AnchorRequest))) -> dict[str, Any]:
     """The anchor's endpoint and keys, computed on dev only; train_unlabel is refused."""
     if body.split == "train_unlabel":
         raise APIError(403, "split: train_unlabel is never scored: its labels are what weak-to-strong methods must "
