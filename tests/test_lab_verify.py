@@ -168,3 +168,30 @@ def test_verified_runs_are_sandboxed_away_from_the_labs_files(lab, lab_data: Pat
     run = wait_for(client, queued.json()["verify_id"])
     assert run["status"] == "failed"
     assert "nothing to see" in run["error"] and "LEAK" not in run["error"], run["error"]
+
+
+def test_the_labs_in_process_verification_work_yields_the_cpu_and_the_caller_keeps_its_priority(monkeypatch) -> None:
+    """The paired vanilla reference (and, through the same helper, each verify thread's supervisor training) runs
+    at the verify jobs' niceness; the thread that asked keeps its own, and a thread niced further stays so."""
+    import os
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autow2s.lab import runners
+    from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = priority()
+    monkeypatch.setattr(runners, "vanilla_predictions", lambda view, seeds: [priority() for _ in seeds])
+    assert runners.vanilla_alongside(Path("unused"), [1, 2]).result(timeout=30) == [max(mine, VERIFY_JOB_LIMITS.nice)] * 2
+    assert priority() == mine
+
+    def niced_further() -> int:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        runners.yield_cpu_to_research()
+        return priority()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(niced_further).result(timeout=30) == 15

@@ -140,11 +140,29 @@ def neutral_copy(view: Path, parent: Path) -> Path:
     return target
 
 
+def yield_cpu_to_research() -> None:
+    """Give the calling thread the verify jobs' niceness (`VERIFY_JOB_LIMITS.nice`), never a better one.
+
+    Linux keeps a nice value per thread. The lab's own verification work (each verified run's fresh
+    supervisors, the paired vanilla reference) runs in process. Niced like the sandboxed verify jobs, it
+    takes the CPU that researchers' experiments leave, and the lab's event loop and writer keep theirs.
+    """
+    from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
+
+    thread = threading.get_native_id()
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        if now < VERIFY_JOB_LIMITS.nice:
+            os.setpriority(os.PRIO_PROCESS, thread, VERIFY_JOB_LIMITS.nice)
+    except OSError:  # a platform without per-thread priorities: the work still runs, at the lab's priority
+        pass
+
+
 def vanilla_alongside(view: Path, seeds: Sequence[int]) -> Future[list[np.ndarray]]:
     """vanilla_predictions started in a thread of its own, to run while the snapshot's sandboxed jobs run
     (they mostly wait on a subprocess): the paired reference then adds little to a run's wall time. The
     caller waits for it (`.result()`) before the view's folder goes away, also when the job fails."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vanilla-reference")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vanilla-reference", initializer=yield_cpu_to_research)
     try:
         return pool.submit(vanilla_predictions, view, seeds)
     finally:

@@ -30,6 +30,7 @@ from autow2s.lab.models import Researcher, VerifyRun
 from autow2s.lab.runners import (
     VerifyRunner,
     vanilla_alongside,
+    yield_cpu_to_research,
 )
 from autow2s.lab.supervisor import (
     RunSupervisors,
@@ -227,6 +228,7 @@ class VerifyService:
     def _loop(self) -> None:
         from autow2s.lab.transfer import run_transfer
 
+        yield_cpu_to_research()  # the supervisors it trains in process yield to researchers' experiments
         while not self._stopping.is_set():
             claimed = None
             try:
