@@ -284,11 +284,15 @@ def _note(scored: Scored) -> str:
     return "; ".join(notes)
 
 
+evaluate_body = json_body(EvaluateRequest)
+anchor_body = json_body(AnchorRequest)
+
+
 @router.post("/api/v1/evaluate", response_model=EvaluateResponse, openapi_extra=json_body_openapi(EvaluateRequest),
              responses={404: {"description": "unknown task or snapshot"}, 409: {"description": "near-duplicate"},
                         429: {"description": "over budget"}})
 async def evaluate(request: Request, principal: Principal = Depends(researcher),  # the token before the body
-                   body: EvaluateRequest = Depends(json_body(EvaluateRequest))) -> dict[str, Any]:
+                   body: EvaluateRequest = Depends(evaluate_body)) -> dict[str, Any]:
     """Score test predictions on the dev items only; the answer is coarsened and budgeted."""
     scored = await score_submission(request, principal, body.task, body.predictions, body.snapshot_id, "v1")
     return {"evaluation_id": scored.evaluation_id, "task": scored.task, "dev_accuracy": scored.reported_accuracy,
@@ -301,7 +305,7 @@ async def evaluate(request: Request, principal: Principal = Depends(researcher),
 @router.post("/api/evaluate-predictions", response_model=AnchorResponse, tags=["anchor"],
              openapi_extra=json_body_openapi(AnchorRequest))
 async def evaluate_predictions(request: Request, principal: Principal = Depends(researcher),
-                               body: AnchorRequest = Depends(json_body(AnchorRequest))) -> dict[str, Any]:
+                               body: AnchorRequest = Depends(anchor_body)) -> dict[str, Any]:
     """The anchor's endpoint and keys, computed on dev only; train_unlabel is refused."""
     if body.split == "train_unlabel":
         raise APIError(403, "split: train_unlabel is never scored: its labels are what weak-to-strong methods must "
