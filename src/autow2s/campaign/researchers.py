@@ -9,13 +9,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autow2s.errors import AutoW2SError, ProviderRejected
 from autow2s.researchers.accounting import DEFAULT_CLAUDE_MODEL, CapReached, Ledger
 from autow2s.researchers.directions import Direction
 from autow2s.researchers.search_policy import random_policy, search_policy
 from autow2s.researchers.toolbox import MIN_JOB_SECONDS, ToolBox
+
+if TYPE_CHECKING:  # imported when used: it pulls numpy and the testbed
+    from autow2s.researchers.search_researcher import SearchResearcher
 
 IDLE_AFTER = 2  # iterations in a row that end without a tool call
 IDLE_FIRST_SLEEP_S = 30.0
@@ -200,7 +203,7 @@ def provider_wait_hook(status: ResearcherStatus) -> Callable[[str | None], None]
 class SearchStep:
     """A search researcher's loop iteration, and its wrap-up finding once research ends."""
 
-    researcher: Any  # a SearchResearcher (imported lazily: it pulls numpy and the testbed)
+    researcher: SearchResearcher
 
     def __call__(self, iteration: int) -> dict[str, Any]:
         return self.researcher.step()
