@@ -9,6 +9,8 @@ every research task, seeds 1-3, `--runs` times: first on an idle machine, then w
 verifications for another researcher (at the nice level verified runs get, VERIFY_JOB_LIMITS). The
 first call also starts the researcher's warm sandbox (torch imported once): it is reported apart.
 The split comes from run_experiment's own `timing` (researchers/experiments.py); medians of the runs.
+Throughout, the campaign's state.json is saved every second, as a running campaign's research loop
+does (`--persist-every 0` turns that off).
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def _keep_verifying(toolbox: Any, stop: threading.Event, method: str) -> None:
         stop.wait(20.0)
 
 
+def _keep_persisting(campaign: Any, stop: threading.Event, every: float) -> None:
+    """What the campaign's research loop does while researchers work: save state.json (by rename) every second."""
+    while not stop.wait(every):
+        campaign.persist()
+
+
 def main() -> None:
     from autow2s.campaign.runner import Campaign
     from autow2s.campaign.state import CampaignConfig
@@ -67,6 +75,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-busy", action="store_true", help="only the idle machine")
+    parser.add_argument("--persist-every", type=float, default=1.0,
+                        help="seconds between state saves, as in a running campaign (0: none)")
     args = parser.parse_args()
     seeds = list(range(1, args.seeds + 1))
     tasks = expand_tasks(args.tasks)
@@ -80,6 +90,10 @@ def main() -> None:
         secrets = campaign.paths.load_secrets()
         lab_url = campaign.start_lab(secrets)
         executor = LocalExecutor(campaign.paths.jobs)
+        persisting = threading.Event()
+        if args.persist_every > 0:
+            threading.Thread(target=_keep_persisting, args=(campaign, persisting, args.persist_every),
+                             daemon=True).start()
         try:
             researcher = campaign.toolbox("search-1", lab_url, secrets, executor)
             loader = campaign.toolbox("search-2", lab_url, secrets, executor)
@@ -98,6 +112,7 @@ def main() -> None:
                 stop.set()
                 thread.join(timeout=60)
         finally:
+            persisting.set()
             executor.shutdown()
             campaign.stop_lab()
     jobs = len(tasks) * len(seeds)

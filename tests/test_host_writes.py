@@ -310,6 +310,8 @@ REVIEWED = {
     ("campaign/verify.py", "_baseline_snapshot"): "writes vanilla's method.py in a temporary folder of the host's own",
     ("campaign/attach.py", "_others"): "lists workspaces/, the parent of every workspace, which no job sees",
     ("sandbox/bwrap.py", "build_plan"): "checks that the workspace root is a directory; the root is the host's",
+    ("sandbox/bwrap.py", "masked_hidden"): "resolves the workspace root, as build_plan does, only to compare paths; "
+                                           "opens nothing inside it",
     ("sandbox/config.py", "job_uid"): "resolves the root's path to derive a uid; nothing below the root",
     ("sandbox/config.py", "workspace_path"): "the root's path, as the job sees it without a sandbox",
     ("sandbox/warm.py", "run"): "resolves the root's path for the sandbox key; nothing below the root",

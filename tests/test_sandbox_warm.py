@@ -394,6 +394,44 @@ def test_a_sandbox_whose_hidden_file_was_replaced_is_closed_at_once(tmp_path: Pa
         assert pids_with_token(str(other)), "a sandbox of another config was closed"
 
 
+def test_jobs_with_different_wall_limits_share_a_sandbox_and_each_gets_its_own(tmp_path: Path) -> None:
+    """A researcher's wall limit shrinks to the campaign's time left with every job; that must not start a new
+    sandbox per job, and each job is still held to its own limit, not the sandbox's first one."""
+    from autow2s.sandbox.limits import WALL_TIME
+
+    workspace = make_workspace(tmp_path)
+    sleep = ["python", "-c", "import sys, time; time.sleep(float(sys.argv[1])); print('DONE')"]
+    with WarmPool(tmp_path / "logs") as pool:
+        ran, out, _ = _run(pool, SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=60)), [*sleep, "3"])
+        assert ran.ok and "DONE" in out
+        ran, out, _ = _run(pool, SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=2)), [*sleep, "20"])
+        assert ran.limit_hit == WALL_TIME and ran.wall_seconds < 10 and "DONE" not in out, (ran, out)
+        ran, out, _ = _run(pool, SandboxConfig(workspace=workspace, limits=Limits(wall_seconds=30)), [*sleep, "3"])
+        assert ran.ok and "DONE" in out
+        assert pool.started == 1
+
+
+def test_a_hidden_file_outside_everything_bound_can_be_replaced_without_a_new_sandbox(tmp_path: Path) -> None:
+    """A campaign's state.json sits beside the workspaces, outside every bind, and is rewritten by rename every
+    second: it never reaches a sandbox, so replacing it must not cost the next job a fresh sandbox (it did: warm
+    sandboxes were never reused during a campaign). The job still cannot read it, before or after."""
+    workspace = make_workspace(tmp_path)
+    state = tmp_path / "state.json"
+    state.write_text("SECRET-v1")
+    read = f"try:\n    print('READ', open({str(state)!r}).read())\nexcept OSError:\n    print('DENIED')\n"
+    config = SandboxConfig(workspace=workspace, hidden=(state,))
+    with WarmPool(tmp_path / "logs") as pool:
+        ran, out, _ = _run(pool, config, _script(workspace, "read.py", read))
+        assert ran.ok and "DENIED" in out and "SECRET" not in out, out
+        for round_ in range(3):
+            fresh = tmp_path / "state.tmp"
+            fresh.write_text(f"SECRET-v{round_ + 2}")
+            fresh.rename(state)  # what the campaign's atomic saves do
+            ran, out, _ = _run(pool, config, ["python", "/workspace/read.py"])
+            assert ran.ok and "DENIED" in out and "SECRET" not in out, out
+        assert pool.started == 1
+
+
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
 def test_ctx_time_left_counts_down_to_the_jobs_wall_limit(tmp_path: Path, warm: bool) -> None:
     """A method paces itself by ctx.time_left(): inside a job it must see the sandbox's wall limit (here

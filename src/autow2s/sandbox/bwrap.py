@@ -177,6 +177,50 @@ def job_environment(config: SandboxConfig) -> dict[str, str]:
     return _job_env(config)
 
 
+@dataclass(frozen=True)
+class _Bind:
+    source: Path
+    dest: str
+    writable: bool = False
+    device: bool = False
+
+
+def _binds(config: SandboxConfig, task_data: Path | None, workspace: Path) -> list[_Bind]:
+    """Everything a sandbox of this config binds from the host, in order (the system, Python, the task, the
+    workspace, read-only mounts, model weights)."""
+    binds = [_Bind(host, str(host)) for host in (Path("/") / name for name in SYSTEM_DIRS)
+             if host.is_dir() and not host.is_symlink()]
+    binds += [_Bind(host, str(host)) for host in (Path("/etc") / name for name in ETC_ENTRIES) if host.exists()]
+    binds += [_Bind(path, str(path))
+              for path in _outermost(python_paths() + [Path(p).resolve() for p in config.extra_ro_binds])]
+    if config.gpu:
+        binds += [_Bind(Path(device), device, device=True) for device in sorted(glob.glob(GPU_DEVICE_GLOB))]
+        if Path("/sys").is_dir():
+            binds.append(_Bind(Path("/sys"), "/sys"))  # NVML reads the PCI tree
+    if task_data is not None:
+        binds.append(_Bind(task_data, TASK_MOUNT))
+    binds.append(_Bind(workspace, WORKSPACE_MOUNT, writable=True))
+    binds += [_Bind(Path(source).resolve(), dest) for source, dest in config.ro_mounts]
+    # The fetched corpora hold the real tasks' labels: a job must never read them (autow2s.testbed.fetch).
+    # Model weights hold none, and a real task's experiment needs them: those sources alone are bound, read-only,
+    # into a store of the sandbox's own (JOB_FETCH_DIR), so a job loads mpnet without seeing any corpus.
+    binds += [_Bind(source, f"{JOB_FETCH_DIR}/sources/{name}") for name, source in weight_sources().items()]
+    return binds
+
+
+def masked_hidden(config: SandboxConfig) -> set[Path]:
+    """The hidden paths (resolved) a sandbox of this config has to cover: those under something it binds.
+
+    The others are never in its view at all, so what they hold, or whether they are replaced, changes
+    nothing inside it (the warm pool keys sandboxes by what this returns: sandbox/warm.py)."""
+    from autow2s.testbed.fetch.store import fetch_dir
+
+    task_data = Path(config.task_data).resolve() if config.task_data is not None else None
+    sources = [bind.source for bind in _binds(config, task_data, Path(config.workspace).resolve())]
+    hidden = (Path(raw).resolve() for raw in (*config.hidden, fetch_dir()))
+    return {path for path in hidden if any(path == source or path.is_relative_to(source) for source in sources)}
+
+
 def _mask_hidden(builder: _Builder, hidden: tuple[Path, ...]) -> None:
     """Cover every hidden path that lies under something bound with an empty dir or /dev/null."""
     for raw in hidden:
@@ -226,33 +270,10 @@ def build_plan(config: SandboxConfig, command: list[str], lifeline_fd: int = -1)
         host = Path("/") / name
         if host.is_symlink():
             b.add("--symlink", os.readlink(host), str(host))
-        elif host.is_dir():
-            b.bind(host, str(host))
-    for name in ETC_ENTRIES:
-        host = Path("/etc") / name
-        if host.exists():
-            b.bind(host, str(host))
-    for path in _outermost(python_paths() + [Path(p).resolve() for p in config.extra_ro_binds]):
-        b.bind(path, str(path))
-
-    if config.gpu:
-        for device in sorted(glob.glob(GPU_DEVICE_GLOB)):
-            b.bind(Path(device), device, device=True)
-        if Path("/sys").is_dir():
-            b.bind(Path("/sys"), "/sys")  # NVML reads the PCI tree
-
-    if task_data is not None:
-        b.bind(task_data, TASK_MOUNT)
-    b.bind(workspace, WORKSPACE_MOUNT, writable=True)
-    for source, dest in config.ro_mounts:
-        b.bind(Path(source).resolve(), dest)
-    # The fetched corpora hold the real tasks' labels: a job must never read them (autow2s.testbed.fetch).
-    # Model weights hold none, and a real task's experiment needs them: those sources alone are bound, read-only,
-    # into a store of the sandbox's own (JOB_FETCH_DIR), so a job loads mpnet without seeing any corpus.
+    for bind in _binds(config, task_data, workspace):
+        b.bind(bind.source, bind.dest, writable=bind.writable, device=bind.device)
     from autow2s.testbed.fetch.store import fetch_dir
 
-    for name, source in weight_sources().items():
-        b.bind(source, f"{JOB_FETCH_DIR}/sources/{name}")
     _mask_hidden(b, config.hidden + (fetch_dir(),))
 
     data_files = {

@@ -104,7 +104,7 @@ def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str
     if limits.memory_bytes is not None and limits.address_space_slack_bytes is not None and not gpu:
         rlimits["RLIMIT_AS"] = limits.memory_bytes + limits.address_space_slack_bytes
     if limits.nice:
-        rlimits["NICE"] = limits.nice  # not an rlimit: the launcher calls os.nice with it
+        rlimits["NICE"] = limits.nice  # not an rlimit: the launcher calls os.nice and sets its autogroup's nice
     return rlimits
 
 
@@ -124,6 +124,11 @@ for item in filter(None, spec.split(",")):
     name, value = item.split("=")
     if name == "NICE":
         os.nice(int(value))
+        try:  # autogroup scheduling ranks sessions first, and the sandbox is a session: the group's nice counts
+            with open("/proc/self/autogroup", "w") as group:
+                group.write(value)
+        except OSError:
+            pass  # no autogroup in this kernel: the process's own nice is what counts
         continue
     resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 if os.getuid() == 0 and uid != 0:

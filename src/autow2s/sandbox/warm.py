@@ -21,13 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from autow2s.errors import AutoW2SError
-from autow2s.sandbox.bwrap import build_plan, require_sandbox, running_as_root, with_data_fds
+from autow2s.sandbox.bwrap import build_plan, masked_hidden, require_sandbox, running_as_root, with_data_fds
 from autow2s.sandbox.cgroup import MemoryCgroup, for_limit
 from autow2s.sandbox.config import SandboxConfig
+from autow2s.sandbox.limits import Limits
 from autow2s.sandbox.monitor import TreeSample, descendants, directory_bytes, kill_all, reaper_pids, sample_tree
 from autow2s.sandbox.watch import (
     OutputBudget,
@@ -72,18 +73,25 @@ def _host_pid(root_pid: int, namespace_pid: int) -> int | None:
 def config_key(config: SandboxConfig, *, identities: bool = True) -> str:
     """Two jobs may share a warm sandbox only when their whole sandbox config is the same.
 
-    A sandbox binds and masks what existed when it started: a workspace, task data or hidden path that
-    was replaced (or appeared) since then makes another sandbox. identities=False gives the config's
+    A sandbox binds and masks what existed when it started: a workspace, task data or hidden path under
+    something it binds that was replaced (or appeared) since then makes another sandbox. identities=False gives the config's
     family: the same paths whatever they hold now. A sandbox whose family matches a new one's but whose
     key does not can never be used again (the files it masked were replaced for good)."""
     def identity(path: str | Path) -> tuple[str, int, int] | str:
         return _identity(Path(path)) if identities else str(Path(path).resolve())
 
+    masked = masked_hidden(config) if identities else set()
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     fields["env"] = sorted(dict(config.env).items())
+    # Each job brings its own wall limit (WarmSandbox.run): a researcher's limit shrinks to the campaign's time
+    # left with every job, and keying on it started a new sandbox for every job near the end of a campaign.
+    fields["limits"] = sorted((name, value) for name, value in asdict(config.limits).items() if name != "wall_seconds")
     fields["workspace"] = identity(config.workspace)
     fields["task_data"] = identity(config.task_data) if config.task_data is not None else None
-    fields["hidden"] = tuple(identity(path) for path in config.hidden)
+    # Only a hidden path the sandbox covers counts with what it holds now: one outside everything it binds (a
+    # campaign's state.json, rewritten by rename every second) is never in its view, whatever it holds.
+    fields["hidden"] = tuple(identity(path) if Path(path).resolve() in masked else str(Path(path).resolve())
+                             for path in config.hidden)
     fields["ro_mounts"] = tuple((identity(source), dest) for source, dest in config.ro_mounts)
     return repr(sorted(fields.items()))
 
@@ -282,9 +290,10 @@ class WarmSandbox:
             time.sleep(0.001)
 
     def run(self, command: list[str] | tuple[str, ...], *, stdout: Sink | None = None, stderr: Sink | None = None,
-            cancel: threading.Event | None = None) -> SandboxResult:
+            cancel: threading.Event | None = None, wall_seconds: float | None = None) -> SandboxResult:
         """Run one job in this sandbox and report how it ended, as `run_sandboxed` does.
 
+        wall_seconds: this job's wall limit (default: the sandbox config's); the other limits are the sandbox's.
         WarmSandboxError: the job could not be started here (it can run cold instead). Any other
         failure kills the job and closes this sandbox before it propagates.
         """
@@ -292,6 +301,8 @@ class WarmSandbox:
             raise WarmSandboxError("this warm sandbox has ended")
         assert self._proc is not None and self._control is not None
         config, limits = self.config, self.config.limits
+        if wall_seconds is not None:
+            limits = replace(limits, wall_seconds=wall_seconds)
         expanded = config.expand(list(command))
         workspace = Path(config.workspace).resolve()
         if running_as_root():
@@ -322,7 +333,7 @@ class WarmSandbox:
                 raise
             raise WarmSandboxError(f"cannot reach the worker: {exc}") from exc
         try:
-            return self._supervise(expanded, workspace, disk_base, budget, pumps, start, cancel, stderr)
+            return self._supervise(limits, expanded, workspace, disk_base, budget, pumps, start, cancel, stderr)
         except BaseException:
             self._abandon(pumps)
             raise
@@ -337,10 +348,9 @@ class WarmSandbox:
             for pump in pumps:
                 pump.join(timeout=10)
 
-    def _supervise(self, expanded: list[str], workspace: Path, disk_base: int, budget: OutputBudget, pumps: list[Pump],
-                   start: float, cancel: threading.Event | None, stderr: Sink | None) -> SandboxResult:
+    def _supervise(self, limits: Limits, expanded: list[str], workspace: Path, disk_base: int, budget: OutputBudget,
+                   pumps: list[Pump], start: float, cancel: threading.Event | None, stderr: Sink | None) -> SandboxResult:
         assert self._proc is not None
-        limits = self.config.limits
         root = self._proc.pid
         helpers, ignored = self._helpers, frozenset({self._worker_pid}) if self._worker_pid else frozenset()
         cpu_base = sample_tree(root, helpers, None, ignored).cpu_seconds
@@ -469,7 +479,8 @@ class WarmPool:
             stderr: Sink | None = None, cancel: threading.Event | None = None) -> SandboxResult:
         sandbox = self._checkout(config)
         try:
-            return sandbox.run(command, stdout=stdout, stderr=stderr, cancel=cancel)
+            return sandbox.run(command, stdout=stdout, stderr=stderr, cancel=cancel,
+                               wall_seconds=config.limits.wall_seconds)
         finally:
             with self._lock:
                 sandbox.busy = False
