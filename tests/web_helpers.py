@@ -27,10 +27,13 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 # One research task and one cheap held-out transfer task (synthetic: no download), so every view has transfer rows.
-# test_campaign.py checks this campaign's result too: 45 s of research beats vanilla on holdout.
+# test_campaign.py checks this campaign's result too: its verified methods against vanilla, paired, and transfer.
 CAMPAIGN_ARGS = ("--task", "synth-linear", "--transfer-tasks", "synth-nonlinear", "--researchers", "search:2",
                  "--budget", "45", "--seed", "1", "--verify-top-k", "2")
-CAMPAIGN_TIMEOUT_S = 420.0
+# About 2.5 min alone. Its verify jobs run at nice 10 in their own scheduling group, so under the full suite's
+# load they yield to every other test's processes: there it took just over 420 s once (the verified runs 76-232 s
+# each, against 29-59 s alone). The cap stays under pytest's own 900 s per test.
+CAMPAIGN_TIMEOUT_S = 800.0
 
 
 def run_campaign(out: Path) -> None:
