@@ -234,8 +234,8 @@ def _misses(results: dict[str, dict], pooled: list[str]) -> list[str]:
             said.append(f"{name} ({'; '.join(problems)}; {separated} baselines differ from vanilla, paired)")
     if not said:
         return []
-    return ["", f"**Misses.** {len(said)} default-pool task(s) miss a target. Each stays pooled: its gap is at least "
-            "0.1 (`RealSpec.pooled`) and paired comparisons on it still tell baselines from vanilla. "
+    return ["", f"**Misses.** {len(said)} default-pool task(s) miss a target; they stay in the pools "
+            "(`RealSpec.pooled`), and each is given with how many baselines differ from vanilla on it, paired. "
             + "; ".join(said) + "."]
 
 

@@ -236,6 +236,8 @@ def test_the_researcher_pairs_every_run_with_vanilla_and_promotes_only_a_confirm
     assert [t.seed_scores for t in resumed.state.trials] == [t.seed_scores for t in researcher.state.trials]
     resumed.step()
     assert [t for t, _ in lab.calls].count("save_snapshot") == 1
+    assert resumed.wrap_up() is not None  # names the promoted recipe's own snapshot, from trials.jsonl
+    assert "Promoted and sent to verification: snapshot s1." in lab.calls[-1][1]["body"]
 
 
 def test_a_research_task_with_no_score_fails_the_seed_and_the_first_task_gets_the_finding(tmp_path: Path) -> None:
@@ -286,6 +288,10 @@ def test_the_wrap_up_says_once_what_was_tried_negative_results_included(tmp_path
     resumed = researcher([], lab)  # a resumed campaign's researcher does not say it again
     assert resumed.wrap_up() is None
     assert sum(tool == "share_finding" and "wrap-up" in args["tags"] for tool, args in lab.calls) == 1
+    went_on = researcher([Decision("confirm", LUCKY, "more", (46,))], lab)  # ... unless its research went on
+    went_on.step()
+    assert went_on.wrap_up() is not None and went_on.wrap_up() is None
+    assert sum(tool == "share_finding" and "wrap-up" in args["tags"] for tool, args in lab.calls) == 2
 
     (tmp_path / "wrap_up.json").unlink()
     (tmp_path / "trials.jsonl").unlink()

@@ -394,6 +394,21 @@ def test_a_sandbox_whose_hidden_file_was_replaced_is_closed_at_once(tmp_path: Pa
         assert pids_with_token(str(other)), "a sandbox of another config was closed"
 
 
+def test_a_niced_warm_job_keeps_its_nice_in_its_own_scheduling_group(tmp_path: Path) -> None:
+    """Each warm job starts a session (setsid), hence a scheduling autogroup of its own at nice 0; the worker
+    carries its nice into it, so a niced job still yields the CPU to other sandboxes, as a cold one does."""
+    autogroups = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if not (autogroups.is_file() and autogroups.read_text().strip() == "1"):
+        pytest.skip("this kernel does not schedule by autogroup")
+    config = SandboxConfig(workspace=make_workspace(tmp_path), limits=Limits(wall_seconds=30, nice=10))
+    look = ["python", "-c", "import os; print(os.nice(0), open('/proc/self/autogroup').read())"]
+    with WarmPool(tmp_path / "logs") as pool:
+        for _ in range(2):
+            ran, out, _ = _run(pool, config, look)
+            assert ran.ok and out.startswith("10 ") and out.rstrip().endswith("nice 10"), out
+        assert pool.started == 1
+
+
 def test_jobs_with_different_wall_limits_share_a_sandbox_and_each_gets_its_own(tmp_path: Path) -> None:
     """A researcher's wall limit shrinks to the campaign's time left with every job; that must not start a new
     sandbox per job, and each job is still held to its own limit, not the sandbox's first one."""

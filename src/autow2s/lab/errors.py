@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("autow2s.lab")
@@ -62,7 +63,11 @@ def json_body(model: type[Body]) -> Callable[[Request], Awaitable[Body]]:
     `json_body_openapi(model)`, so /openapi.json still documents the body.
     """
     async def parse(request: Request) -> Body:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            raise APIError(400, "body: the client disconnected before sending the whole body; send it again",
+                           field="body") from None
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:

@@ -144,8 +144,9 @@ def yield_cpu_to_research() -> None:
     """Give the calling thread the verify jobs' niceness (`VERIFY_JOB_LIMITS.nice`), never a better one.
 
     Linux keeps a nice value per thread. The lab's own verification work (each verified run's fresh
-    supervisors, the paired vanilla reference) runs in process. Niced like the sandboxed verify jobs, it
-    takes the CPU that researchers' experiments leave, and the lab's event loop and writer keep theirs.
+    supervisors, the paired vanilla reference) runs in process; niced, it yields to the lab's event loop and
+    writer. Against researchers' sandboxes it does not: with autogroup scheduling a thread's nice only ranks it
+    inside the lab's own group (benchmarks/README.md measured no clear difference there).
     """
     from autow2s.sandbox.limits import VERIFY_JOB_LIMITS
 

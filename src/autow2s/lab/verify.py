@@ -228,7 +228,7 @@ class VerifyService:
     def _loop(self) -> None:
         from autow2s.lab.transfer import run_transfer
 
-        yield_cpu_to_research()  # the supervisors it trains in process yield to researchers' experiments
+        yield_cpu_to_research()  # the supervisors it trains in process yield to the lab's event loop
         while not self._stopping.is_set():
             claimed = None
             try:

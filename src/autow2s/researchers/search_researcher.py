@@ -85,6 +85,7 @@ class SearchResearcher:
     runs: dict[str, dict[tuple[str, int], tuple[float, int]]] = field(init=False, default_factory=dict)
     method_dirs: dict[str, str] = field(init=False, default_factory=dict)  # recipe key -> its latest method dir
     published: set[str] = field(init=False, default_factory=set)  # recipe keys
+    snapshots: dict[str, str] = field(init=False, default_factory=dict)  # recipe key -> its snapshot id
     noted: set[tuple[str, str]] = field(init=False, default_factory=set)  # (recipe key, finding type) shared
 
     def __post_init__(self) -> None:
@@ -108,6 +109,7 @@ class SearchResearcher:
             if entry.get("snapshot_id"):
                 self.best_snapshot = entry["snapshot_id"]
                 self.published.add(recipe_key(recipe))
+                self.snapshots[recipe_key(recipe)] = entry["snapshot_id"]
             if entry.get("noted"):
                 self.noted.add((recipe_key(recipe), str(entry["noted"])))
             self.steps = max(self.steps, int(entry.get("step", self.steps)) + 1)
@@ -245,6 +247,7 @@ class SearchResearcher:
                 "tags": ["search", self.direction.name[:40]], "evaluation_id": ids[0]})
         if snapshot_id:
             self.best_snapshot = snapshot_id
+            self.snapshots[recipe_key(recipe)] = snapshot_id
             self.toolbox.call("request_verification", {"snapshot_id": snapshot_id})
         return {"snapshot_id": snapshot_id}
 
@@ -278,14 +281,19 @@ class SearchResearcher:
 
     def wrap_up(self) -> str | None:
         """When research ends: one insight saying what this researcher tried, negative results included, so
-        the forum, the report and whoever reads the campaign later keep them. Said once per researcher
-        (wrap_up.json beside trials.jsonl, so a resumed campaign does not repeat it); None when nothing scored.
+        the forum, the report and whoever reads the campaign later keep them. Said once per researcher and
+        research (wrap_up.json beside trials.jsonl holds the steps it covered: a resumed campaign says it again
+        only if research went on); None when vanilla never scored.
         """
         marker = self.trials_path.parent / "wrap_up.json"
-        if marker.exists():
+        try:
+            said = json.loads(marker.read_text()) if marker.exists() else None
+        except (OSError, json.JSONDecodeError):
+            said = None
+        if isinstance(said, dict) and said.get("steps") == self.steps:
             return None
         vanilla = self.state.vanilla()
-        if vanilla is None or not self._evaluation_ids(VANILLA):
+        if vanilla is None or not vanilla.seed_scores or not self._evaluation_ids(VANILLA):
             return None
         gains = sorted(self.state.gains(), key=lambda pair: (pair[1].mean, len(pair[1].seeds)), reverse=True)
         confirmed = [(t, g) for t, g in gains if len(g.seeds) >= MIN_SEEDS]
@@ -300,14 +308,18 @@ class SearchResearcher:
         best = self.state.best()
         if best is not None:
             title = f"wrap-up: promoted {best[0].recipe.describe()} (paired gain {best[1].mean:+.3f}, CI above 0)"
-            lines.append(f"Promoted and sent to verification: snapshot {self.best_snapshot}.")
+            snapshot = self.snapshots.get(recipe_key(best[0].recipe))
+            lines.append(f"Promoted and sent to verification: snapshot {snapshot}." if snapshot else
+                         "Promoted, but its snapshot could not be saved, so it was not verified.")
             cited = best[0].recipe
         elif gains:
             title = f"wrap-up: no measurable gain over vanilla in {len(gains)} recipe(s)"
             lines.append("No recipe's paired gain had a 95% lower bound above zero on enough seeds: no gain is claimed.")
             cited = gains[0][0].recipe
         else:
-            title = "wrap-up: only vanilla ran before research ended"
+            tried = sum(trial.recipe != VANILLA for trial in self.state.trials)
+            title = (f"wrap-up: none of {tried} recipe(s) scored besides vanilla" if tried else
+                     "wrap-up: only vanilla ran before research ended")
             cited = VANILLA
         reply = self.toolbox.call("share_finding", {
             "type": "insight", "title": title[:200], "body": "\n".join(lines),

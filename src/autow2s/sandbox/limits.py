@@ -44,8 +44,9 @@ class Limits:
     tmp_bytes: int = 256 * MiB  # each of /tmp and /dev/shm (RAM-backed, on top of memory_bytes)
     # Kernel backstop on address space, beyond memory_bytes; GPU jobs turn it off (CUDA maps tens of GiB).
     address_space_slack_bytes: int | None = 4 * GiB
-    # Scheduling niceness (0-19) the job starts with: a verified run yields the CPU to researchers' experiments.
-    # The job cannot lower it again (no CAP_SYS_NICE in the sandbox).
+    # Scheduling niceness (0-19) the job starts with, for the process and its autogroup: a verified run yields the
+    # CPU to researchers' experiments. The process cannot lower its nice again (no CAP_SYS_NICE in the sandbox); its
+    # autogroup's can go back to 0 without privilege, which speeds up that job and changes no score.
     nice: int = 0
 
     def __post_init__(self) -> None:
@@ -114,7 +115,7 @@ def launcher_rlimits(limits: Limits, gpu: bool, reaper_counts: bool) -> dict[str
 # i.e. the parent died while the sandbox was being built (before die-with-parent was armed).
 # Stdlib only; no site, no autow2s.
 LAUNCHER = r"""
-import os, resource, select, sys
+import os, resource, select, sys, time
 uid, gid, spec, lifeline = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 if lifeline >= 0:
     if select.select([lifeline], [], [], 0)[0]:
@@ -124,11 +125,17 @@ for item in filter(None, spec.split(",")):
     name, value = item.split("=")
     if name == "NICE":
         os.nice(int(value))
-        try:  # autogroup scheduling ranks sessions first, and the sandbox is a session: the group's nice counts
-            with open("/proc/self/autogroup", "w") as group:
-                group.write(value)
-        except OSError:
-            pass  # no autogroup in this kernel: the process's own nice is what counts
+        # Autogroup scheduling ranks sessions first, and the sandbox is a session: the group's nice counts. The
+        # kernel refuses (EAGAIN) a change within 100 ms of anyone else's; without autogroup there is no file.
+        for _attempt in range(10):
+            try:
+                with open("/proc/self/autogroup", "w") as group:
+                    group.write(value)
+                break
+            except BlockingIOError:
+                time.sleep(0.11)
+            except OSError:
+                break
         continue
     resource.setrlimit(getattr(resource, name), (int(value), int(value)))
 if os.getuid() == 0 and uid != 0:

@@ -80,7 +80,10 @@ def config_key(config: SandboxConfig, *, identities: bool = True) -> str:
     def identity(path: str | Path) -> tuple[str, int, int] | str:
         return _identity(Path(path)) if identities else str(Path(path).resolve())
 
-    masked = masked_hidden(config) if identities else set()
+    try:
+        masked = masked_hidden(config) if identities else set()
+    except OSError:  # a bind source could not be read: count every hidden path with what it holds, as masked
+        masked = {Path(path).resolve() for path in config.hidden}
     fields = {name: getattr(config, name) for name in config.__dataclass_fields__}
     fields["env"] = sorted(dict(config.env).items())
     # Each job brings its own wall limit (WarmSandbox.run): a researcher's limit shrinks to the campaign's time

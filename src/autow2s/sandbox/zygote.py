@@ -163,6 +163,23 @@ def _exit_like_python(code: int) -> None:
     os._exit(code)
 
 
+def _carry_nice_into_the_new_autogroup() -> None:
+    """setsid() gives the job a scheduling autogroup of its own, at nice 0: carry the worker's nice into it, as
+    the launcher did for the sandbox's group (limits.LAUNCHER), so a niced job still yields to other sandboxes."""
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice <= 0:
+        return
+    for _attempt in range(10):
+        try:
+            with open("/proc/self/autogroup", "w") as group:
+                group.write(str(nice))
+            return
+        except BlockingIOError:  # another group's nice changed within the last 100 ms
+            time.sleep(0.11)
+        except OSError:  # no autogroup scheduling here
+            return
+
+
 def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cpu_seconds: float | None,
            env: dict[str, str]) -> int:
     """The forked job: set it up like a fresh process, run it, and return its exit code."""
@@ -174,6 +191,7 @@ def _child(control: socket.socket, argv: list[str], out_fd: int, err_fd: int, cp
     try:
         os.setsid()
         _set_dumpable(1)  # the job is an ordinary process again (the worker stays closed)
+        _carry_nice_into_the_new_autogroup()  # after: a closed process's /proc files are root's
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's defaults for a new interpreter
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
