@@ -291,12 +291,15 @@ def test_seed_cherry_picking_gains_nothing_on_lab_seeds(synth_lab, synth_runs) -
     # On the lab's seeds the cherry-picker is vanilla, well short of the recipe it tuned on its own seeds.
     assert cherry["holdout_pgr"] <= vanilla["holdout_ci"][1] + 0.05
     # Judged as the leaderboard judges it, paired with vanilla on the run's own supervisor, seeds and items: no
-    # gain at all, while the honest recipe's gain is significant. (Compared across runs, each on its own fresh
-    # supervisor, the two PGRs differ by more than the recipe's ~0.2 edge on some draws: 0.289 against 0.325.)
+    # gain at all. (Compared across runs, each on its own fresh supervisor, the two PGRs differ by more than the
+    # recipe's edge on some draws: 0.289 against 0.325.)
     cherry_gain = _gain_over_its_own_vanilla(synth_lab, cherry["verify_id"])
-    logconf_gain = _gain_over_its_own_vanilla(synth_lab, logconf["verify_id"])
     assert cherry_gain.verdict() == "no difference" and abs(cherry_gain.difference) < 0.02, cherry_gain
-    assert logconf_gain.verdict() == "better", logconf_gain
+    # The control: the same comparison gives the honest recipe a gain above the cherry-picker's whole interval.
+    # Whether its own interval clears 0 depends on the fresh supervisor the lab drew: +0.21 [0.14, 0.28] on one
+    # draw, +0.076 [-0.015, 0.161] on another, so only its point estimate is asserted.
+    logconf_gain = _gain_over_its_own_vanilla(synth_lab, logconf["verify_id"])
+    assert logconf_gain.difference > max(0.02, cherry_gain.high), logconf_gain
 
 
 def _gain_over_its_own_vanilla(lab, verify_id: int) -> PairedDifference:
