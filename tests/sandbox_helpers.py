@@ -22,6 +22,12 @@ AUTOW2S = str(Path(sys.executable).parent / "autow2s")
 FAST_METHOD = "def run(ctx):\n    return ctx.weak_soft_labels('test')\n"
 
 
+def autogroup_scheduling() -> bool:
+    """Whether the kernel schedules by autogroup: each session (each sandbox) a group, ranked by the group's nice."""
+    enabled = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return enabled.is_file() and enabled.read_text().strip() == "1"
+
+
 @dataclass(frozen=True)
 class Prepared:
     root: Path

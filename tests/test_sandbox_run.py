@@ -11,7 +11,7 @@ import pytest
 
 from autow2s.sandbox import Limits, MiB, SandboxConfig, SandboxUnavailableError, require_sandbox, run_sandboxed
 from autow2s.sandbox import bwrap as bwrap_module
-from sandbox_helpers import AUTOW2S, Prepared, make_workspace, prepared, run_python  # noqa: F401
+from sandbox_helpers import AUTOW2S, Prepared, autogroup_scheduling, make_workspace, prepared, run_python  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -166,8 +166,7 @@ def test_a_niced_job_keeps_its_niceness_and_cannot_lower_it(tmp_path: Path) -> N
             "print('GROUP', open('/proc/self/autogroup').read() if os.path.exists('/proc/self/autogroup') else '-')\n")
     # With autogroup scheduling (bwrap's --new-session makes each sandbox a group of its own), a process's nice only
     # ranks it inside its group; the group's nice is what gives researchers' sandboxes the CPU first.
-    autogroups = Path("/proc/sys/kernel/sched_autogroup_enabled")
-    autogroup = autogroups.is_file() and autogroups.read_text().strip() == "1"
+    autogroup = autogroup_scheduling()
     for unsafe in (False, True):
         config = SandboxConfig(workspace=make_workspace(tmp_path, f"ws-{unsafe}"), limits=Limits(wall_seconds=30, nice=10),
                                unsafe_no_sandbox=unsafe)

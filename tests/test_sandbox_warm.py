@@ -16,7 +16,15 @@ import pytest
 from autow2s.executor import JobSpec, LocalExecutor
 from autow2s.sandbox import Limits, MiB, SandboxConfig
 from autow2s.sandbox.warm import WarmPool, WarmSandbox
-from sandbox_helpers import AUTOW2S, Prepared, make_workspace, pids_with_token, prepared, wait_until  # noqa: F401
+from sandbox_helpers import (  # noqa: F401
+    AUTOW2S,
+    Prepared,
+    autogroup_scheduling,
+    make_workspace,
+    pids_with_token,
+    prepared,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -397,8 +405,7 @@ def test_a_sandbox_whose_hidden_file_was_replaced_is_closed_at_once(tmp_path: Pa
 def test_a_niced_warm_job_keeps_its_nice_in_its_own_scheduling_group(tmp_path: Path) -> None:
     """Each warm job starts a session (setsid), hence a scheduling autogroup of its own at nice 0; the worker
     carries its nice into it, so a niced job still yields the CPU to other sandboxes, as a cold one does."""
-    autogroups = Path("/proc/sys/kernel/sched_autogroup_enabled")
-    if not (autogroups.is_file() and autogroups.read_text().strip() == "1"):
+    if not autogroup_scheduling():
         pytest.skip("this kernel does not schedule by autogroup")
     config = SandboxConfig(workspace=make_workspace(tmp_path), limits=Limits(wall_seconds=30, nice=10))
     look = ["python", "-c", "import os; print(os.nice(0), open('/proc/self/autogroup').read())"]
